@@ -1,0 +1,3 @@
+from adapterci.cli import main
+
+main()

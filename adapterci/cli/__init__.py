@@ -1,0 +1,87 @@
+"""The `adapterci` command: a lazy click group. Commands live in `adapterci/cli/<name>.py` and are imported
+only when invoked, so `--help` never imports torch, transformers or Great Expectations."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import click
+
+from adapterci import __version__
+from adapterci.errors import AdapterCIError
+
+COMMANDS = {
+    "init": "adapterci.cli.init_cmd:init",
+    "validate": "adapterci.cli.validate:validate",
+    "check": "adapterci.cli.check:check",
+    "train": "adapterci.cli.train:train",
+    "eval": "adapterci.cli.eval_cmd:eval_",
+    "gate": "adapterci.cli.gate:gate",
+    "release": "adapterci.cli.registry_cmds:release",
+    "promote": "adapterci.cli.registry_cmds:promote",
+    "rollback": "adapterci.cli.registry_cmds:rollback",
+    "versions": "adapterci.cli.registry_cmds:versions",
+    "run": "adapterci.cli.run:run",
+    "report": "adapterci.cli.report:report",
+    "hub-emulator": "adapterci.cli.hub_emulator:hub_emulator",
+    "build-tiny-model": "adapterci.cli.tiny:build_tiny_model",
+}
+SHORT_HELP = {
+    "init": "Scaffold a new adapter repository.",
+    "validate": "Validate a config file.",
+    "check": "Check training data and eval sets.",
+    "train": "Train a LoRA/QLoRA adapter.",
+    "eval": "Evaluate base, champion and candidate.",
+    "gate": "Apply the gate policy to eval results.",
+    "release": "Release an adapter as a new version.",
+    "promote": "Move `stable` to the canary (or a version).",
+    "rollback": "Move `stable` back to the previous stable.",
+    "versions": "List released versions and refs.",
+    "run": "check -> train -> eval -> gate -> release.",
+    "report": "Write the Markdown report of a run.",
+    "hub-emulator": "Serve a local emulator of the Hub API.",
+    "build-tiny-model": "Build the tiny offline test model.",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when the command runs (click's documented LazyGroup pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SHORT_HELP[name]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AdapterCIError as exc:
+            if os.environ.get("ADAPTERCI_RAISE_ERRORS"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="adapterci")
+def cli() -> None:
+    """Release LoRA adapters of LLMs the way good teams release software.
+
+    \b
+    adapterci check      validate the data of a pull request
+    adapterci run        check -> train -> eval -> gate -> release, locally
+    """
+
+
+def main() -> None:
+    cli(prog_name="adapterci")

@@ -1,0 +1,142 @@
+"""adapterci.yaml -> typed `Config`. Errors name the key and its line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+
+from adapterci.configbase import StrictModel, resolve_in_project
+from adapterci.data.config import ChecksConfig, DataConfig
+from adapterci.errors import ConfigError
+from adapterci.eval.config import EvalConfig
+from adapterci.gate.config import GateConfig
+from adapterci.train.config import TrainConfig
+from adapterci.yamlmarks import YamlSyntaxError, line_of, load_with_lines
+
+DEFAULT_CONFIG = "adapterci.yaml"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class Config(StrictModel):
+    """The whole adapterci.yaml."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Adapter name (lowercase); names the registry entry.")
+    base_model: str = Field(description="A local directory (relative to the config) or a Hub model id.")
+    base_revision: str | None = Field(None, description="Hub revision (tag, branch or commit) that pins `base_model`.")
+    prompt_template: str = Field("alpaca", description="`alpaca`, `chat` (the tokenizer's chat template) or a Jinja template over `messages`.")
+    data: DataConfig
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    registry: str = Field("file://.adapterci/registry", description="`file://PATH` (local registry; relative to the config) or `hf://OWNER/NAME`.")
+
+    _path: Path = PrivateAttr()
+    _root: Path = PrivateAttr()
+
+    @field_validator("base_model")
+    @classmethod
+    def _base_model(cls, value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base", Path.cwd())
+        if _looks_local(value, base):
+            resolve_in_project(value, info)
+        elif not _HUB_ID.match(value):
+            raise ValueError("neither a local directory nor a Hub id (`OWNER/NAME`)")
+        return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_url(cls, value: str) -> str:
+        if value.startswith("file://") and len(value) > len("file://"):
+            return value
+        if value.startswith("hf://") and re.fullmatch(r"hf://[\w.-]+/[\w.-]+", value):
+            return value
+        raise ValueError("must be `file://PATH` or `hf://OWNER/NAME`")
+
+    @property
+    def path(self) -> Path:
+        """The config file."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths are resolved against."""
+        return self._path.parent
+
+    @property
+    def root(self) -> Path:
+        """The repository root; no configured path may point outside it."""
+        return self._root
+
+    @property
+    def workdir(self) -> Path:
+        """Where adapterci keeps run directories and caches (`.adapterci/` beside the config)."""
+        return self.base_dir / ".adapterci"
+
+    def resolve(self, value: str | Path) -> Path:
+        """A path from the config, resolved and checked to stay inside the repository."""
+        return resolve_in_project(value, base=self.base_dir, root=self.root)
+
+    def base_model_path(self) -> Path | None:
+        """The local directory of the base model, or None when `base_model` is a Hub id."""
+        return self.resolve(self.base_model) if _looks_local(self.base_model, self.base_dir) else None
+
+    def registry_location(self) -> str:
+        """`registry` with a relative `file://` path resolved against the config's directory."""
+        if self.registry.startswith("file://"):
+            raw = self.registry[len("file://"):]
+            return "file://" + str((self.base_dir / raw).resolve() if not raw.startswith("/") else Path(raw))
+        return self.registry
+
+
+def _looks_local(value: str, base: Path) -> bool:
+    return value.startswith((".", "/", "~")) or (Path(base) / value).exists()
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest enclosing git work tree, else `start` itself."""
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return start
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
+    """Read, validate and resolve a config file. Raises ConfigError naming every problem at once."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (use --config PATH or run `adapterci init`)")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data, lines = load_with_lines(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
+    except YamlSyntaxError as exc:
+        raise ConfigError(f"line {exc.line}: YAML syntax error: {exc}", str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of keys", str(path))
+    base = path.parent
+    root = find_repo_root(base)
+    try:
+        cfg = Config.model_validate(data, context={"base": base, "root": root})
+    except ValidationError as exc:
+        raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
+    cfg._path, cfg._root = path, root
+    if cfg.checks.max_tokens is None:
+        cfg.checks.max_tokens = cfg.train.max_length
+    return cfg
+
+
+def _describe(err: dict, lines: dict) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+    line = line_of(lines, loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    where = f"line {line}: " if line else ""
+    return f"{where}`{key}`: {msg}" if key else f"{where}{msg}"

@@ -1,0 +1,104 @@
+"""Read JSONL files row by row, keeping the file and line of every row and every problem."""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a row came from: the file (as given, relative when possible) and its 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A row that could not be read or understood."""
+
+    source: Source
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One parsed JSON object and where it came from."""
+
+    data: dict[str, Any]
+    source: Source
+
+
+def display_path(path: Path, base: Path | None = None) -> str:
+    """`path` relative to `base` (or the cwd) when it lies below it, else absolute."""
+    for anchor in (base, Path.cwd()):
+        if anchor is not None:
+            try:
+                return str(Path(path).resolve().relative_to(Path(anchor).resolve()))
+            except ValueError:
+                pass
+    return str(path)
+
+
+def expand(patterns: list[str], base: Path) -> list[Path]:
+    """Files matched by `patterns` (files or globs, relative to `base`), sorted, each once."""
+    found: list[Path] = []
+    for pattern in patterns:
+        full = str(base / pattern)
+        matches = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
+        for match in matches:
+            p = Path(match).resolve()
+            if p not in found:
+                found.append(p)
+    return found
+
+
+def read_jsonl(path: Path, base: Path | None = None) -> tuple[list[RawRow], list[Problem]]:
+    """Parse a JSONL file. Never raises for bad content: unreadable lines become problems."""
+    name = display_path(path, base)
+    rows: list[RawRow] = []
+    problems: list[Problem] = []
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return [], [Problem(Source(name, 0), "file not found")]
+    except OSError as exc:
+        return [], [Problem(Source(name, 0), f"cannot read file: {exc.strerror}")]
+    for lineno, line in _lines(raw):
+        source = Source(name, lineno)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(source, f"not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"))
+            continue
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(source, f"malformed JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(data, dict):
+            problems.append(Problem(source, f"expected a JSON object, got {type(data).__name__}"))
+            continue
+        rows.append(RawRow(data, source))
+    if not rows and not problems:
+        problems.append(Problem(Source(name, 0), "file is empty"))
+    return rows, problems
+
+
+def _lines(raw: bytes) -> Iterator[tuple[int, bytes]]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    for i, line in enumerate(raw.split(b"\n"), start=1):
+        yield i, line.rstrip(b"\r")

@@ -1,0 +1,58 @@
+"""One prompt format, used verbatim by training and evaluation. Its fingerprint is recorded at training time
+and checked at evaluation time, so a candidate is never scored with a prompt it was not trained on."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from typing import Any, Sequence
+
+from adapterci.data.formats import Message
+
+ALPACA = (
+    "{% for m in messages %}"
+    "{% if m.role == 'system' %}### System:\n{{ m.content }}\n\n"
+    "{% elif m.role == 'user' %}### Instruction:\n{{ m.content }}\n\n"
+    "{% else %}### Response:\n{{ m.content }}\n\n{% endif %}"
+    "{% endfor %}### Response:\n"
+)
+BUILTIN = {"alpaca": ALPACA}
+
+
+class PromptFormat:
+    """Renders prompt messages to the text the model sees before its answer.
+
+    `template` is `alpaca`, `chat` (the tokenizer's chat template with a generation prompt) or a Jinja string
+    over `messages` (each with `role` and `content`)."""
+
+    def __init__(self, template: str, tokenizer: Any | None = None):
+        if template == "chat" and (tokenizer is None or not getattr(tokenizer, "chat_template", None)):
+            raise ValueError("`prompt_template: chat` needs a tokenizer with a chat template")
+        self.template = template
+        self.tokenizer = tokenizer
+
+    @cached_property
+    def _jinja(self):
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True)
+        return env.from_string(BUILTIN.get(self.template, self.template))
+
+    @property
+    def source(self) -> str:
+        """The template text actually used."""
+        if self.template == "chat":
+            return self.tokenizer.chat_template
+        return BUILTIN.get(self.template, self.template)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the template text: equal fingerprints render equal prompts."""
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text for `messages`, ending where the model's answer starts."""
+        dicts = [{"role": m.role, "content": m.content} for m in messages]
+        if self.template == "chat":
+            return self.tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=True)
+        return self._jinja.render(messages=dicts, add_generation_prompt=True)

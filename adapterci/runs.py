@@ -1,0 +1,134 @@
+"""The run directory: where stages leave their outputs for the next stage and the report.
+
+Layout (all relative to the run directory, default `.adapterci/run` beside the config):
+    check/check.json  check/summary.md  check/data_docs/      adapterci check
+    adapter/  (PEFT adapter + adapterci-train.json)  train/loss.png   adapterci train
+    eval/results.json  eval/items.jsonl  eval/summary.md      adapterci eval
+    gate.json                                                  adapterci gate
+    release.json                                               adapterci release
+    report.md  manifest.json                                   adapterci report / run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def check_dir(self) -> Path:
+        return self.path / "check"
+
+    @property
+    def check_json(self) -> Path:
+        return self.check_dir / "check.json"
+
+    @property
+    def check_md(self) -> Path:
+        return self.check_dir / "summary.md"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.check_dir / "data_docs"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def train_json(self) -> Path:
+        return self.adapter / "adapterci-train.json"
+
+    @property
+    def loss_png(self) -> Path:
+        return self.path / "train" / "loss.png"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.eval_dir / "results.json"
+
+    @property
+    def eval_items(self) -> Path:
+        return self.eval_dir / "items.jsonl"
+
+    @property
+    def eval_md(self) -> Path:
+        return self.eval_dir / "summary.md"
+
+    @property
+    def gate_json(self) -> Path:
+        return self.path / "gate.json"
+
+    @property
+    def release_json(self) -> Path:
+        return self.path / "release.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / "manifest.json"
+
+
+def run_dir_for(cfg, override: str | Path | None = None) -> RunDir:
+    """The run directory of a config: `override` if given, else `.adapterci/run` beside the config."""
+    return RunDir(Path(override).resolve() if override else cfg.workdir / "run")
+
+
+def cache_dir(cfg, kind: str) -> Path:
+    """A content-addressed cache folder (`adapters`, `eval`, ...) shared by all runs of a project."""
+    return cfg.workdir / "cache" / kind
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Build a directory in a temp sibling; it replaces `final` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

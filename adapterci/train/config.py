@@ -1,0 +1,52 @@
+"""Typed config of the `train` section."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from adapterci.configbase import StrictModel
+
+
+class LoraSettings(StrictModel):
+    """LoRA adapter shape (PEFT `LoraConfig`)."""
+
+    r: int = Field(16, ge=1, description="Rank of the update matrices.")
+    alpha: float = Field(32, gt=0, description="Scaling numerator (`lora_alpha`).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt: `all-linear` or a list of module names.")
+    modules_to_save: list[str] | None = Field(None, description="Modules trained fully and saved with the adapter (e.g. `embed_tokens`, `lm_head`).")
+
+
+class EarlyStopping(StrictModel):
+    """Stop when validation loss stops improving; the best checkpoint is kept."""
+
+    patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest decrease of validation loss that counts as improvement.")
+
+
+class TrainConfig(StrictModel):
+    """How the adapter is trained."""
+
+    backend: Literal["auto", "unsloth", "trl"] = Field("auto", description="`unsloth` (CUDA only), `trl` (transformers+PEFT+TRL), or `auto`: unsloth on CUDA when installed, trl otherwise.")
+    quantization: Literal["none", "4bit"] = Field("none", description="`4bit` trains a QLoRA adapter on an nf4 base (bitsandbytes, CUDA only).")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    epochs: float = Field(3, gt=0, description="Passes over the training data (ignored when `max_steps` is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field("linear", description="Learning-rate schedule.")
+    warmup: float = Field(0.0, ge=0, description="Warm-up: a fraction of the steps if < 1, else a number of steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(8, ge=1, description="Rows per device per step.")
+    gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated per optimizer update.")
+    max_length: int = Field(2048, ge=8, description="Longest training sequence in tokens.")
+    overlength: Literal["drop", "truncate", "error"] = Field("error", description="What to do with rows longer than `max_length`.")
+    packing: bool = Field(False, description="Pack rows into full sequences (padding-free).")
+    completion_only_loss: bool = Field(True, description="Train only on the completion (answer) tokens.")
+    seed: int = Field(42, description="Seed for data order and initialisation; the same inputs give the same weights on CPU.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate validation loss every N steps (default: once per epoch).")
+    save_steps: int | None = Field(None, ge=1, description="Write a checkpoint every N steps for `--resume` (default: once per epoch).")
+    early_stopping: EarlyStopping | None = Field(None, description="Stop early on validation loss (off when absent).")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory on large models.")
+
