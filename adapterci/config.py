@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -124,6 +125,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
     cfg._path, cfg._root = path, root
+    if override := os.environ.get("ADAPTERCI_REGISTRY"):  # the GitHub Action's `registry` input
+        try:
+            cfg.registry = override
+        except ValidationError as exc:
+            raise ConfigError(f"ADAPTERCI_REGISTRY={override!r}: {exc.errors()[0]['msg']}") from None
     if cfg.checks.max_tokens is None:
         cfg.checks.max_tokens = cfg.train.max_length
     return cfg

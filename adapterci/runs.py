@@ -92,8 +92,11 @@ def run_dir_for(cfg, override: str | Path | None = None) -> RunDir:
 
 
 def cache_dir(cfg, kind: str) -> Path:
-    """A content-addressed cache folder (`adapters`, `eval`, ...) shared by all runs of a project."""
-    return cfg.workdir / "cache" / kind
+    """A content-addressed cache folder (`adapters`, `eval`, ...) shared by all runs of a project.
+
+    `ADAPTERCI_CACHE_DIR` moves it (e.g. to a CI runner's persistent disk, shared by PR and main runs)."""
+    root = os.environ.get("ADAPTERCI_CACHE_DIR")
+    return (Path(root).expanduser() if root else cfg.workdir / "cache") / kind
 
 
 def write_text_atomic(path: Path, text: str) -> None:
