@@ -124,6 +124,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
         cfg = Config.model_validate(data, context={"base": base, "root": root})
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
+    rule_problems = [{"loc": ("gate", "rules", i), "msg": why, "type": "value_error"}
+                     for i, why in cfg.gate.rule_problems(cfg.eval.suites)]
+    if rule_problems:  # found here, before any model is loaded
+        raise ConfigError([_describe(err, lines) for err in rule_problems], str(path))
     cfg._path, cfg._root = path, root
     if override := os.environ.get("ADAPTERCI_REGISTRY"):  # the GitHub Action's `registry` input
         try:

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from adapterci.configbase import StrictModel
+
+
+def _parses(text: str) -> str:
+    from adapterci.gate.rules import parse_rule
+
+    parse_rule(text)  # RuleError is a ValueError: reported with the rule's key and line
+    return text
 
 
 class GateConfig(StrictModel):
     """The release policy: rules over metrics of base, champion and candidate."""
 
-    rules: list[str] = Field(default_factory=list, description="Rules such as `sentiment.exact_match >= base + 0.05` (see docs/gate.md).")
-    significance: float = Field(0.05, gt=0, lt=1, description="A comparison between two models must be significant at this level to PASS.")
-    min_items: int = Field(20, ge=1, description="Fewer eval items than this make a rule INCONCLUSIVE.")
+    rules: list[Annotated[str, AfterValidator(_parses)]] = Field(
+        default_factory=list,
+        description="Rules such as `sentiment.exact_match >= base + 0.05` (see docs/gate.md); every rule must hold.",
+    )
+    significance: float = Field(0.05, gt=0, lt=1, description="A rule must hold at this significance level (one-sided test) to PASS; holding on the point estimate only is INCONCLUSIVE.")
+    min_items: int = Field(20, ge=1, description="A suite with fewer eval items than this makes its rules INCONCLUSIVE.")
+    bootstrap_resamples: int = Field(2000, ge=100, description="Paired bootstrap resamples for metrics that are not a rate of 0/1 outcomes (macro-F1, per-label scores).")
+
+    def rule_problems(self, suites: list) -> list[tuple[int, str]]:
+        """(index, reason) of every rule naming an unknown suite or metric of these eval suites."""
+        from adapterci.gate.rules import check_rule
+
+        return [(i, why) for i, rule in enumerate(self.rules) if (why := check_rule(rule, suites))]

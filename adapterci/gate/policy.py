@@ -1,0 +1,145 @@
+"""The gate: rules + eval results -> PASS / FAIL / INCONCLUSIVE with one reason per rule (docs/gate.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from adapterci import __version__
+from adapterci.errors import UsageError
+from adapterci.eval import stats
+from adapterci.eval.metrics import BINARY_METRICS, binary_outcomes, compute
+from adapterci.eval.results import EvalResults
+from adapterci.gate.rules import Rule, parse_rule
+from adapterci.runs import RunDir, run_dir_for, write_json_atomic
+
+Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+
+
+@dataclass
+class RuleResult:
+    """How one rule fared. `margin` is how far the observed value is on the passing side of the threshold
+    (negative: it fails); `interval` is the (1 - 2*significance) interval of the candidate's value (threshold
+    rules) or of the difference candidate - other model (comparisons)."""
+
+    rule: str
+    outcome: Outcome
+    reason: str
+    observed: dict[str, float | None] = field(default_factory=dict)
+    threshold: float | None = None
+    margin: float | None = None
+    test: str | None = None
+    p_value: float | None = None
+    interval: tuple[float, float] | None = None
+    n: int = 0
+
+
+@dataclass
+class GateDecision:
+    verdict: Verdict
+    rules: list[RuleResult]
+    significance: float
+    min_items: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"adapterci_version": __version__, "verdict": self.verdict, "significance": self.significance,
+                "min_items": self.min_items, "rules": [asdict(r) for r in self.rules]}
+
+
+def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None) -> GateDecision:
+    """Apply `cfg.gate.rules` to eval results and write gate.json into the run directory.
+    Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS (SKIPPED rules do not count)."""
+    if not isinstance(results, EvalResults):
+        results = EvalResults.load(results)
+    outcomes = [judge(parse_rule(text), results, cfg.gate) for text in cfg.gate.rules]
+    seen = {r.outcome for r in outcomes}
+    verdict: Verdict = "FAIL" if "FAIL" in seen else "INCONCLUSIVE" if "INCONCLUSIVE" in seen else "PASS"
+    decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items)
+    write_json_atomic((run_dir or run_dir_for(cfg)).gate_json, decision.to_json())
+    return decision
+
+
+def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
+    """One rule against the results (see docs/gate.md for the decision procedure)."""
+    for suite in {rule.suite, rule.ref_suite} - {None}:
+        if suite not in results.suites:
+            raise UsageError(f"the eval results have no suite `{suite}` (rule {rule.text!r}): re-run `adapterci eval`")
+    if rule.kind == "model" and not results.has_model(rule.model):
+        return RuleResult(rule.text, "SKIPPED", f"no {rule.model} to compare with (first release): rule skipped")
+    info = results.suites[rule.suite]
+    labels = info.get("labels")
+    cand = results.arrays(rule.suite, "candidate")
+    observed = {"candidate": compute(rule.metric, cand, labels)}
+    if rule.kind == "model":
+        other = results.arrays(rule.suite, rule.model)
+        observed[rule.model] = compute(rule.metric, other, labels)
+        base_value = observed[rule.model]
+    elif rule.kind == "metric":
+        base_value = results.metric(rule.ref_suite, "candidate", rule.ref_metric)
+        observed[f"{rule.ref_suite}.{rule.ref_metric}"] = base_value
+    else:
+        base_value = 0.0
+    n = int(info["n"])
+    if observed["candidate"] is None or base_value is None:
+        return RuleResult(rule.text, "INCONCLUSIVE", f"`{rule.suite}.{rule.metric}` is undefined on these items (none to compute it on)", observed, n=n)
+    threshold = base_value + rule.offset
+    margin = observed["candidate"] - threshold if rule.direction == "greater" else threshold - observed["candidate"]
+    result = RuleResult(rule.text, "FAIL", "", observed, threshold, margin, n=n)
+    if rule.kind == "model" and rule.model != "candidate":
+        _paired_test(result, rule, cand, other, labels, gate)
+    else:
+        _threshold_test(result, rule, cand, labels, threshold, gate)
+    holds = rule.holds(observed["candidate"], threshold)
+    value = f"{observed['candidate']:.4g} vs {threshold:.4g}"
+    if n < gate.min_items:
+        result.outcome, result.reason = "INCONCLUSIVE", f"only {n} items in `{rule.suite}` (gate.min_items is {gate.min_items}): too few to decide ({value})"
+    elif not holds:
+        result.outcome, result.reason = "FAIL", f"{rule.suite}.{rule.metric} {value}: does not hold (margin {margin:+.4g})"
+    elif result.p_value is None:
+        result.outcome, result.reason = "PASS", f"{value}: holds; zero-tolerance threshold, decided on the observed value"
+    elif result.p_value <= gate.significance:
+        result.outcome, result.reason = "PASS", f"{value}: holds (margin {margin:+.4g}, {result.test} p={result.p_value:.3g})"
+    else:
+        result.outcome = "INCONCLUSIVE"
+        result.reason = f"{value}: holds on the point estimate but is not significant ({result.test} p={result.p_value:.3g} > {gate.significance})"
+    return result
+
+
+def _threshold_test(result: RuleResult, rule: Rule, cand: dict, labels, threshold: float, gate) -> None:
+    """Candidate metric against a constant: exact binomial test for 0/1 rates, bootstrap otherwise.
+    A threshold at the edge of the metric's range (>= 1, <= 0) cannot be established by a test: it is a
+    zero-tolerance rule, decided on the observed value (p_value stays None)."""
+    confidence = 1 - 2 * gate.significance
+    edge = (rule.direction == "greater" and threshold >= 1) or (rule.direction == "less" and threshold <= 0)
+    if rule.metric in BINARY_METRICS:
+        outcomes = binary_outcomes(rule.metric, cand)
+        k, n = int(np.sum(outcomes)), len(outcomes)
+        result.test, result.interval = "exact binomial", stats.clopper_pearson(k, n, confidence)
+        if not edge:
+            result.p_value = stats.binomial_pvalue(k, n, threshold, rule.direction)
+        return
+    n = len(next(iter(cand.values())))
+    samples = stats.paired_bootstrap(lambda idx: compute(rule.metric, cand, labels, idx), n, gate.bootstrap_resamples)
+    result.test, result.interval = "bootstrap", stats.percentile_interval(samples, confidence)
+    if not edge:
+        result.p_value = stats.bootstrap_pvalue(samples, threshold, rule.direction)
+
+
+def _paired_test(result: RuleResult, rule: Rule, cand: dict, other: dict, labels, gate) -> None:
+    """Candidate against another model on the same items: exact McNemar (with the margin) for 0/1 outcomes,
+    paired bootstrap of the difference otherwise. The interval is the bootstrap interval of the difference."""
+    n = len(next(iter(cand.values())))
+    diff = stats.paired_bootstrap(
+        lambda idx: compute(rule.metric, cand, labels, idx) - compute(rule.metric, other, labels, idx), n, gate.bootstrap_resamples)
+    result.interval = stats.percentile_interval(diff, 1 - 2 * gate.significance)
+    if rule.metric in BINARY_METRICS:
+        x, y = binary_outcomes(rule.metric, cand), binary_outcomes(rule.metric, other)
+        result.test = "exact McNemar"
+        result.p_value = stats.paired_binary_pvalue(x, y, rule.offset, rule.direction)
+    else:
+        result.test = "paired bootstrap"
+        result.p_value = stats.bootstrap_pvalue(diff, rule.offset, rule.direction)

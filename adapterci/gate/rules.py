@@ -1,0 +1,89 @@
+"""The gate's rule language (documented in docs/gate.md):
+
+    SUITE.METRIC OP EXPR          OP: >=  <=  >  <
+    EXPR: NUMBER | MODEL | SUITE.METRIC, optionally followed by `+ NUMBER` or `- NUMBER`
+    MODEL: base | champion | candidate  (the same SUITE.METRIC of that model)
+
+The left side is always the candidate's metric; a `SUITE.METRIC` on the right is the candidate's too (meant
+for eval-set properties such as `sentiment.majority_rate`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from adapterci.eval.metrics import metric_names
+
+MODELS = ("base", "champion", "candidate")
+_NUM = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
+_REF = r"[a-z][a-z0-9_]*\.[a-z0-9_]+"
+_RULE = re.compile(
+    rf"^\s*(?P<suite>[a-z][a-z0-9_]*)\.(?P<metric>[a-z0-9_]+)\s*(?P<op>>=|<=|>|<)\s*"
+    rf"(?:(?P<number>-?(?:{_NUM}))|(?P<model>{'|'.join(MODELS)})|(?P<ref>{_REF}))"
+    rf"(?:\s*(?P<sign>[+-])\s*(?P<offset>{_NUM}))?\s*$"
+)
+SYNTAX = "expected `SUITE.METRIC OP EXPR` with OP one of >= <= > < and EXPR a number, base, champion, candidate or SUITE.METRIC, optionally `+ NUMBER` or `- NUMBER`"
+
+
+class RuleError(ValueError):
+    """A rule that does not parse or names an unknown suite or metric."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed rule: `candidate SUITE.METRIC OP rhs + offset`, where rhs is a model's same metric, another
+    metric of the candidate, or (kind `number`) 0."""
+
+    text: str
+    suite: str
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    kind: Literal["number", "model", "metric"]
+    offset: float
+    model: str | None = None
+    ref_suite: str | None = None
+    ref_metric: str | None = None
+
+    @property
+    def direction(self) -> Literal["greater", "less"]:
+        """`greater` for >= and >, `less` for <= and <."""
+        return "greater" if self.op.startswith(">") else "less"
+
+    def holds(self, lhs: float, rhs: float) -> bool:
+        return {">=": lhs >= rhs, "<=": lhs <= rhs, ">": lhs > rhs, "<": lhs < rhs}[self.op]
+
+    def rhs_text(self) -> str:
+        return self.text.split(self.op, 1)[1].strip()
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse one rule; RuleError with the reason on bad syntax."""
+    m = _RULE.match(text)
+    if not m:
+        raise RuleError(f"cannot parse rule {text!r}: {SYNTAX}")
+    offset = float(m["offset"]) * (-1 if m["sign"] == "-" else 1) if m["offset"] else 0.0
+    common = dict(text=" ".join(text.split()), suite=m["suite"], metric=m["metric"], op=m["op"])
+    if m["number"] is not None:
+        return Rule(kind="number", offset=float(m["number"]) + offset, **common)
+    if m["model"]:
+        return Rule(kind="model", offset=offset, model=m["model"], **common)
+    ref_suite, ref_metric = m["ref"].split(".", 1)
+    return Rule(kind="metric", offset=offset, ref_suite=ref_suite, ref_metric=ref_metric, **common)
+
+
+def check_rule(text: str, suites: list) -> str | None:
+    """Why `text` is not a valid rule for these suites (config `Suite`s), or None when it is."""
+    try:
+        rule = parse_rule(text)
+    except RuleError as exc:
+        return str(exc)
+    by_name = {s.name: s for s in suites}
+    for suite, metric in [(rule.suite, rule.metric)] + ([(rule.ref_suite, rule.ref_metric)] if rule.kind == "metric" else []):
+        if suite not in by_name:
+            known = ", ".join(sorted(by_name)) or "none configured"
+            return f"rule {text!r}: unknown suite `{suite}` (suites: {known})"
+        names = metric_names(by_name[suite].kind, by_name[suite].choices)
+        if metric not in names:
+            return f"rule {text!r}: unknown metric `{metric}` of {by_name[suite].kind} suite `{suite}` (metrics: {', '.join(names)})"
+    return None
