@@ -1,0 +1,78 @@
+"""Fault injection: rules that make chosen requests fail, stall or lose their connection.
+
+A rule matches on method, a regex searched in the request path and optionally a substring of the body;
+it fires `times` times (-1: until cleared). Actions:
+  status  answer with `status` (default 503) and a JSON error
+  delay   sleep `delay` seconds, then answer normally (the client may have timed out by then)
+  drop    read half of the request body, then close the connection without answering (a dropped upload)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+
+@dataclass
+class Fault:
+    path: str
+    action: Literal["status", "delay", "drop"] = "status"
+    method: str | None = None
+    status: int = 503
+    delay: float = 0.0
+    times: int = 1
+    body_contains: str | None = None
+    fired: int = 0
+
+    def __post_init__(self) -> None:
+        if self.action not in ("status", "delay", "drop"):
+            raise ValueError(f"unknown fault action {self.action!r}")
+        if self.action == "drop" and self.body_contains:
+            raise ValueError("a `drop` fault fires before the body is read: `body_contains` cannot be used")
+        re.compile(self.path)
+
+    def matches(self, method: str, path: str, body: bytes | None) -> bool:
+        if self.times >= 0 and self.fired >= self.times:
+            return False
+        if self.method and self.method.upper() != method:
+            return False
+        if not re.search(self.path, path):
+            return False
+        if self.body_contains is not None:
+            return body is not None and self.body_contains.encode() in body
+        return True
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class FaultTable:
+    """The armed faults of one emulator (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            return [f.as_dict() for f in self._faults]
+
+    def take(self, method: str, path: str, body: bytes | None, *, drops: bool) -> Fault | None:
+        """The first rule matching this request (only `drop` rules when `drops`, only others otherwise); counts it."""
+        with self._lock:
+            for fault in self._faults:
+                if (fault.action == "drop") == drops and fault.matches(method, path, body):
+                    fault.fired += 1
+                    return fault
+        return None
