@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import click
+
+from adapterci.cli.common import config_option, console, emit_json, json_option, run_dir_option
+from adapterci.config import load_config
+
+STYLE = {"running": "dim", "ran": "green", "cached": "cyan", "failed": "bold red", "skipped": "dim"}
+
+
+@click.command(name="run")
+@config_option
+@click.option("--release/--no-release", default=True, show_default=True,
+              help="Release the adapter to the configured registry when the gate passes.")
+@run_dir_option
+@click.option("--dry", is_flag=True, help="Print the planned stages and exit without running them.")
+@json_option
+def run(config_path: str, release: bool, run_dir: str | None, dry: bool, as_json: bool) -> None:
+    """Run the pipeline: check -> train -> eval -> gate -> release (on PASS).
+
+    Stages whose inputs did not change reuse their cached outputs. The report is written to the run
+    directory (and appended to $GITHUB_STEP_SUMMARY) even when a stage fails; the exit code is the failing
+    stage's: 1 check or gate failed, 2 usage or config error, 3 gate inconclusive.
+
+    \b
+    adapterci run                      # the example project, offline, local registry
+    adapterci run --no-release --json  # what the PR workflow runs
+    adapterci run --dry
+    """
+    from adapterci import pipeline
+
+    cfg = load_config(config_path)
+    if dry:
+        stages = pipeline.plan(cfg, release)
+        if as_json:
+            emit_json({"stages": [s.name for s in stages]})
+        else:
+            for i, stage in enumerate(stages, 1):
+                click.echo(f"{i}. {stage.name:8} {stage.description}")
+        return
+    out = console()
+    show = None if as_json else (lambda r: out.print(
+        f"[{STYLE[r.status]}]{r.name:8} {r.status:8}[/] {f'{r.seconds:6.1f}s' if r.status != 'running' else ''}  {r.message}"))
+    result = pipeline.run(cfg, release=release, run_dir=run_dir, on_stage=show)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        out.print(f"report: {result.report}")
+    if result.error is not None:
+        raise result.error

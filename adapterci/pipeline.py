@@ -1,0 +1,247 @@
+"""`adapterci run`: check -> train -> eval -> gate -> (release), planned first and then run, reusing cached stages.
+
+Like DVC's `plan_repro` / `_reproduce`: `plan()` lists the stages (cheap, so `--dry` costs nothing), `run()`
+executes them in order under one error policy: the first failing stage stops the run, its exit code becomes the
+run's, and the report and `manifest.json` are written whatever happened.
+
+Reuse: the train stage is content-addressed by `adapterci.train.inputs_fingerprint` (data, config, base model,
+prompt format, seed) under `cache_dir(cfg, "adapters")`; the check stage by a fingerprint of its inputs under
+`cache_dir(cfg, "check")`; the eval stage has its own result cache keyed by the adapter's content.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from adapterci import __version__
+from adapterci.errors import AdapterCIError, CheckFailed, GateFailed, GateInconclusive, StageFailed
+from adapterci.fingerprint import hash_file, hash_json
+from adapterci.runs import RunDir, cache_dir, run_dir_for, staged_dir, write_json_atomic
+
+STAGES = ("check", "train", "eval", "gate", "release")
+DESCRIPTIONS = {
+    "check": "validate training data and eval sets",
+    "train": "train the LoRA adapter (or reuse the cached one)",
+    "eval": "evaluate base, champion and candidate",
+    "gate": "apply the release policy",
+    "release": "release the adapter to the registry (on PASS)",
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One planned stage."""
+
+    name: str
+    description: str
+
+
+@dataclass
+class StageRecord:
+    """What happened to one stage: `ran`, `cached` (outputs reused), `failed` or `skipped`."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    fingerprint: str | None = None
+    exit_code: int = 0
+    message: str = ""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stages: list[StageRecord] = field(default_factory=list)
+    verdict: str | None = None
+    version: str | None = None
+    report: Path | None = None
+    error: AdapterCIError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.error.exit_code if self.error else 0
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "exit_code": self.exit_code,
+            "error": str(self.error) if self.error else None,
+            "verdict": self.verdict,
+            "version": self.version,
+            "report": str(self.report) if self.report else None,
+            "stages": [asdict(s) for s in self.stages],
+        }
+
+
+Event = Callable[[StageRecord], None]
+
+
+def plan(cfg, release: bool = True) -> list[Stage]:
+    """The stages `run` will execute, in order. Reads nothing but the config."""
+    names = STAGES if release else STAGES[:-1]
+    return [Stage(name, DESCRIPTIONS[name]) for name in names]
+
+
+def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: Event | None = None) -> RunResult:
+    """Run the planned stages into `run_dir`; stop at the first failure. Always writes the report and manifest.
+
+    `on_stage` is called with each stage's record when it starts (status `running`) and when it ends."""
+    from adapterci.report import write_report
+
+    rd = run_dir_for(cfg, run_dir)
+    _clear(rd)
+    started = datetime.now(timezone.utc)
+    result = RunResult(run_dir=rd.path)
+    ctx: dict[str, Any] = {}
+    notify = on_stage or (lambda record: None)
+    for stage in plan(cfg, release):
+        if result.error is not None:
+            result.stages.append(StageRecord(stage.name, "skipped"))
+            continue
+        notify(StageRecord(stage.name, "running"))
+        record = StageRecord(stage.name, "ran")
+        t0 = time.perf_counter()
+        try:
+            _RUNNERS[stage.name](cfg, rd, ctx, record)
+        except AdapterCIError as exc:
+            result.error = exc
+        except Exception as exc:  # a crash inside a stage: stop here, keep the cause for ADAPTERCI_RAISE_ERRORS
+            if os.environ.get("ADAPTERCI_RAISE_ERRORS") or getattr(sys, "_called_from_test", False):
+                _finish(cfg, rd, result, started, release)
+                raise
+            err = StageFailed(stage.name, f"{type(exc).__name__}: {exc}")
+            err.__cause__ = exc
+            result.error = err
+        record.seconds = round(time.perf_counter() - t0, 3)
+        if result.error is not None:
+            record.status, record.exit_code, record.message = "failed", result.error.exit_code, str(result.error)
+        result.stages.append(record)
+        notify(record)
+    result.verdict = ctx.get("verdict")
+    result.version = ctx.get("version")
+    _finish(cfg, rd, result, started, release)
+    result.report = write_report(cfg, rd.path)
+    return result
+
+
+def _finish(cfg, rd: RunDir, result: RunResult, started: datetime, release: bool) -> None:
+    write_json_atomic(rd.manifest, {
+        "adapterci_version": __version__,
+        "config": str(cfg.path),
+        "config_hash": hash_file(cfg.path),
+        "registry": cfg.registry,
+        "release": release,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **{k: v for k, v in result.to_dict().items() if k not in ("run_dir", "report")},
+    })
+
+
+def _clear(rd: RunDir) -> None:
+    """Remove the outputs of an earlier run so the report never mixes two runs."""
+    for path in (rd.check_dir, rd.adapter, rd.loss_png.parent, rd.eval_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (rd.gate_json, rd.release_json, rd.report_md, rd.manifest):
+        path.unlink(missing_ok=True)
+    rd.path.mkdir(parents=True, exist_ok=True)
+
+
+# --- stages ---------------------------------------------------------------------------------------------------
+
+
+def check_fingerprint(cfg) -> str:
+    """Everything `adapterci check` reads: data and eval files, their config sections and the base model."""
+    from adapterci.data.load import expand
+    from adapterci.modelio import base_model_identity
+
+    patterns = cfg.data.patterns("train") + cfg.data.patterns("validation")
+    files = [*expand(patterns, cfg.base_dir), *(s.path for s in cfg.eval.suites)]
+    return hash_json({
+        "adapterci": __version__,
+        "files": {str(Path(f).resolve().relative_to(cfg.root)): hash_file(Path(f)) for f in files},
+        "data": cfg.data.model_dump(mode="json"),
+        "checks": cfg.checks.model_dump(mode="json"),
+        "eval": cfg.eval.model_dump(mode="json"),
+        "prompt_template": cfg.prompt_template,
+        "base": base_model_identity(cfg),
+    })
+
+
+def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
+    from adapterci.check import run_checks
+
+    record.fingerprint = check_fingerprint(cfg)
+    cached = cache_dir(cfg, "check") / record.fingerprint
+    if (cached / "check.json").is_file():
+        shutil.copytree(cached, rd.check_dir, dirs_exist_ok=True)
+        record.status, record.message = "cached", "data unchanged: reused the check results"
+        return
+    report = run_checks(cfg, run_dir=rd)
+    if not report.passed:
+        raise CheckFailed("data check failed (see the report)")
+    with staged_dir(cached) as tmp:
+        shutil.copytree(rd.check_dir, tmp, dirs_exist_ok=True)
+
+
+def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
+    from adapterci.train import inputs_fingerprint, train
+
+    record.fingerprint = inputs_fingerprint(cfg)
+    cached = cache_dir(cfg, "adapters") / record.fingerprint
+    if (cached / "adapter" / "adapter_config.json").is_file():
+        shutil.copytree(cached / "adapter", rd.adapter, dirs_exist_ok=True)
+        if (cached / "loss.png").is_file():
+            rd.loss_png.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(cached / "loss.png", rd.loss_png)
+        record.status = "cached"
+        record.message = f"inputs unchanged: reused adapter {record.fingerprint[:12]}"
+        return
+    train(cfg, output=rd.adapter, run_dir=rd)
+    with staged_dir(cached) as tmp:
+        shutil.copytree(rd.adapter, tmp / "adapter")
+        if rd.loss_png.is_file():
+            shutil.copy2(rd.loss_png, tmp / "loss.png")
+
+
+def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
+    from adapterci.eval import evaluate
+
+    results = evaluate(cfg, rd.adapter, champion="auto", run_dir=rd)
+    ctx["results"] = results
+    record.fingerprint = getattr(results, "cache_key", None)
+    if getattr(results, "cached", False):
+        record.status, record.message = "cached", "adapter and eval sets unchanged: reused eval results"
+
+
+def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
+    from adapterci.gate import decide
+
+    decision = decide(cfg, ctx["results"], run_dir=rd)
+    ctx["verdict"] = decision.verdict
+    record.message = f"verdict {decision.verdict}"
+    if decision.verdict == "FAIL":
+        raise GateFailed("gate: FAIL (see the report for the rules that failed)")
+    if decision.verdict == "INCONCLUSIVE":
+        raise GateInconclusive("gate: INCONCLUSIVE (too few eval items or no significant difference)")
+
+
+def _release(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
+    from adapterci.release import release
+
+    released = release(cfg, rd.adapter, run_dir=rd)
+    ctx["version"] = released.version
+    record.message = f"released {released.version}"
+
+
+_RUNNERS = {"check": _check, "train": _train, "eval": _eval, "gate": _gate, "release": _release}

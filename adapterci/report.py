@@ -1,0 +1,293 @@
+"""One Markdown report of a run, for the sticky PR comment and `$GITHUB_STEP_SUMMARY`.
+
+It reads only the run directory (check/check.json, adapter/adapterci-train.json, train/loss.png,
+eval/results.json, gate.json, release.json, manifest.json) and tolerates missing files and keys: a run that
+stopped early still gets a report of what it did.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from adapterci.runs import RunDir, read_json, write_text_atomic
+
+MARKER = "<!-- adapterci-report -->"
+ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "SKIPPED": "⏭️"}
+STATUS_ICONS = {"ran": "✅", "cached": "♻️", "failed": "❌", "skipped": "⏭️"}
+ROLES = ("base", "champion", "candidate")
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def render(run_dir: Path, name: str = "adapter") -> str:
+    """The Markdown report of the run in `run_dir` (starts with the sticky-comment marker)."""
+    rd = RunDir(Path(run_dir))
+    manifest = _load(rd.manifest) or {}
+    gate = _load(rd.gate_json)
+    release = _load(rd.release_json)
+    verdict = (gate or {}).get("verdict")
+    lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release)}", ""]
+    for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _gate(gate), _release(release)):
+        if section:
+            lines += [*section, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(cfg, run_dir: Path, output: Path | None = None, step_summary: bool = True) -> Path:
+    """Write report.md (or `output`) and append it to `$GITHUB_STEP_SUMMARY` when that is set."""
+    text = render(run_dir, cfg.name)
+    path = Path(output) if output else RunDir(Path(run_dir)).report_md
+    write_text_atomic(path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary and summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    return path
+
+
+def outcome(run_dir: Path) -> dict[str, Any]:
+    """The verdict and released version of a run (the GitHub Action's outputs)."""
+    rd = RunDir(Path(run_dir))
+    return {"verdict": (_load(rd.gate_json) or {}).get("verdict"),
+            "version": (_load(rd.release_json) or {}).get("version")}
+
+
+# --- sections ---------------------------------------------------------------------------------------------------
+
+
+def _headline(manifest: dict, verdict: str | None, release: dict | None) -> str:
+    failed = next((s for s in manifest.get("stages", []) if s.get("status") == "failed"), None)
+    if failed and failed.get("name") not in ("gate",):
+        return f"❌ {failed['name']} failed"
+    if release and release.get("version"):
+        return f"{ICONS['PASS']} released **{release['version']}**"
+    if verdict:
+        return f"{ICONS.get(verdict, '')} gate **{verdict}**"
+    return "no verdict yet"
+
+
+def _stages(manifest: dict) -> list[str] | None:
+    stages = manifest.get("stages")
+    if not stages:
+        return None
+    rows = [f"| {s['name']} | {STATUS_ICONS.get(s.get('status'), '')} {s.get('status', '')} | "
+            f"{_seconds(s.get('seconds'))} | {_cell(s.get('message', ''))} |" for s in stages]
+    return ["| stage | status | time | notes |", "|---|---|---:|---|", *rows]
+
+
+def _check(rd: RunDir) -> list[str] | None:
+    data = _load(rd.check_json)
+    if data is None:
+        return None
+    passed = data.get("passed")
+    lines = [f"### Data check {'✅ passed' if passed else '❌ failed' if passed is False else ''}".rstrip(), ""]
+    rows = data.get("rows") or {}
+    facts = [f"{k}: **{v}**" for k, v in rows.items() if isinstance(v, (int, float))] if isinstance(rows, dict) else []
+    new_rows = data.get("new_rows")
+    if isinstance(new_rows, dict):
+        facts += [f"new {k}: **{v}**" for k, v in new_rows.items() if isinstance(v, (int, float))]
+    elif isinstance(new_rows, (int, float)):
+        facts.append(f"new rows: **{new_rows}**")
+    if facts:
+        lines += ["Rows — " + ", ".join(facts), ""]
+    failures = list(_check_failures(data))
+    if failures:
+        lines += ["| check | where | problem |", "|---|---|---|"]
+        lines += [f"| {_cell(c)} | `{_cell(w)}` | {_cell(m)} |" for c, w, m in failures[:30]]
+        if len(failures) > 30:
+            lines.append(f"\n… and {len(failures) - 30} more in `check/check.json`")
+    elif passed:
+        lines.append("No problems found.")
+    if rd.check_md.is_file() or rd.data_docs.is_dir():
+        lines += ["", "Details: `check/summary.md`" + (", Data Docs in `check/data_docs/`" if rd.data_docs.is_dir() else "")]
+    return lines
+
+
+def _check_failures(data: dict):
+    """(check, file:line, message) of every failing check, whatever the nesting check.json uses."""
+    checks = data.get("checks") or []
+    if isinstance(checks, dict):
+        checks = [{"name": k, **v} if isinstance(v, dict) else {"name": k} for k, v in checks.items()]
+    for check in checks:
+        if not isinstance(check, dict) or check.get("passed", check.get("status") != "failed"):
+            continue
+        findings = check.get("findings") or check.get("failures") or check.get("problems") or []
+        if not findings:
+            yield check.get("name", "?"), "", check.get("message", "failed")
+        for f in findings:
+            yield check.get("name", "?"), _where(f), (f.get("message", "") if isinstance(f, dict) else str(f))
+    for f in data.get("problems") or []:
+        yield "load", _where(f), f.get("message", "") if isinstance(f, dict) else str(f)
+
+
+def _where(finding: Any) -> str:
+    if not isinstance(finding, dict):
+        return ""
+    if finding.get("where"):
+        return str(finding["where"])
+    source = finding.get("source") if isinstance(finding.get("source"), dict) else finding
+    file, line = source.get("file"), source.get("line")
+    return f"{file}:{line}" if file and line else str(file or "")
+
+
+def _train(rd: RunDir) -> list[str] | None:
+    data = _load(rd.train_json)
+    if data is None:
+        return None
+    rows = data.get("rows") or {}
+    history = (data.get("loss_history") or {}).get("train") or []
+    losses = [point[1] for point in history if isinstance(point, (list, tuple)) and len(point) == 2]
+    facts = [
+        ("backend", f"{data.get('backend', '?')} on {data.get('device', '?')}"),
+        ("rows", f"{rows.get('train', '?')} train, {rows.get('valid', '?')} validation"),
+        ("steps", f"{data.get('steps', '?')} ({_num(data.get('epochs'))} epochs)"),
+        ("loss", f"{_num(losses[0])} → {_num(losses[-1])}" if losses else "n/a"),
+        ("best validation loss", _num(data.get("best_valid_loss"))),
+        ("time", _seconds(data.get("wall_time_s"))),
+        ("inputs fingerprint", f"`{str(data.get('inputs_fingerprint', ''))[:12]}`"),
+    ]
+    lines = ["### Training", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in facts]]
+    if losses:
+        lines += ["", f"Loss curve: `{_sparkline(losses)}`"]
+    if rd.loss_png.is_file():
+        lines += ["", "![loss curve](train/loss.png)"]
+    return lines
+
+
+def _eval(rd: RunDir) -> list[list[str]]:
+    data = _load(rd.eval_json)
+    if not data or not isinstance(data.get("suites"), dict):
+        return []
+    models = data.get("models") or {}
+    roles = [r for r in ROLES if models.get(r) is not None] or list(ROLES)
+    task, safety = [], []
+    for name, suite in data["suites"].items():
+        table = _suite_table(name, suite, roles)
+        (safety if suite.get("kind") == "safety" else task).extend(table)
+    head = ["### Evaluation", ""]
+    described = [f"{r}: `{_model_name(models.get(r))}`" for r in roles if models.get(r) is not None]
+    if described:
+        head += ["Models — " + ", ".join(described), ""]
+    if "champion" not in roles:
+        head += ["No champion yet (first release): compared with the base model only.", ""]
+    return [head + task, (["### Safety", "", *safety] if safety else [])]
+
+
+def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
+    metrics = suite.get("metrics") or {}
+    # `metrics` is {role: {metric: value}}; tolerate {metric: {role: value}} too.
+    by_role = metrics if any(r in metrics for r in ROLES) else _transpose(metrics)
+    names = sorted({m for r in roles for m in (by_role.get(r) or {})}, key=_metric_order)
+    if not names:
+        return []
+    deltas = suite.get("deltas") or {}
+    others = [r for r in roles if r != "candidate"]
+    header = f"| `{name}` ({suite.get('n', '?')} items) | " + " | ".join(roles)
+    header += "".join(f" | Δ vs {o}" for o in others) + " |"
+    lines = [header, "|---" * (1 + len(roles) + len(others)) + "|"]
+    for metric in names:
+        cells = [_num(_value((by_role.get(r) or {}).get(metric))) for r in roles]
+        cells += [_delta(deltas, metric, o, by_role) for o in others]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _delta(deltas: dict, metric: str, other: str, by_role: dict) -> str:
+    """`+0.120 [+0.050, +0.190]`: the candidate minus `other`, with its interval when eval computed one."""
+    entry = (deltas.get(other) or {}).get(metric) if isinstance(deltas.get(other), dict) else None
+    if entry is None and isinstance(deltas.get(metric), dict):
+        entry = deltas[metric].get(other)
+    value, interval = (entry.get("delta", entry.get("value")), entry.get("interval")) if isinstance(entry, dict) \
+        else (entry, None)
+    if value is None:
+        cand, ref = _value((by_role.get("candidate") or {}).get(metric)), _value((by_role.get(other) or {}).get(metric))
+        value = cand - ref if isinstance(cand, (int, float)) and isinstance(ref, (int, float)) else None
+    if value is None:
+        return "–"
+    text = f"{value:+.3f}"
+    if isinstance(interval, (list, tuple)) and len(interval) == 2 and None not in interval:
+        text += f" [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+    return text
+
+
+def _gate(gate: dict | None) -> list[str] | None:
+    if gate is None:
+        return None
+    verdict = gate.get("verdict", "?")
+    lines = [f"### Gate: {ICONS.get(verdict, '')} {verdict}", "",
+             f"Significance {gate.get('significance', '?')}, at least {gate.get('min_items', '?')} items per rule.", "",
+             "| rule | outcome | observed | interval | reason |", "|---|---|---|---|---|"]
+    for rule in gate.get("rules") or []:
+        observed = ", ".join(f"{k} {_num(v)}" for k, v in (rule.get("observed") or {}).items())
+        interval = rule.get("interval")
+        shown = f"[{_num(interval[0])}, {_num(interval[1])}]" if isinstance(interval, (list, tuple)) and len(interval) == 2 else ""
+        lines.append(f"| `{_cell(rule.get('rule', ''))}` | {ICONS.get(rule.get('outcome'), '')} {rule.get('outcome', '')} | "
+                     f"{_cell(observed)} | {shown} | {_cell(rule.get('reason', ''))} |")
+    return lines
+
+
+def _release(release: dict | None) -> list[str] | None:
+    if not release or not release.get("version"):
+        return None
+    refs = release.get("refs") or release.get("tags") or []
+    refs = ", ".join(f"`{r}`" for r in refs) if isinstance(refs, list) else str(refs)
+    where = release.get("registry") or release.get("url") or ""
+    return ["### Release", "", f"Released **{release['version']}**" + (f" to `{where}`" if where else "")
+            + (f" (refs: {refs})" if refs else "") + "."]
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _transpose(metrics: dict) -> dict:
+    out: dict[str, dict] = {}
+    for metric, per_role in metrics.items():
+        for role, value in (per_role or {}).items() if isinstance(per_role, dict) else []:
+            out.setdefault(role, {})[metric] = value
+    return out
+
+
+def _metric_order(metric: str) -> tuple[int, str]:
+    return (0 if metric in ("accuracy", "exact_match", "refusal_rate") else 1, metric)
+
+
+def _value(v: Any) -> Any:
+    return v.get("value") if isinstance(v, dict) else v
+
+
+def _model_name(model: Any) -> str:
+    if isinstance(model, dict):
+        return str(model.get("version") or model.get("name") or model.get("path") or model.get("id") or "?")
+    return str(model)
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return "–" if v is None else str(v)
+    if isinstance(v, (int, float)):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    return str(v)
+
+
+def _seconds(v: Any) -> str:
+    return f"{v:.1f} s" if isinstance(v, (int, float)) else ""
+
+
+def _cell(text: Any) -> str:
+    """Make text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _sparkline(values: list[float]) -> str:
+    values = values[-60:]
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    return "".join(SPARK[int((v - lo) / span * (len(SPARK) - 1))] for v in values)
