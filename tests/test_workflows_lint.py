@@ -1,0 +1,128 @@
+"""Static checks of the workflows and the composite action: zizmor, check-jsonschema, injection-free scripts,
+SHA-pinned actions, and the scaffold's workflows matching the repository's own."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+TEMPLATES = REPO / "adapterci" / "templates" / "project" / ".github" / "workflows"
+ACTION_FILES = [REPO / "action.yml", *sorted((REPO / "tests" / "actions").glob("*/action.yml"))]
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    return str(path) if path.exists() else shutil.which(name) or pytest.fail(f"{name} is not installed")
+
+
+def _zizmor(*args: str, paths: list[Path]) -> list[dict]:
+    out = subprocess.run([_tool("zizmor"), "--offline", "--format", "json", *args, *map(str, paths)],
+                         capture_output=True, text=True, cwd=REPO, env={"PATH": str(BIN), "HOME": str(REPO)})
+    assert out.returncode in (0, 10, 11, 12, 13, 14), out.stderr  # 10-14: findings by severity; others: it failed
+    return json.loads(out.stdout or "[]")
+
+
+def _steps(doc: dict) -> list[dict]:
+    if "runs" in doc:
+        return doc["runs"].get("steps", [])
+    return [s for job in doc["jobs"].values() for s in job.get("steps", [])]
+
+
+@pytest.mark.parametrize("persona", ["regular", "auditor"])
+def test_workflows_zizmor_has_no_high_findings(persona: str) -> None:
+    findings = _zizmor("--persona", persona, paths=[REPO / ".github" / "workflows", REPO / "action.yml"])
+    high = [(f["ident"], f["locations"][0]["symbolic"]["key"]) for f in findings
+            if f["determinations"]["severity"] == "High"]
+    assert high == []
+
+
+def test_workflows_zizmor_flags_an_injection(tmp_path: Path) -> None:
+    """The audit is live: a `${{ }}` of PR-controlled text inside `run:` is reported as high."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("on: pull_request\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo \"${{ github.event.pull_request.title }}\"\n")
+    findings = _zizmor(paths=[bad])
+    assert any(f["ident"] == "template-injection" and f["determinations"]["severity"] == "High" for f in findings)
+
+
+def test_workflows_validate_against_schemas() -> None:
+    cj = _tool("check-jsonschema")
+    wf = subprocess.run([cj, "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+                        capture_output=True, text=True)
+    assert wf.returncode == 0, wf.stdout + wf.stderr
+    act = subprocess.run([cj, "--builtin-schema", "vendor.github-actions", *map(str, ACTION_FILES)],
+                         capture_output=True, text=True)
+    assert act.returncode == 0, act.stdout + act.stderr
+
+
+def test_workflows_check_jsonschema_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    steps:\n      - run: echo\n")  # no runs-on
+    out = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(broken)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "runs-on" in out.stdout
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, REPO / "action.yml"], ids=lambda p: p.name)
+def test_workflows_scripts_take_inputs_only_through_env(path: Path) -> None:
+    for step in _steps(yaml.safe_load(path.read_text())):
+        assert "${{" not in step.get("run", ""), f"{path.name}: expression inside run: {step.get('run')}"
+        assert "${{" not in step.get("with", {}).get("script", ""), f"{path.name}: expression inside a script"
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, REPO / "action.yml"], ids=lambda p: p.name)
+def test_workflows_pin_remote_actions_by_sha(path: Path) -> None:
+    for step in _steps(yaml.safe_load(path.read_text())):
+        uses = step.get("uses")
+        if uses and not uses.startswith("./"):
+            assert PINNED.match(uses), f"{path.name}: {uses} is not pinned by a full commit SHA"
+            line = next(l for l in path.read_text().splitlines() if uses in l)
+            assert re.search(r"# v\d", line), f"{path.name}: {uses} lacks a `# vX` comment"
+
+
+def test_workflows_least_permissions() -> None:
+    for path in WORKFLOWS:
+        doc = yaml.safe_load(path.read_text())
+        assert doc["permissions"] == {}, path.name
+        for name, job in doc["jobs"].items():
+            granted = {k: v for k, v in job["permissions"].items() if v != "none"}
+            assert set(granted) <= {"contents", "pull-requests"}, (path.name, name, granted)
+            assert granted.get("contents", "read") == "read", (path.name, name)
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, (path.name, name)
+
+
+def test_workflows_secrets_only_in_protected_environment() -> None:
+    for path in WORKFLOWS:
+        doc = yaml.safe_load(path.read_text())
+        assert "pull_request_target" not in doc[True], path.name  # PyYAML reads the key `on` as True
+        for name, job in doc["jobs"].items():
+            if "secrets." in yaml.safe_dump(job):
+                assert job.get("environment") == "hub-release", (path.name, name)
+                assert "self-hosted" not in str(job["runs-on"]), (path.name, name)
+
+
+def test_workflows_release_and_registry_share_one_concurrency_group() -> None:
+    groups = {p.name: yaml.safe_load(p.read_text())["concurrency"] for p in WORKFLOWS}
+    assert groups["adapter-release.yml"] == groups["adapter-registry.yml"] == {
+        "group": "adapterci-registry", "cancel-in-progress": False}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_match_the_init_templates(path: Path) -> None:
+    """`adapterci init` ships the same workflows, with the action referenced remotely instead of `./`."""
+    template = (TEMPLATES / path.name).read_text()
+    assert template == path.read_text().replace("uses: ./\n", "uses: __ACTION__\n")
