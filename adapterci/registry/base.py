@@ -1,0 +1,147 @@
+"""The registry model shared by every backend: commits, refs, versions, and the `Registry` protocol.
+
+A registry holds commits (each one release's files) on the `main` branch, immutable version tags
+`vMAJOR.MINOR.PATCH`, moving refs `canary` and `stable` (branches, never `main`), and the history of stable
+moves as tags `stable-history-N`. Backends implement the primitive operations; `list_versions` and
+`resolve_ref` build the views on top of them, so both backends answer the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapterci.errors import RegistryError
+
+VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+MOVING_REFS = ("canary", "stable")
+HISTORY_PREFIX = "stable-history-"
+MANIFEST = "adapterci.json"
+
+
+class RefConflict(RegistryError):
+    """A ref already exists and points at another commit (someone else took this version)."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    title: str
+    message: str
+    date: str
+
+
+@dataclass(frozen=True)
+class Refs:
+    """Tags and branches, each name -> commit id."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)
+
+    def versions(self) -> dict[str, str]:
+        """Version tags, oldest first."""
+        found = {name: sha for name, sha in self.tags.items() if VERSION_RE.match(name)}
+        return dict(sorted(found.items(), key=lambda kv: parse_version(kv[0])))
+
+    def stable_history(self) -> list[str]:
+        """Commits `stable` pointed at, oldest first (the tags `stable-history-N`)."""
+        found = [(int(n[len(HISTORY_PREFIX):]), sha) for n, sha in self.tags.items()
+                 if n.startswith(HISTORY_PREFIX) and n[len(HISTORY_PREFIX):].isdigit()]
+        return [sha for _, sha in sorted(found)]
+
+
+@dataclass
+class Version:
+    """One released version: its tag, commit, date, manifest summary and the moving refs at it."""
+
+    version: str
+    commit: str
+    date: str | None
+    manifest: dict[str, Any]
+    refs: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "commit": self.commit, "date": self.date,
+                "refs": self.refs, **self.manifest}
+
+
+class Registry(Protocol):
+    """What a backend provides. Commits land on `main`; refs move only through these calls."""
+
+    url: str
+
+    def lock(self) -> AbstractContextManager: ...
+    def refs(self) -> Refs: ...
+    def commits(self) -> list[Commit]: ...
+    def upload(self, folder: Path, title: str, message: str) -> str: ...
+    def tree(self, commit: str) -> dict[str, str]: ...
+    def read_file(self, commit: str, path: str) -> bytes | None: ...
+    def download_commit(self, commit: str, dest: Path) -> Path: ...
+    def create_tag(self, name: str, commit: str) -> None: ...
+    def delete_tag(self, name: str) -> None: ...
+    def move_ref(self, name: str, commit: str) -> None: ...
+    def delete_ref(self, name: str) -> None: ...
+    def versions(self) -> list[Version]: ...
+    def resolve(self, ref: str) -> Version | None: ...
+    def download(self, ref: str, dest: Path) -> Path: ...
+
+
+def parse_version(tag: str) -> tuple[int, int, int]:
+    match = VERSION_RE.match(tag)
+    if not match:
+        raise ValueError(f"not a version tag: {tag}")
+    return tuple(int(x) for x in match.groups())  # type: ignore[return-value]
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The id git (and the Hub) gives a file's content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def file_digest(path: Path, kind: str) -> str:
+    """`sha1:<git blob id>` or `sha256:<hex>` of a local file, to compare with `Registry.tree`."""
+    data = Path(path).read_bytes()
+    return f"sha1:{git_blob_sha1(data)}" if kind == "sha1" else f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def list_versions(reg: Registry) -> list[Version]:
+    """Every version, newest first, with its manifest summary and the moving refs pointing at it."""
+    refs = reg.refs()
+    dates = {c.id: c.date for c in reg.commits()}
+    out = []
+    for tag, sha in reversed(refs.versions().items()):
+        out.append(Version(tag, sha, dates.get(sha), manifest_summary(reg.read_file(sha, MANIFEST)),
+                           [name for name in MOVING_REFS if refs.branches.get(name) == sha]))
+    return out
+
+
+def resolve_ref(reg: Registry, ref: str) -> Version | None:
+    """`vX.Y.Z`, `canary`, `stable` or a commit id (full or at least 7 hex digits) -> the version at it."""
+    refs = reg.refs()
+    if VERSION_RE.match(ref):
+        sha = refs.tags.get(ref)
+    elif ref in MOVING_REFS:
+        sha = refs.branches.get(ref)
+    elif re.fullmatch(r"[0-9a-f]{7,40}", ref):
+        sha = next((s for s in refs.versions().values() if s.startswith(ref)), None)
+    else:
+        raise RegistryError(f"unknown ref {ref!r}: use a version (v1.2.3), `canary`, `stable` or a commit id")
+    if sha is None:
+        return None
+    return next((v for v in list_versions(reg) if v.commit == sha), None)
+
+
+def manifest_summary(raw: bytes | None) -> dict[str, Any]:
+    """The parts of a release manifest a listing shows (tolerant: anything missing is None)."""
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    return {"content_hash": data.get("content_hash"), "base_model": data.get("base_model"),
+            "metrics": data.get("metrics") or {}, "gate_verdict": data.get("gate_verdict")}

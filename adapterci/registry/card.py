@@ -1,0 +1,135 @@
+"""What a release commit says about itself: the release manifest (`adapterci.json`) and the model card
+(`README.md` with Hub YAML front matter). Built from the adapter's `adapterci-train.json` and, when present,
+the run's `eval/results.json` and `gate.json`; all three are read tolerantly (unknown keys dropped, missing
+keys -> null), since earlier adapterci versions or other tools may have written them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapterci import __version__
+
+TRAIN_KEYS = ("base_model", "prompt_template", "prompt_fingerprint", "data_fingerprint", "config_hash",
+              "git_commit", "backend", "steps", "epochs", "best_valid_loss", "adapterci_version")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def read_tolerant(path: Path | None) -> dict[str, Any] | None:
+    """A JSON object from a file we (or another adapterci version) wrote; None when absent or unreadable."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def eval_metrics(results: dict | None) -> dict[str, dict[str, dict[str, float]]]:
+    """suite -> role (base/champion/candidate) -> metric -> value, numbers only."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    suites = (results or {}).get("suites")
+    for suite, info in (suites.items() if isinstance(suites, dict) else []):
+        metrics = info.get("metrics") if isinstance(info, dict) else None
+        if not isinstance(metrics, dict):
+            continue
+        roles = {role: values for role, values in metrics.items() if isinstance(values, dict)}
+        out[suite] = {role: {k: float(v) for k, v in values.items() if _number(v)} for role, values in roles.items()}
+    return out
+
+
+def build_manifest(*, name: str, version: str, content_hash: str, files: dict[str, str], base_model: str,
+                   base_revision: str | None, train: dict | None, results: dict | None, gate: dict | None,
+                   git_commit: str | None, released_at: str) -> dict[str, Any]:
+    """The release manifest, `adapterci.json`."""
+    train = {k: (train or {}).get(k) for k in TRAIN_KEYS}
+    identity = train["base_model"] if isinstance(train["base_model"], dict) else {}
+    metrics = eval_metrics(results)
+    rules = (gate or {}).get("rules")
+    return {
+        "schema_version": 1,
+        "adapterci_version": __version__,
+        "name": name,
+        "version": version,
+        "released_at": released_at,
+        "content_hash": content_hash,
+        "files": files,
+        "base_model": base_model,
+        "base_revision": base_revision,
+        "base_model_identity": identity or None,
+        "data_fingerprint": train["data_fingerprint"],
+        "config_hash": train["config_hash"],
+        "prompt_template": train["prompt_template"],
+        "prompt_fingerprint": train["prompt_fingerprint"],
+        "train": {k: train[k] for k in ("backend", "steps", "epochs", "best_valid_loss", "adapterci_version")},
+        "git_commit": train["git_commit"] or git_commit,
+        "metrics": {suite: roles.get("candidate", {}) for suite, roles in metrics.items()},
+        "eval": metrics or None,
+        "gate_verdict": (gate or {}).get("verdict"),
+        "gate_rules": [{"rule": r.get("rule"), "outcome": r.get("outcome")} for r in rules
+                       if isinstance(r, dict)] if isinstance(rules, list) else None,
+    }
+
+
+def model_card(manifest: dict[str, Any], repo_hint: str) -> str:
+    """README.md: Hub YAML front matter (base_model, library_name: peft, tags, model-index) and a body with the
+    eval results, gate verdict, data fingerprint and provenance."""
+    name, version = manifest["name"], manifest["version"]
+    front: dict[str, Any] = {}
+    if _HUB_ID.match(manifest["base_model"] or "") and not str(manifest["base_model"]).startswith(("models/", ".")):
+        front["base_model"] = manifest["base_model"]
+    front.update({"library_name": "peft", "tags": ["adapterci", "peft", "lora", name]})
+    results = [{"task": {"type": "text-generation"}, "dataset": {"name": suite, "type": suite},
+                "metrics": [{"type": metric, "name": f"{suite} {metric}", "value": value}
+                            for metric, value in sorted(values.items())]}
+               for suite, values in sorted(manifest["metrics"].items()) if values]
+    if results:
+        front["model-index"] = [{"name": name, "results": results}]
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
+             f"# {name} {version}", "",
+             f"A LoRA adapter of `{manifest['base_model']}` released by adapterci {manifest['adapterci_version']}.", ""]
+    lines += _eval_section(manifest.get("eval") or {})
+    lines += ["## Gate", "", f"Verdict: **{manifest['gate_verdict'] or 'not recorded'}**", ""]
+    for rule in manifest.get("gate_rules") or []:
+        lines.append(f"- `{rule['rule']}`: {rule['outcome']}")
+    if manifest.get("gate_rules"):
+        lines.append("")
+    base = manifest["base_model"] + (f"@{manifest['base_revision']}" if manifest["base_revision"] else "")
+    lines += ["## Provenance", "", "| | |", "|---|---|",
+              f"| base model | `{base}` |",
+              f"| data fingerprint | `{manifest['data_fingerprint'] or 'not recorded'}` |",
+              f"| train config hash | `{manifest['config_hash'] or 'not recorded'}` |",
+              f"| prompt template | `{manifest['prompt_template'] or 'not recorded'}` |",
+              f"| git commit | `{manifest['git_commit'] or 'not recorded'}` |",
+              f"| adapter content hash | `{manifest['content_hash']}` |", "",
+              "## Usage", "", "```python",
+              "from peft import PeftModel",
+              "from transformers import AutoModelForCausalLM", "",
+              f"base = AutoModelForCausalLM.from_pretrained({manifest['base_model']!r})",
+              f"model = PeftModel.from_pretrained(base, {repo_hint!r}, revision={version!r})",
+              "```", ""]
+    return "\n".join(lines)
+
+
+def _eval_section(evals: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    if not evals:
+        return ["## Eval results", "", "No eval results were recorded for this release.", ""]
+    lines = ["## Eval results", "", "| suite | metric | base | champion | candidate |", "|---|---|---|---|---|"]
+    for suite, roles in sorted(evals.items()):
+        for metric in sorted(roles.get("candidate", {})):
+            cells = [_fmt(roles.get(role, {}).get(metric)) for role in ("base", "champion", "candidate")]
+            lines.append(f"| {suite} | {metric} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

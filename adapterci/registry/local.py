@@ -1,0 +1,138 @@
+"""`file://PATH`: the embedded registry. Commits are content-addressed folders, refs one JSON file replaced
+atomically, and a file lock serialises writers (two processes never lose a ref or mint one version twice).
+
+    PATH/refs.json                      {"branches": {"main": SHA, "canary": SHA}, "tags": {"v0.1.0": SHA}}
+    PATH/commits/SHA/commit.json        id, parent, title, message, date, files
+    PATH/commits/SHA/files/...          the release's files
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock
+
+from adapterci.errors import RegistryError
+from adapterci.registry.base import (Commit, RefConflict, Refs, Version, git_blob_sha1, list_versions,
+                                     resolve_ref)
+from adapterci.runs import read_json, staged_dir, write_json_atomic
+
+DEFAULT_BRANCH = "main"
+
+
+class LocalRegistry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.url = f"file://{self.root}"
+        self._lock = FileLock(str(self.root) + ".lock", timeout=120)
+
+    # --- views -------------------------------------------------------------------------------------------
+    def versions(self) -> list[Version]:
+        return list_versions(self)
+
+    def resolve(self, ref: str) -> Version | None:
+        return resolve_ref(self, ref)
+
+    def download(self, ref: str, dest: Path) -> Path:
+        version = self.resolve(ref)
+        if version is None:
+            raise RegistryError(f"{ref!r} is not a released version in {self.url} (see `adapterci versions`)")
+        return self.download_commit(version.commit, dest)
+
+    # --- primitives --------------------------------------------------------------------------------------
+    def lock(self) -> FileLock:
+        """Held for a whole release/promote/rollback: writers queue instead of racing."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        return self._lock
+
+    def refs(self) -> Refs:
+        data = self._read_refs()
+        return Refs(tags=dict(data["tags"]), branches=dict(data["branches"]))
+
+    def commits(self) -> list[Commit]:
+        out, sha = [], self._read_refs()["branches"].get(DEFAULT_BRANCH)
+        while sha:
+            meta = self._meta(sha)
+            out.append(Commit(meta["id"], meta["title"], meta["message"], meta["date"]))
+            sha = meta["parent"]
+        return out
+
+    def upload(self, folder: Path, title: str, message: str) -> str:
+        """One commit holding exactly the files of `folder`, on top of `main`."""
+        with self.lock():
+            parent = self._read_refs()["branches"].get(DEFAULT_BRANCH)
+            files = {p.relative_to(folder).as_posix(): git_blob_sha1(p.read_bytes())
+                     for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+            date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            meta = {"parent": parent, "title": title, "message": message, "date": date, "files": files}
+            sha = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+            meta["id"] = sha
+            with staged_dir(self.root / "commits" / sha) as tmp:
+                shutil.copytree(folder, tmp / "files")
+                write_json_atomic(tmp / "commit.json", meta)
+            self._update_refs(lambda refs: refs["branches"].__setitem__(DEFAULT_BRANCH, sha))
+            return sha
+
+    def tree(self, commit: str) -> dict[str, str]:
+        """Digests of the files as stored (read back from disk, not from the commit's own record)."""
+        base = self._files(commit)
+        return {p.relative_to(base).as_posix(): f"sha1:{git_blob_sha1(p.read_bytes())}"
+                for p in sorted(base.rglob("*")) if p.is_file()}
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        target = self._files(commit) / path
+        return target.read_bytes() if target.is_file() else None
+
+    def download_commit(self, commit: str, dest: Path) -> Path:
+        shutil.copytree(self._files(commit), dest, dirs_exist_ok=True)
+        return Path(dest)
+
+    def create_tag(self, name: str, commit: str) -> None:
+        with self.lock():
+            self._files(commit)
+            current = self._read_refs()["tags"].get(name)
+            if current == commit:
+                return
+            if current is not None:
+                raise RefConflict(f"tag {name} already points at {current[:12]}")
+            self._update_refs(lambda refs: refs["tags"].__setitem__(name, commit))
+
+    def delete_tag(self, name: str) -> None:
+        with self.lock():
+            self._update_refs(lambda refs: refs["tags"].pop(name, None))
+
+    def move_ref(self, name: str, commit: str) -> None:
+        if name == DEFAULT_BRANCH:
+            raise RegistryError("the default branch `main` is not a moving ref")
+        with self.lock():
+            self._files(commit)
+            self._update_refs(lambda refs: refs["branches"].__setitem__(name, commit))
+
+    def delete_ref(self, name: str) -> None:
+        with self.lock():
+            self._update_refs(lambda refs: refs["branches"].pop(name, None))
+
+    # --- storage -----------------------------------------------------------------------------------------
+    def _read_refs(self) -> dict:
+        path = self.root / "refs.json"
+        data = read_json(path) if path.exists() else {}
+        return {"branches": data.get("branches", {}), "tags": data.get("tags", {})}
+
+    def _update_refs(self, change) -> None:
+        refs = self._read_refs()
+        change(refs)
+        write_json_atomic(self.root / "refs.json", refs)
+
+    def _meta(self, sha: str) -> dict:
+        path = self.root / "commits" / sha / "commit.json"
+        if not path.is_file():
+            raise RegistryError(f"commit {sha[:12]} not found in {self.url}")
+        return read_json(path)
+
+    def _files(self, sha: str) -> Path:
+        self._meta(sha)
+        return self.root / "commits" / sha / "files"
