@@ -9,7 +9,7 @@ __all__ = ["EvalResults", "evaluate"]
 
 def __getattr__(name: str):
     if name == "evaluate":
-        from adapterci.eval.evaluate import evaluate
+        from adapterci.eval.stage import evaluate
 
         return evaluate
     if name == "EvalResults":

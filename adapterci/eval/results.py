@@ -36,6 +36,19 @@ class EvalResults:
     def has_model(self, role: str) -> bool:
         return self.data["models"].get(role) is not None
 
+    @property
+    def cached(self) -> bool:
+        """True when every model's outputs on every suite came from the eval cache."""
+        return all(hit == "hit" for info in self.suites.values() for hit in info.get("cache", {}).values())
+
+    @property
+    def cache_key(self) -> str:
+        """Fingerprint of what was evaluated: the models and the eval sets."""
+        from adapterci.fingerprint import hash_json
+
+        return hash_json({"models": {r: (m or {}).get("fingerprint") for r, m in self.data["models"].items()},
+                          "suites": {n: i.get("eval_set_hash") for n, i in self.suites.items()}})
+
     def suite_items(self, suite: str) -> list[dict[str, Any]]:
         return [item for item in self.items if item["suite"] == suite]
 

@@ -1,0 +1,39 @@
+"""The eval cache: one model's raw outputs on one suite, keyed by (model fingerprint, eval set content hash,
+scoring settings + prompt fingerprint). The base model's outputs are thus computed once and reused by every
+later evaluation (every PR) of the same project."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from adapterci.fingerprint import hash_json
+from adapterci.runs import cache_dir, write_json_atomic
+
+
+def key(spec, suite, eval_cfg, tokenizer, scoring_version: int) -> str:
+    """Everything that determines the raw outputs (answers and scores) of `spec` on `suite`."""
+    from adapterci.prompting import PromptFormat
+
+    settings: dict[str, Any] = {
+        "kind": suite.config.kind, "mode": suite.config.mode, "choices": suite.config.choices,
+        "max_new_tokens": suite.config.max_new_tokens, "batch_size": eval_cfg.batch_size, "seed": eval_cfg.seed,
+    }
+    if suite.config.kind == "safety" and eval_cfg.refusal.detector == "choices":
+        settings["refusal"] = [eval_cfg.refusal.refusal_answers, eval_cfg.refusal.compliance_answers]
+    prompt = PromptFormat(spec.prompt_template, tokenizer).fingerprint
+    return hash_json({"model": spec.fingerprint, "evalset": suite.content_hash, "settings": settings,
+                      "prompt": prompt, "scoring": scoring_version})
+
+
+def load(cfg, digest: str) -> list[dict] | None:
+    """The cached outputs, or None (missing or unreadable entries are misses)."""
+    path = cache_dir(cfg, "eval") / f"{digest}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["outputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(cfg, digest: str, outputs: list[dict]) -> None:
+    write_json_atomic(cache_dir(cfg, "eval") / f"{digest}.json", {"outputs": outputs})

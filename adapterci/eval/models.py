@@ -1,0 +1,105 @@
+"""The models an evaluation compares: base, champion and candidate, each with its adapter directory,
+its prompt format (the one recorded at training time) and a content fingerprint for the cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapterci.errors import ConfigError, RegistryError, UsageError
+from adapterci.fingerprint import hash_json, hash_tree
+from adapterci.runs import read_json, staged_dir
+
+TRAIN_JSON = "adapterci-train.json"
+NOT_WEIGHTS = ("adapterci-train.json", "adapterci.json", "README.md", "training_args.bin")
+"""Files of an adapter directory that do not change what the model computes (left out of its fingerprint)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to evaluate. `adapter` is None for the base model."""
+
+    role: str
+    adapter: Path | None
+    source: str  # what the user named: a path, a registry ref (with its version), or the base model id
+    prompt_template: str
+    fingerprint: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "adapter": str(self.adapter) if self.adapter else None,
+                "fingerprint": self.fingerprint, "prompt_template": self.prompt_template}
+
+
+def base_fingerprint(cfg) -> str:
+    from adapterci.modelio import base_model_identity
+
+    return hash_json(base_model_identity(cfg))
+
+
+def adapter_fingerprint(base_fp: str, adapter: Path) -> str:
+    return hash_json({"base": base_fp, "adapter": hash_tree(adapter, exclude=NOT_WEIGHTS)})
+
+
+def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | None:
+    """An adapter directory, or a registry ref (`stable`, `canary`, `vX.Y.Z`) downloaded into the eval cache.
+    Returns (directory, description); None when the ref does not exist in the registry (yet)."""
+    path = Path(value)
+    if path.is_dir():
+        if not (path / "adapter_config.json").is_file():
+            raise UsageError(f"{role} {path} is not a PEFT adapter directory (no adapter_config.json)")
+        return path.resolve(), str(value)
+    if path.is_absolute() or "/" in str(value) or str(value).startswith("."):
+        raise UsageError(f"{role} adapter directory not found: {value}")
+    from adapterci.registry import open_registry
+    from adapterci.runs import cache_dir
+
+    registry = open_registry(cfg.registry_location())
+    version = registry.resolve(str(value))
+    if version is None:
+        return None
+    dest = cache_dir(cfg, "eval") / "adapters" / version.commit
+    if not (dest / "adapter_config.json").is_file():
+        try:
+            with staged_dir(dest) as tmp:
+                registry.download(str(value), tmp)
+        except RegistryError:
+            raise
+        except OSError as exc:
+            raise RegistryError(f"cannot download {role} {value!r}: {exc}") from None
+    return dest, f"{value} ({version.version})" if str(value) != version.version else str(value)
+
+
+def trained_prompt(adapter: Path, role: str) -> dict[str, Any]:
+    """The prompt template and fingerprint recorded by `adapterci train` in the adapter directory."""
+    path = adapter / TRAIN_JSON
+    try:
+        meta = read_json(path)
+        return {"prompt_template": meta["prompt_template"], "prompt_fingerprint": meta["prompt_fingerprint"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"{role} adapter {adapter} has no readable {TRAIN_JSON} recording its prompt format: "
+                         "evaluate adapters trained by `adapterci train`") from None
+
+
+def check_prompt(cfg, tokenizer, adapter: Path, role: str, must_match_config: bool) -> str:
+    """The prompt template to evaluate `adapter` with: the one it was trained with. For the candidate it must be
+    the config's (`must_match_config`); a mismatch is a ConfigError (exit 2)."""
+    from adapterci.prompting import PromptFormat
+
+    recorded = trained_prompt(adapter, role)
+    current = PromptFormat(cfg.prompt_template, tokenizer).fingerprint
+    if must_match_config and recorded["prompt_fingerprint"] != current:
+        raise ConfigError(
+            f"`prompt_template`: the {role} adapter {adapter} was trained with prompt template "
+            f"{_short(recorded['prompt_template'])} (fingerprint {recorded['prompt_fingerprint'][:12]}), but the config "
+            f"renders {_short(cfg.prompt_template)} (fingerprint {current[:12]}): retrain the adapter or restore the template",
+            str(cfg.path))
+    template = recorded["prompt_template"]
+    if PromptFormat(template, tokenizer).fingerprint != recorded["prompt_fingerprint"]:
+        raise ConfigError(f"the {role} adapter {adapter} records prompt template {_short(template)}, which renders "
+                          "differently with this base model's tokenizer: it was trained on another base", str(cfg.path))
+    return template
+
+
+def _short(template: str) -> str:
+    return repr(template if len(template) <= 40 else template[:37] + "...")

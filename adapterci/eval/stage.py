@@ -1,0 +1,152 @@
+"""`evaluate(cfg, adapter, champion)`: base, champion and candidate on the same items of every suite.
+
+Order: models and prompt formats are resolved and checked first (a prompt mismatch fails before any model is
+loaded); then each suite is read; then, model by model, each suite's raw outputs come from the cache or from
+the model (loaded only on a cache miss); finally per-item records, metrics, deltas and the three files are
+written into the run directory's `eval/` at once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapterci import __version__
+from adapterci.errors import StageFailed, UsageError
+from adapterci.eval import cache
+from adapterci.eval.items import build_items, read_suite
+from adapterci.eval.models import (ModelSpec, adapter_fingerprint, base_fingerprint, check_prompt,
+                                   resolve_adapter)
+from adapterci.eval.results import FORMAT_VERSION, ROLES, EvalResults
+from adapterci.eval.summary import deltas, summary_markdown
+from adapterci.runs import RunDir, run_dir_for
+
+SCORING_VERSION = 1
+"""Bump when scoring code changes what a model's raw outputs are: invalidates the eval cache."""
+
+
+def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None = "auto",
+             run_dir: RunDir | None = None, log=None) -> EvalResults:
+    """Evaluate base, champion (`auto`: the registry's `stable`, none before the first release; a directory, a
+    ref, or None/`none` to skip) and the candidate (`adapter`: a directory or ref; default the run's adapter).
+    Writes eval/results.json, eval/items.jsonl and eval/summary.md; returns the results."""
+    from adapterci.modelio import load_tokenizer
+
+    log = log or _stderr
+    run = run_dir or run_dir_for(cfg)
+    if not cfg.eval.suites:
+        raise UsageError("no eval suites: add `eval.suites` to the config")
+    tokenizer = load_tokenizer(cfg)
+    specs = _model_specs(cfg, tokenizer, adapter, champion, run)
+    suites = [read_suite(cfg, suite) for suite in cfg.eval.suites]
+
+    raw: dict[str, dict[str, list[dict]]] = {}  # suite -> role -> raw outputs
+    hits: dict[str, dict[str, str]] = {s.config.name: {} for s in suites}
+    with _progress(sum(len(s.examples) for s in suites) * len(specs)) as tick:
+        for spec in specs.values():
+            model = None
+            for suite in suites:
+                key = cache.key(spec, suite, cfg.eval, tokenizer, SCORING_VERSION)
+                outputs = cache.load(cfg, key)
+                hits[suite.config.name][spec.role] = "hit" if outputs is not None else "miss"
+                if outputs is None:
+                    if model is None:
+                        from adapterci.eval.scoring import load_model
+
+                        model = load_model(cfg, spec.adapter, cfg.eval.seed)
+                    outputs = suite.score(model, tokenizer, spec.prompt_template, cfg.eval, tick)
+                    cache.store(cfg, key, outputs)
+                else:
+                    tick(len(suite.examples))
+                log(f"eval: {spec.role} on {suite.config.name}: cache {hits[suite.config.name][spec.role]}")
+                raw.setdefault(suite.config.name, {})[spec.role] = outputs
+            del model
+
+    items, summaries = [], {}
+    for suite in suites:
+        name = suite.config.name
+        suite_items = build_items(suite, raw[name], cfg.eval)
+        items += suite_items
+        summaries[name] = suite.summary(suite_items, list(specs), hits[name])
+    data = {
+        "adapterci_version": __version__, "format_version": FORMAT_VERSION, "items_file": "items.jsonl",
+        "models": {role: specs[role].describe() if role in specs else None for role in ROLES},
+        "prompt_template": cfg.prompt_template, "suites": summaries,
+    }
+    results = EvalResults(data, items)
+    for name in summaries:
+        summaries[name]["deltas"] = deltas(results, name)
+    _write(results, run)
+    return results
+
+
+def _model_specs(cfg, tokenizer, adapter, champion, run: RunDir) -> dict[str, ModelSpec]:
+    base_fp = base_fingerprint(cfg)
+    specs = {"base": ModelSpec("base", None, cfg.base_model, cfg.prompt_template, base_fp)}
+    champ = _champion(cfg, champion)
+    if champ is not None:
+        path, source = champ
+        template = check_prompt(cfg, tokenizer, path, "champion", must_match_config=False)
+        specs["champion"] = ModelSpec("champion", path, source, template, adapter_fingerprint(base_fp, path))
+    if adapter is None:
+        if not (run.adapter / "adapter_config.json").is_file():
+            raise UsageError(f"no adapter in {run.adapter}: run `adapterci train` first or pass --adapter DIR|REF")
+        path, source = run.adapter, str(run.adapter)
+    else:
+        found = resolve_adapter(cfg, adapter, "candidate")
+        if found is None:
+            raise UsageError(f"candidate {adapter!r} is not in the registry {cfg.registry_location()}")
+        path, source = found
+    template = check_prompt(cfg, tokenizer, path, "candidate", must_match_config=True)
+    specs["candidate"] = ModelSpec("candidate", path, source, template, adapter_fingerprint(base_fp, path))
+    return specs
+
+
+def _champion(cfg, champion) -> tuple[Path, str] | None:
+    if champion is None or str(champion) == "none":
+        return None
+    if str(champion) == "auto":
+        return resolve_adapter(cfg, "stable", "champion")  # None before the first release
+    found = resolve_adapter(cfg, champion, "champion")
+    if found is None:
+        raise UsageError(f"champion {str(champion)!r} is not in the registry {cfg.registry_location()} "
+                         "(use --champion none for a first release)")
+    return found
+
+
+def _write(results: EvalResults, run: RunDir) -> None:
+    from adapterci.runs import write_text_atomic
+
+    try:
+        results.write(run.eval_json, run.eval_items)
+        write_text_atomic(run.eval_md, summary_markdown(results))
+    except OSError as exc:
+        raise StageFailed("eval", f"cannot write results into {run.eval_dir}: {exc}") from exc
+    results.path = run.eval_json
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class _progress:
+    """A rich progress bar over all items of all models, shown only when stderr is a terminal."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.bar = Progress(console=Console(stderr=True), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("eval", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,74 @@
+"""Deltas with 95% paired bootstrap intervals, and eval/summary.md (a Markdown table per suite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapterci.eval import stats
+from adapterci.eval.metrics import DATA_METRICS, compute, metric_names
+
+CONFIDENCE = 0.95
+
+
+def deltas(results, suite: str) -> dict[str, dict[str, Any]]:
+    """Keyed `base` and `champion`: per metric the candidate minus that model, with its 95% paired bootstrap interval."""
+    info = results.suites[suite]
+    labels = info.get("labels")
+    cand = results.arrays(suite, "candidate")
+    n = info["n"]
+    out: dict[str, dict[str, Any]] = {}
+    for other_role in ("base", "champion"):
+        if not results.has_model(other_role):
+            continue
+        other = results.arrays(suite, other_role)
+        rows = {}
+        for metric in metric_names(info["kind"], labels):
+            if metric in DATA_METRICS:
+                continue
+            a, b = compute(metric, cand, labels), compute(metric, other, labels)
+            if a is None or b is None:
+                rows[metric] = {"delta": None, "interval": None}
+                continue
+            samples = stats.paired_bootstrap(
+                lambda idx: compute(metric, cand, labels, idx) - compute(metric, other, labels, idx), n)
+            rows[metric] = {"delta": a - b, "interval": list(stats.percentile_interval(samples, CONFIDENCE))}
+        out[other_role] = rows
+    return out
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _delta(entry: dict[str, Any] | None) -> str:
+    if not entry or entry["delta"] is None:
+        return "–"
+    lo, hi = entry["interval"]
+    return f"{entry['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def summary_markdown(results) -> str:
+    """The eval report: models, then one table per suite (task suites first, then safety)."""
+    models = results.data["models"]
+    lines = ["## Evaluation", ""]
+    for role in ("base", "champion", "candidate"):
+        spec = models.get(role)
+        lines.append(f"- **{role}**: `{spec['source']}`" if spec else f"- **{role}**: none (first release)")
+    lines.append("")
+    ordered = sorted(results.suites.items(), key=lambda kv: kv[1]["kind"] == "safety")
+    for name, info in ordered:
+        roles = [r for r in ("base", "champion", "candidate") if results.has_model(r)]
+        size = f"{info['n']} items" + (f": {info['n_harmful']} harmful, {info['n_benign']} benign" if info["kind"] == "safety" else "")
+        title = "Safety" if info["kind"] == "safety" else "Task"
+        lines += [f"### {title}: `{name}` ({info['mode']}, {size})", ""]
+        head = ["metric", *roles, "Δ vs base (95% CI)"] + (["Δ vs champion (95% CI)"] if "champion" in roles else [])
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for metric in metric_names(info["kind"], info.get("labels")):
+            row = [metric] + [_num(info["metrics"][r][metric]) for r in roles]
+            row.append(_delta(info["deltas"].get("base", {}).get(metric)))
+            if "champion" in roles:
+                row.append(_delta(info["deltas"].get("champion", {}).get(metric)))
+            lines.append("| " + " | ".join(row) + " |")
+        cache = ", ".join(f"{r} {info['cache'][r]}" for r in roles)
+        lines += ["", f"Cache: {cache}.", ""]
+    return "\n".join(lines)
