@@ -51,4 +51,5 @@ class ChecksConfig(StrictModel):
     max_unlabeled_share: float = Field(0.3, ge=0, le=1, description="Largest share of rows whose completion is not one of `labels` (e.g. refusals).")
     near_duplicate_threshold: float = Field(0.9, gt=0, le=1, description="Estimated Jaccard similarity (word shingles) at which two rows count as near duplicates.")
     leakage_ngram: int = Field(8, ge=3, description="A training row sharing a word n-gram of this length with an eval item (or containing a shorter item whole) leaks.")
+    leakage_template_share: float = Field(0.05, gt=0, le=1, description="Word n-grams found in more than this share of a suite's items or of the training rows (and in at least 3) are template text, such as a shared instruction, and never count as leakage.")
     pii: bool = Field(True, description="Look for emails, phone numbers, card numbers and API keys/tokens.")

@@ -1,0 +1,79 @@
+"""Everything `adapterci check` looks at, loaded once: training and validation rows, the eval suites,
+the problems met while reading them, and (with `--base-ref`) which rows are new."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapterci.data.dataset import Loaded, load_examples, load_suite
+from adapterci.data.formats import Example
+from adapterci.data.load import Source, display_path
+
+
+@dataclass
+class Part:
+    """One group of rows: `train`, `validation` or an eval suite (`kind` task/safety, `suite` its config)."""
+
+    name: str
+    kind: str
+    loaded: Loaded
+    suite: object | None = None
+
+    @property
+    def examples(self) -> list[Example]:
+        return self.loaded.examples
+
+    def where(self, base: Path) -> str:
+        """The file whole-part failures are reported against (the part's name when it spans several files)."""
+        files = self.loaded.files
+        return display_path(files[0], base) if len(files) == 1 else self.name
+
+
+@dataclass
+class Corpus:
+    train: Part
+    validation: Part | None
+    suites: list[Part]
+    new_rows: set[tuple[str, int]] | None = None  # None: every row counts as new
+    files: dict[str, Path] = field(default_factory=dict)  # display name -> absolute path
+
+    @property
+    def parts(self) -> list[Part]:
+        return [self.train, *([self.validation] if self.validation else []), *self.suites]
+
+    @property
+    def training(self) -> list[Example]:
+        """Rows the adapter learns from (train + validation): compared with each other and with the eval sets."""
+        return self.train.examples + (self.validation.examples if self.validation else [])
+
+    def is_new(self, source: Source) -> bool:
+        """Whether a row is reported on: every row, or with `--base-ref` only rows added since the ref.
+        Line 0 stands for the whole file (empty, unreadable) and is always reported."""
+        return self.new_rows is None or source.line == 0 or (source.file, source.line) in self.new_rows
+
+
+def load_corpus(cfg) -> Corpus:
+    """Read every configured data file and eval set; bad rows become problems, never exceptions."""
+    base = cfg.base_dir
+    train = Part("train", "train", load_examples(cfg.data.patterns("train"), base, cfg.data.format))
+    validation = None
+    if cfg.data.validation is not None:
+        validation = Part("validation", "validation",
+                          load_examples(cfg.data.patterns("validation"), base, cfg.data.format))
+    suites = [Part(f"eval:{s.name}", s.kind, load_suite(cfg, s), s) for s in cfg.eval.suites]
+    corpus = Corpus(train, validation, suites)
+    for part in corpus.parts:
+        for path in part.loaded.files:
+            corpus.files[display_path(path, base)] = path
+    return corpus
+
+
+def text_of(ex: Example) -> str:
+    """The whole content of a row (prompt and answer) as compared by the duplicate, leakage and PII checks."""
+    return ex.prompt_text if ex.completion is None else f"{ex.prompt_text}\n\n{ex.completion}"
+
+
+def canonical(text: str) -> str:
+    """Text with whitespace runs collapsed: rows equal in this form are exact duplicates."""
+    return " ".join(text.split())

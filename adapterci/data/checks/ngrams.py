@@ -1,0 +1,88 @@
+"""Word n-gram hashes of many texts at once, vectorised with numpy (shared by near-duplicate and leakage checks).
+
+Texts are lower-cased and split into words (`\\w+`); each distinct word gets an integer id, and an n-gram is
+hashed from its ids with 64-bit multiply/xor mixing. Hashes are comparable only within one `Words`."""
+
+from __future__ import annotations
+
+import re
+from array import array
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+def mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-spread 64-bit hash of each value."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+@dataclass
+class Words:
+    """The word ids of each text: `ids[offsets[i]:offsets[i + 1]]` are the words of text i. A slice of the
+    texts shares `ids` and takes a slice of `offsets` (see `subset`)."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, start: int, stop: int) -> "Words":
+        """Texts [start, stop) (indices in the subset count from 0)."""
+        return Words(self.ids, self.offsets[start:stop + 1])
+
+
+def words_of(texts: Sequence[str]) -> Words:
+    """Split every text into word ids (one vocabulary for all of them)."""
+    vocab: dict[str, int] = {}
+    ids = array("q")
+    lengths = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        words = _WORD.findall(text.lower())
+        lengths[i] = len(words)
+        ids.extend([vocab.setdefault(w, len(vocab)) for w in words])
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Words(mix(np.frombuffer(ids, dtype=np.int64).astype(np.uint64) + np.uint64(1)), offsets)
+
+
+def ngrams(words: Words, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hashes of every word n-gram, the index of the text each belongs to, and its first word's position
+    in `words.ids` (texts shorter than n give none)."""
+    lengths = words.lengths
+    first, total = int(words.offsets[0]), int(words.offsets[-1])
+    if total - first < n:
+        return np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.int64)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(first, total) - words.offsets[row]
+    idx = np.flatnonzero(pos + n <= lengths[row])
+    starts = first + idx
+    h = np.zeros(len(starts), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            h = mix(h * _MUL + words.ids[starts + k])
+    return h, row[idx], starts
+
+
+def whole_text_hashes(words: Words, which: np.ndarray) -> np.ndarray:
+    """One hash per selected text over all its words (the hash `ngrams` gives an n-gram of the same words).
+    Meant for short texts: the cost grows with the longest selected text."""
+    lengths = words.lengths[which]
+    starts = words.offsets[:-1][which]
+    h = np.zeros(len(which), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(int(lengths.max(initial=0))):
+            live = lengths > k
+            h[live] = mix(h[live] * _MUL + words.ids[starts[live] + k])
+    return h
