@@ -1,0 +1,111 @@
+"""The statistics of the gate against scipy and textbook values, plus property tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+
+from adapterci.eval import stats
+
+
+@pytest.mark.parametrize("k,n,p0,alt", [(18, 20, 0.7, "greater"), (3, 40, 0.2, "less"), (50, 100, 0.5, "two-sided"),
+                                        (20, 20, 0.8, "greater"), (0, 20, 0.2, "less")])
+def test_stats_binomial_matches_scipy(k, n, p0, alt):
+    assert stats.binomial_pvalue(k, n, p0, alt) == pytest.approx(binomtest(k, n, p0, alternative=alt).pvalue)
+
+
+def test_stats_binomial_known_values():
+    assert stats.binomial_pvalue(20, 20, 0.8, "greater") == pytest.approx(0.8**20)  # 0.0115
+    assert stats.binomial_pvalue(0, 20, 0.2, "less") == pytest.approx(0.8**20)
+
+
+def test_stats_binomial_edges_are_exact():
+    assert stats.binomial_pvalue(5, 10, 0.0, "greater") == 0.0  # any success disproves rate 0
+    assert stats.binomial_pvalue(0, 10, 0.0, "greater") == 1.0
+    assert stats.binomial_pvalue(10, 10, 1.0, "greater") == 1.0
+    assert stats.binomial_pvalue(3, 0, 0.5, "greater") == 1.0
+
+
+def test_stats_clopper_pearson_matches_scipy():
+    for k, n in [(0, 10), (7, 10), (10, 10), (45, 104)]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert stats.clopper_pearson(k, n, 0.95) == pytest.approx((ci.low, ci.high))
+
+
+def test_stats_mcnemar_exact_known_value():
+    # b=10, c=2: two-sided exact p = 2 * P(X <= 2 | 12, 1/2) = 2 * 79/4096
+    assert stats.mcnemar_exact(10, 2) == pytest.approx(2 * 79 / 4096)
+    assert stats.mcnemar_exact(10, 2, "greater") == pytest.approx(79 / 4096)
+    assert stats.mcnemar_exact(0, 0) == 1.0
+
+
+def test_stats_paired_binary_margin_zero_is_mcnemar():
+    x = np.array([1] * 10 + [0] * 2 + [1] * 30 + [0] * 8)
+    y = np.array([0] * 10 + [1] * 2 + [1] * 30 + [0] * 8)
+    assert stats.paired_binary_pvalue(x, y, 0.0, "greater") == pytest.approx(stats.mcnemar_exact(10, 2, "greater"))
+
+
+def test_stats_paired_binary_margin_shifts_the_null():
+    x = np.array([1] * 10 + [0] * 2 + [1] * 38)
+    y = np.array([0] * 10 + [1] * 2 + [1] * 38)
+    n, m = 50, 12
+    expected = binomtest(10, m, 0.5 + 0.05 * n / (2 * m), alternative="greater").pvalue
+    assert stats.paired_binary_pvalue(x, y, 0.05, "greater") == pytest.approx(expected)
+    # a negative margin that even losing every discordant pair satisfies: certain
+    assert stats.paired_binary_pvalue(x, y, -0.5, "greater") == 0.0
+
+
+def test_stats_paired_binary_identical_models():
+    x = np.array([1, 0, 1, 1])
+    assert stats.paired_binary_pvalue(x, x, 0.0, "greater") == 1.0  # no evidence of improvement
+    assert stats.paired_binary_pvalue(x, x, -0.01, "greater") == 0.0  # surely not worse by 0.01
+
+
+def test_stats_bootstrap_is_reproducible_and_covers_the_mean():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 2, 200).astype(float)
+    a = stats.paired_bootstrap(lambda idx: x[idx].mean(axis=1), len(x))
+    b = stats.paired_bootstrap(lambda idx: x[idx].mean(axis=1), len(x))
+    assert np.array_equal(a, b)
+    lo, hi = stats.percentile_interval(a, 0.95)
+    assert lo < x.mean() < hi
+    # close to the normal approximation's half-width
+    assert (hi - lo) / 2 == pytest.approx(1.96 * x.std() / np.sqrt(len(x)), rel=0.15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), data=st.data())
+def test_stats_clopper_pearson_contains_estimate(n, data):
+    k = data.draw(st.integers(0, n))
+    lo, hi = stats.clopper_pearson(k, n, 0.9)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 50), p0=st.floats(0.01, 0.99), data=st.data())
+def test_stats_binomial_pvalue_monotone_in_successes(n, p0, data):
+    k = data.draw(st.integers(0, n - 1))
+    assert 0.0 <= stats.binomial_pvalue(k + 1, n, p0, "greater") <= stats.binomial_pvalue(k, n, p0, "greater") + 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), p0=st.floats(0.05, 0.95), data=st.data())
+def test_stats_binomial_test_agrees_with_clopper_pearson(n, p0, data):
+    """The one-sided exact test at alpha rejects exactly when the (1 - 2 alpha) interval's lower bound exceeds p0."""
+    k = data.draw(st.integers(0, n))
+    lo, _ = stats.clopper_pearson(k, n, 0.90)
+    if abs(lo - p0) > 1e-9:
+        assert (stats.binomial_pvalue(k, n, p0, "greater") <= 0.05) == (lo > p0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
+def test_stats_paired_binary_swapping_models_mirrors_the_test(pairs):
+    x = np.array([a for a, _ in pairs])
+    y = np.array([b for _, b in pairs])
+    assert stats.paired_binary_pvalue(x, y, 0.0, "greater") == pytest.approx(stats.paired_binary_pvalue(y, x, 0.0, "less"))
+    b, c = stats.discordant(x, y)
+    assert b - c == int(x.sum()) - int(y.sum())
