@@ -156,7 +156,8 @@ def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path],
             sha = reg.upload(stage, f"Release {version}",
                              f"adapterci-version: {version}\nadapterci-content: {content}")
     _verify(reg, sha, files)
-    reg.create_tag(version, sha)  # RefConflict: someone else took `version`; the caller starts over
+    if not reg.create_tag(version, sha):  # already there: another writer (or our lost request) tagged it
+        raise RefConflict(f"{version} was tagged meanwhile")  # start over: the next round sees it released
     _move_canary(reg, refs, version, sha, created_tag=True)
     return _result(reg, version, sha, content, no_op=False, finished=bool(resumable))
 
@@ -175,13 +176,13 @@ def _stage(cfg, reg: Registry, stage: Path, adapter_dir: Path, files: dict[str, 
     manifest = build_manifest(
         name=cfg.name, version=version, content_hash=content,
         files={rel: hash_file(path) for rel, path in files.items()},
-        base_model=cfg.base_model, base_revision=cfg.base_revision,
+        base_model=cfg.base_model, base_revision=cfg.base_revision, base_is_local=cfg.base_model_path() is not None,
         train=read_tolerant(adapter_dir / TRAIN_JSON),
         results=read_tolerant(rd.eval_json if rd else None), gate=read_tolerant(rd.gate_json if rd else None),
         git_commit=git_commit(cfg.base_dir), released_at=_now())
     write_json_atomic(stage / MANIFEST, manifest)
-    repo_hint = reg.url[len("hf://"):] if reg.url.startswith("hf://") else str(adapter_dir)
-    (stage / "README.md").write_text(model_card(manifest, repo_hint), encoding="utf-8")
+    repo_id = reg.url[len("hf://"):] if reg.url.startswith("hf://") else None
+    (stage / "README.md").write_text(model_card(manifest, repo_id), encoding="utf-8")
     return stage
 
 

@@ -6,7 +6,6 @@ keys -> null), since earlier adapterci versions or other tools may have written 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from adapterci import __version__
 
 TRAIN_KEYS = ("base_model", "prompt_template", "prompt_fingerprint", "data_fingerprint", "config_hash",
               "git_commit", "backend", "steps", "epochs", "best_valid_loss", "adapterci_version")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def read_tolerant(path: Path | None) -> dict[str, Any] | None:
@@ -44,7 +42,7 @@ def eval_metrics(results: dict | None) -> dict[str, dict[str, dict[str, float]]]
 
 
 def build_manifest(*, name: str, version: str, content_hash: str, files: dict[str, str], base_model: str,
-                   base_revision: str | None, train: dict | None, results: dict | None, gate: dict | None,
+                   base_revision: str | None, base_is_local: bool, train: dict | None, results: dict | None, gate: dict | None,
                    git_commit: str | None, released_at: str) -> dict[str, Any]:
     """The release manifest, `adapterci.json`."""
     train = {k: (train or {}).get(k) for k in TRAIN_KEYS}
@@ -61,6 +59,7 @@ def build_manifest(*, name: str, version: str, content_hash: str, files: dict[st
         "files": files,
         "base_model": base_model,
         "base_revision": base_revision,
+        "base_model_local": base_is_local,
         "base_model_identity": identity or None,
         "data_fingerprint": train["data_fingerprint"],
         "config_hash": train["config_hash"],
@@ -76,12 +75,12 @@ def build_manifest(*, name: str, version: str, content_hash: str, files: dict[st
     }
 
 
-def model_card(manifest: dict[str, Any], repo_hint: str) -> str:
+def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
     """README.md: Hub YAML front matter (base_model, library_name: peft, tags, model-index) and a body with the
-    eval results, gate verdict, data fingerprint and provenance."""
+    eval results, gate verdict, data fingerprint and provenance. `repo_id`: the Hub repo (for the usage snippet)."""
     name, version = manifest["name"], manifest["version"]
     front: dict[str, Any] = {}
-    if _HUB_ID.match(manifest["base_model"] or "") and not str(manifest["base_model"]).startswith(("models/", ".")):
+    if not manifest["base_model_local"]:  # the Hub validates `base_model` as a model id
         front["base_model"] = manifest["base_model"]
     front.update({"library_name": "peft", "tags": ["adapterci", "peft", "lora", name]})
     results = [{"task": {"type": "text-generation"}, "dataset": {"name": suite, "type": suite},
@@ -106,13 +105,14 @@ def model_card(manifest: dict[str, Any], repo_hint: str) -> str:
               f"| train config hash | `{manifest['config_hash'] or 'not recorded'}` |",
               f"| prompt template | `{manifest['prompt_template'] or 'not recorded'}` |",
               f"| git commit | `{manifest['git_commit'] or 'not recorded'}` |",
-              f"| adapter content hash | `{manifest['content_hash']}` |", "",
-              "## Usage", "", "```python",
-              "from peft import PeftModel",
-              "from transformers import AutoModelForCausalLM", "",
-              f"base = AutoModelForCausalLM.from_pretrained({manifest['base_model']!r})",
-              f"model = PeftModel.from_pretrained(base, {repo_hint!r}, revision={version!r})",
-              "```", ""]
+              f"| adapter content hash | `{manifest['content_hash']}` |", ""]
+    if repo_id:
+        lines += ["## Usage", "", "```python",
+                  "from peft import PeftModel",
+                  "from transformers import AutoModelForCausalLM", "",
+                  f"base = AutoModelForCausalLM.from_pretrained({manifest['base_model']!r})",
+                  f"model = PeftModel.from_pretrained(base, {repo_id!r}, revision={version!r})",
+                  "```", ""]
     return "\n".join(lines)
 
 

@@ -130,15 +130,18 @@ class HubRegistry:
             shutil.copytree(tmp, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache"))
         return Path(dest)
 
-    def create_tag(self, name: str, commit: str) -> None:
+    def create_tag(self, name: str, commit: str) -> bool:
+        """Create an immutable tag: True if created, False if it already points at `commit`, else RefConflict."""
         try:
             self._call(f"create tag {name}", lambda: self.api.create_tag(self.repo_id, tag=name, revision=commit))
+            return True
         except RegistryError as exc:
             if _status(exc.__cause__) != 409:
                 raise
             current = self.refs().tags.get(name)
-            if current != commit:  # a retry after a lost answer finds its own tag: that is success
+            if current != commit:
                 raise RefConflict(f"tag {name} already points at {(current or '?')[:12]}") from None
+            return False
 
     def delete_tag(self, name: str) -> None:
         from huggingface_hub.errors import RevisionNotFoundError

@@ -91,15 +91,17 @@ class LocalRegistry:
         shutil.copytree(self._files(commit), dest, dirs_exist_ok=True)
         return Path(dest)
 
-    def create_tag(self, name: str, commit: str) -> None:
+    def create_tag(self, name: str, commit: str) -> bool:
+        """Create an immutable tag: True if created, False if it already points at `commit`, else RefConflict."""
         with self.lock():
             self._files(commit)
             current = self._read_refs()["tags"].get(name)
             if current == commit:
-                return
+                return False
             if current is not None:
                 raise RefConflict(f"tag {name} already points at {current[:12]}")
             self._update_refs(lambda refs: refs["tags"].__setitem__(name, commit))
+            return True
 
     def delete_tag(self, name: str) -> None:
         with self.lock():
