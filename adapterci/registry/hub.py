@@ -73,6 +73,7 @@ class HubRegistry:
         try:
             refs = self._call("list refs", lambda: self.api.list_repo_refs(self.repo_id))
         except RepositoryNotFoundError:
+            self._check_token()  # "not found" may mean "not visible with this token"
             return Refs()
         return Refs(tags={t.name: t.target_commit for t in refs.tags},
                     branches={b.name: b.target_commit for b in refs.branches})
@@ -174,6 +175,15 @@ class HubRegistry:
             pass
 
     # --- plumbing ----------------------------------------------------------------------------------------
+    def _check_token(self) -> None:
+        try:
+            self._call("check the token", self.api.whoami)
+        except RegistryError as exc:
+            if _status(exc.__cause__) == 401:
+                raise RegistryError(f"the Hub rejected the token for {self.url}: set HF_TOKEN (or `hf auth login`) "
+                                    "to a token with write access") from None
+            raise
+
     def _ensure_repo(self) -> None:
         if not self._repo_ready:
             self._call("create repo", lambda: self.api.create_repo(self.repo_id, private=self.private, exist_ok=True))
