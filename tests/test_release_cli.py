@@ -1,0 +1,128 @@
+"""`adapterci release | promote | rollback | versions`: exit codes, output, and bad inputs that publish nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from adapterci.cli import cli
+from adapterci.release import next_version
+
+pytestmark = pytest.mark.xdist_group("registry")
+
+
+@pytest.fixture
+def project(example_project: Path, tiny_peft_adapter, tmp_path: Path):
+    """(invoke(args...) -> Result, adapter dir, registry dir) for the example project with the local registry."""
+    _, source = tiny_peft_adapter
+    adapter = tmp_path / "adapter"
+    shutil.copytree(source, adapter)
+    config = ["--config", str(example_project / "adapterci.yaml")]
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, [args[0], *config, *args[1:]])
+
+    return invoke, adapter, example_project / ".adapterci" / "registry"
+
+
+def bump_content(adapter: Path, value: float) -> None:
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["lora_dropout"] = value
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+
+
+def test_release_prints_the_version_and_is_idempotent(project):
+    invoke, adapter, _ = project
+    first = invoke("release", "--adapter", str(adapter))
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("Released v0.1.0 (commit ") and first.output.rstrip().endswith("refs: v0.1.0, canary.")
+    again = invoke("release", "--adapter", str(adapter), "--json")
+    assert again.exit_code == 0
+    data = json.loads(again.output)
+    assert (data["version"], data["no_op"], data["refs"]) == ("v0.1.0", True, ["v0.1.0", "canary"])
+
+
+def test_release_bump_minor_and_versions_listing(project):
+    invoke, adapter, _ = project
+    assert invoke("release", "--adapter", str(adapter)).exit_code == 0
+    bump_content(adapter, 0.2)
+    assert json.loads(invoke("release", "--adapter", str(adapter), "--bump", "minor", "--json").output)["version"] == "v0.2.0"
+    assert invoke("promote").exit_code == 0
+    listing = invoke("versions")
+    assert listing.exit_code == 0
+    lines = listing.output.splitlines()
+    assert lines[0].startswith("file://") and lines[1].startswith("v0.2.0") and "[canary, stable]" in lines[1]
+    assert lines[2].startswith("v0.1.0") and "[" not in lines[2]
+    data = json.loads(invoke("versions", "--json").output)
+    assert [(v["version"], v["refs"]) for v in data["versions"]] == [("v0.2.0", ["canary", "stable"]), ("v0.1.0", [])]
+
+
+def test_promote_and_rollback_output(project):
+    invoke, adapter, _ = project
+    invoke("release", "--adapter", str(adapter))
+    result = invoke("promote")
+    assert result.exit_code == 0 and "`stable` -> v0.1.0 (was unset)" in result.output
+    assert "already points at v0.1.0" in invoke("promote", "v0.1.0").output
+    bump_content(adapter, 0.3)
+    invoke("release", "--adapter", str(adapter))
+    moved = json.loads(invoke("promote", "--json").output)
+    assert (moved["version"], moved["previous"], moved["no_op"]) == ("v0.1.1", "v0.1.0", False)
+    back = invoke("rollback")
+    assert back.exit_code == 0 and "`stable` -> v0.1.0 (was v0.1.1)" in back.output
+    none_left = invoke("rollback")
+    assert none_left.exit_code == 2 and "no earlier stable version to roll back to" in none_left.output
+
+
+@pytest.mark.parametrize("case", ["missing_dir", "no_adapter_config", "no_weights", "bad_bump"])
+def test_release_bad_input_exits_2_and_publishes_nothing(project, tmp_path, case):
+    invoke, adapter, registry = project
+    if case == "missing_dir":
+        args, message = ["--adapter", str(tmp_path / "nope")], "adapter directory not found"
+    elif case == "no_adapter_config":
+        (adapter / "adapter_config.json").unlink()
+        args, message = ["--adapter", str(adapter)], "adapter_config.json is missing"
+    elif case == "no_weights":
+        (adapter / "adapter_model.safetensors").unlink()
+        args, message = ["--adapter", str(adapter)], "has no adapter weights"
+    else:
+        args, message = ["--adapter", str(adapter), "--bump", "huge"], "'huge' is not one of"
+    result = invoke("release", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output
+    assert not registry.exists()
+
+
+def test_registry_commands_on_empty_registry(project):
+    invoke, _, registry = project
+    assert invoke("versions").output.startswith("No versions in file://")
+    assert json.loads(invoke("versions", "--json").output)["versions"] == []
+    promoted = invoke("promote")
+    assert promoted.exit_code == 2 and "has no `canary` yet" in promoted.output
+    unknown = invoke("promote", "v1.2.3")
+    assert unknown.exit_code == 2 and "unknown version v1.2.3" in unknown.output
+    assert invoke("promote", "stable").exit_code == 2
+    assert invoke("rollback").exit_code == 2
+    assert not (registry / "refs.json").exists()
+
+
+def test_release_defaults_to_the_run_directory_adapter(project, tmp_path):
+    invoke, adapter, _ = project
+    run_dir = tmp_path / "run"
+    shutil.copytree(adapter, run_dir / "adapter")
+    (run_dir / "gate.json").write_text(json.dumps({"verdict": "PASS", "rules": []}))
+    result = invoke("release", "--run-dir", str(run_dir), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "release.json").read_text())["version"] == "v0.1.0"
+    listing = json.loads(invoke("versions", "--json").output)["versions"]
+    assert listing[0]["gate_verdict"] == "PASS"
+
+
+@pytest.mark.parametrize("existing,bump,expected", [
+    ([], "major", "v0.1.0"), (["v0.1.0"], "patch", "v0.1.1"), (["v0.1.9", "v0.1.10"], "patch", "v0.1.11"),
+    (["v1.4.2", "stable-history-1"], "minor", "v1.5.0"), (["v1.4.2"], "major", "v2.0.0")])
+def test_release_next_version(existing, bump, expected):
+    assert next_version(existing, bump) == expected
