@@ -6,7 +6,9 @@ run's, and the report and `manifest.json` are written whatever happened.
 
 Reuse: the train stage is content-addressed by `adapterci.train.inputs_fingerprint` (data, config, base model,
 prompt format, seed) under `cache_dir(cfg, "adapters")`; the check stage by a fingerprint of its inputs under
-`cache_dir(cfg, "check")`; the eval stage has its own result cache keyed by the adapter's content.
+`cache_dir(cfg, "check")`; the eval stage by the adapter's fingerprint, the registry's `stable` commit (the
+champion), the eval sets and settings under `cache_dir(cfg, "eval-results")` (and below that, eval keeps its
+own per-model cache, so a new champion re-scores only the champion).
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         shutil.copytree(cached, rd.check_dir, dirs_exist_ok=True)
         record.status, record.message = "cached", "data unchanged: reused the check results"
         return
-    report = run_checks(cfg, run_dir=rd)
+    report = run_checks(cfg, run_dir=rd.path)
     if not report.passed:
         raise CheckFailed("data check failed (see the report)")
     with staged_dir(cached) as tmp:
@@ -197,7 +199,7 @@ def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     from adapterci.train import inputs_fingerprint, train
 
-    record.fingerprint = inputs_fingerprint(cfg)
+    record.fingerprint = ctx["adapter_fingerprint"] = inputs_fingerprint(cfg)
     cached = cache_dir(cfg, "adapters") / record.fingerprint
     if (cached / "adapter" / "adapter_config.json").is_file():
         shutil.copytree(cached / "adapter", rd.adapter, dirs_exist_ok=True)
@@ -214,25 +216,59 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
             shutil.copy2(rd.loss_png, tmp / "loss.png")
 
 
+def eval_fingerprint(cfg, adapter_fingerprint: str) -> str:
+    """Everything the eval stage's results depend on, given the candidate adapter's train fingerprint."""
+    from adapterci.modelio import base_model_identity
+    from adapterci.registry import open_registry
+
+    champion = open_registry(cfg).resolve("stable")
+    return hash_json({
+        "adapterci": __version__,
+        "candidate": adapter_fingerprint,
+        "champion": champion.commit if champion else None,
+        "registry": cfg.registry_location(),
+        "eval": cfg.eval.model_dump(mode="json"),
+        "suites": {s.name: hash_file(s.path) for s in cfg.eval.suites},
+        "base": base_model_identity(cfg),
+        "prompt_template": cfg.prompt_template,
+    })
+
+
 def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     from adapterci.eval import evaluate
 
-    results = evaluate(cfg, rd.adapter, champion="auto", run_dir=rd)
-    ctx["results"] = results
-    record.fingerprint = getattr(results, "cache_key", None)
-    if getattr(results, "cached", False):
-        record.status, record.message = "cached", "adapter and eval sets unchanged: reused eval results"
+    record.fingerprint = ctx["eval_fingerprint"] = eval_fingerprint(cfg, ctx["adapter_fingerprint"])
+    cached = cache_dir(cfg, "eval-results") / record.fingerprint
+    if (cached / "results.json").is_file():
+        shutil.copytree(cached, rd.eval_dir, dirs_exist_ok=True)
+        record.status, record.message = "cached", "adapter, champion and eval sets unchanged: reused eval results"
+        return
+    ctx["results"] = evaluate(cfg, rd.adapter, champion="auto", run_dir=rd)
+    with staged_dir(cached) as tmp:
+        shutil.copytree(rd.eval_dir, tmp, dirs_exist_ok=True)
 
 
 def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    from adapterci.gate import decide
+    from adapterci.runs import read_json
 
-    decision = decide(cfg, ctx["results"], run_dir=rd)
-    ctx["verdict"] = decision.verdict
-    record.message = f"verdict {decision.verdict}"
-    if decision.verdict == "FAIL":
+    record.fingerprint = hash_json({"adapterci": __version__, "eval": ctx["eval_fingerprint"],
+                                    "gate": cfg.gate.model_dump(mode="json")})
+    cached = cache_dir(cfg, "gate") / record.fingerprint / "gate.json"
+    if cached.is_file():
+        shutil.copy2(cached, rd.gate_json)
+        verdict = read_json(rd.gate_json)["verdict"]
+        record.status = "cached"
+    else:
+        from adapterci.gate import decide
+
+        verdict = decide(cfg, ctx.get("results", rd.eval_json), run_dir=rd).verdict
+        with staged_dir(cached.parent) as tmp:
+            shutil.copy2(rd.gate_json, tmp / "gate.json")
+    ctx["verdict"] = verdict
+    record.message = f"verdict {verdict}"
+    if verdict == "FAIL":
         raise GateFailed("gate: FAIL (see the report for the rules that failed)")
-    if decision.verdict == "INCONCLUSIVE":
+    if verdict == "INCONCLUSIVE":
         raise GateInconclusive("gate: INCONCLUSIVE (too few eval items or no significant difference)")
 
 

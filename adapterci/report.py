@@ -18,6 +18,7 @@ ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "SKIPPED": "⏭
 STATUS_ICONS = {"ran": "✅", "cached": "♻️", "failed": "❌", "skipped": "⏭️"}
 ROLES = ("base", "champion", "candidate")
 SPARK = "▁▂▃▄▅▆▇█"
+MAX_FAILURES = 30
 
 
 def render(run_dir: Path, name: str = "adapter") -> str:
@@ -81,26 +82,28 @@ def _check(rd: RunDir) -> list[str] | None:
     if data is None:
         return None
     passed = data.get("passed")
-    lines = [f"### Data check {'✅ passed' if passed else '❌ failed' if passed is False else ''}".rstrip(), ""]
-    rows = data.get("rows") or {}
-    facts = [f"{k}: **{v}**" for k, v in rows.items() if isinstance(v, (int, float))] if isinstance(rows, dict) else []
-    new_rows = data.get("new_rows")
-    if isinstance(new_rows, dict):
-        facts += [f"new {k}: **{v}**" for k, v in new_rows.items() if isinstance(v, (int, float))]
-    elif isinstance(new_rows, (int, float)):
-        facts.append(f"new rows: **{new_rows}**")
-    if facts:
-        lines += ["Rows — " + ", ".join(facts), ""]
+    scope = f" (rows added since `{data['base_ref']}`)" if data.get("base_ref") else ""
+    lines = [f"### Data check: {'✅ passed' if passed else '❌ failed'}{scope}", ""]
+    rows = data.get("rows") if isinstance(data.get("rows"), dict) else {}
+    if rows:
+        lines += ["Rows: " + ", ".join(f"{k} **{v}**" for k, v in rows.items()), ""]
+    checks = [c for c in data.get("checks") or [] if isinstance(c, dict)]
+    if checks:
+        lines += ["| check | result | details |", "|---|---|---|"]
+        for c in checks:
+            count = c.get("failure_count", len(c.get("failures") or []))
+            result = "✅ pass" if c.get("passed") else f"❌ fail ({count})"
+            lines.append(f"| `{c.get('name', '?')}` | {result} | {_cell(c.get('summary', ''))} |")
+        lines.append("")
     failures = list(_check_failures(data))
     if failures:
-        lines += ["| check | where | problem |", "|---|---|---|"]
-        lines += [f"| {_cell(c)} | `{_cell(w)}` | {_cell(m)} |" for c, w, m in failures[:30]]
-        if len(failures) > 30:
-            lines.append(f"\n… and {len(failures) - 30} more in `check/check.json`")
-    elif passed:
-        lines.append("No problems found.")
-    if rd.check_md.is_file() or rd.data_docs.is_dir():
-        lines += ["", "Details: `check/summary.md`" + (", Data Docs in `check/data_docs/`" if rd.data_docs.is_dir() else "")]
+        lines += ["| failed check | where | problem |", "|---|---|---|"]
+        lines += [f"| `{_cell(c)}` | `{_cell(w)}` | {_cell(m)} |" for c, w, m in failures[:MAX_FAILURES]]
+        if len(failures) > MAX_FAILURES:
+            lines.append(f"\n… and {len(failures) - MAX_FAILURES} more in `check/check.json`")
+        lines.append("")
+    if rd.data_docs.is_dir():
+        lines.append("Great Expectations Data Docs: `check/data_docs/index.html` (in the run's artifacts).")
     return lines
 
 
@@ -178,7 +181,8 @@ def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
     metrics = suite.get("metrics") or {}
     # `metrics` is {role: {metric: value}}; tolerate {metric: {role: value}} too.
     by_role = metrics if any(r in metrics for r in ROLES) else _transpose(metrics)
-    names = sorted({m for r in roles for m in (by_role.get(r) or {})}, key=_metric_order)
+    per_label = {f"{stat}_{label}" for label in suite.get("labels") or [] for stat in ("f1", "precision", "recall")}
+    names = sorted({m for r in roles for m in (by_role.get(r) or {})} - per_label, key=_metric_order)
     if not names:
         return []
     deltas = suite.get("deltas") or {}
@@ -265,7 +269,7 @@ def _value(v: Any) -> Any:
 
 def _model_name(model: Any) -> str:
     if isinstance(model, dict):
-        return str(model.get("version") or model.get("name") or model.get("path") or model.get("id") or "?")
+        return str(model.get("source") or model.get("adapter") or "?")
     return str(model)
 
 
