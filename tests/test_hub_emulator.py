@@ -1,0 +1,132 @@
+"""The Hub emulator speaks the Hub API as huggingface_hub expects it: ids, ETags, errors, auth, faults, persistence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from adapterci.hub_emulator import HubEmulator
+
+REPO_ID = "tester/demo"
+
+
+def git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_hub_emulator_commits_refs_and_downloads_through_the_client(hub_emulator, tmp_path):
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+
+    api = HfApi()
+    assert api.whoami()["name"] == "tester"
+    url = api.create_repo(REPO_ID, private=True)
+    assert url == f"{hub_emulator.url}/{REPO_ID}" and api.create_repo(REPO_ID, exist_ok=True) == url
+    data = os.urandom(70_000)
+    info = api.create_commit(REPO_ID, [CommitOperationAdd("w/model.bin", data), CommitOperationAdd("README.md", b"hi")],
+                             commit_message="first", commit_description="body")
+    assert len(info.oid) == 40 and info.commit_url == f"{hub_emulator.url}/{REPO_ID}/commit/{info.oid}"
+    api.create_tag(REPO_ID, tag="v1", revision=info.oid)
+    api.create_branch(REPO_ID, branch="canary", revision="v1")
+    refs = api.list_repo_refs(REPO_ID)
+    assert {t.name: t.target_commit for t in refs.tags} == {"v1": info.oid}
+    assert {b.name for b in refs.branches} == {"main", "canary"} and refs.converts == []
+    commits = api.list_repo_commits(REPO_ID)
+    assert [c.title for c in commits] == ["first", "initial commit"] and commits[0].message == "body"
+    files = {f.path: f for f in api.list_repo_tree(REPO_ID, revision="canary", recursive=True)}
+    assert set(files) == {".gitattributes", "README.md", "w", "w/model.bin"}
+    assert files["w/model.bin"].blob_id == git_sha1(data) and files["w/model.bin"].size == len(data)
+    path = hf_hub_download(REPO_ID, "w/model.bin", revision="v1", cache_dir=tmp_path)
+    assert Path(path).read_bytes() == data
+    assert Path(path).resolve().name == git_sha1(data)  # the ETag names the cache blob
+    assert api.model_info(REPO_ID, revision="v1").sha == info.oid
+
+
+def test_hub_emulator_errors_carry_the_client_error_codes(hub_emulator):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    api = HfApi()
+    with pytest.raises(RepositoryNotFoundError):
+        api.list_repo_refs("tester/missing")
+    api.create_repo(REPO_ID)
+    with pytest.raises(RevisionNotFoundError):
+        api.model_info(REPO_ID, revision="nope")
+    with pytest.raises(EntryNotFoundError):
+        api.get_hf_file_metadata(url=f"{hub_emulator.url}/{REPO_ID}/resolve/main/missing.txt")
+    api.create_tag(REPO_ID, tag="v1")
+    with pytest.raises(HfHubHTTPError) as conflict:
+        api.create_tag(REPO_ID, tag="v1")
+    assert conflict.value.response.status_code == 409
+    with pytest.raises(HfHubHTTPError) as denied:
+        HfApi(token="hf_wrong").create_tag(REPO_ID, tag="v2")
+    assert denied.value.response.status_code == 401
+    hub_emulator.state.repo("models", REPO_ID).private = True
+    with pytest.raises(RepositoryNotFoundError):  # a private repo is invisible without the token
+        HfApi(token=False).list_repo_refs(REPO_ID)
+
+
+def test_hub_emulator_faults_armed_over_http_from_another_process(hub_emulator):
+    script = (
+        "import json, os, urllib.request\n"
+        "req = urllib.request.Request(os.environ['HF_ENDPOINT'] + '/_emulator/faults', method='POST',\n"
+        "    data=json.dumps({'path': '/api/whoami', 'status': 503, 'times': 2}).encode())\n"
+        "print(urllib.request.urlopen(req).read().decode())\n")
+    armed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert armed.returncode == 0 and json.loads(armed.stdout)["times"] == 2
+    whoami = urllib.request.Request(f"{hub_emulator.url}/api/whoami-v2",
+                                    headers={"authorization": f"Bearer {hub_emulator.token}"})
+    codes = []
+    for _ in range(3):
+        try:
+            codes.append(urllib.request.urlopen(whoami).status)
+        except urllib.error.HTTPError as exc:
+            codes.append(exc.code)
+    assert codes == [503, 503, 200]
+    faults = json.loads(urllib.request.urlopen(f"{hub_emulator.url}/_emulator/faults").read())
+    assert faults[0]["fired"] == 2
+    bad = urllib.request.Request(f"{hub_emulator.url}/_emulator/faults", method="POST",
+                                 data=json.dumps({"path": "x", "action": "explode"}).encode())
+    with pytest.raises(urllib.error.HTTPError) as rejected:
+        urllib.request.urlopen(bad)
+    assert rejected.value.code == 400
+
+
+def test_hub_emulator_keeps_repos_in_its_data_dir(tmp_path):
+    with HubEmulator(token="t", data_dir=tmp_path) as hub:
+        repo = hub.state.create_repo("models", REPO_ID, private=True)
+        commit = hub.state.commit(repo, "main", {"a.txt": b"hello"}, [], "add a", "", None)
+        hub.state.create_ref(repo, "tag", "v1", commit.id)
+    with HubEmulator(token="t", data_dir=tmp_path) as again:
+        repo = again.state.repo("models", REPO_ID)
+        assert repo.tags == {"v1": commit.id} and repo.private
+        assert again.state.blobs[repo.commits[commit.id].files["a.txt"]] == b"hello"
+
+
+def test_hub_emulator_cli_serves_until_interrupted(tmp_path):
+    env = {**os.environ, "ADAPTERCI_EMULATOR_TOKEN": "hf_cli_token"}
+    proc = subprocess.Popen([sys.executable, "-m", "adapterci", "hub-emulator", "--port", "0", "--data-dir",
+                             str(tmp_path / "hub")], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        url = line.split("serving ")[1].split()[0]
+        req = urllib.request.Request(f"{url}/api/whoami-v2", headers={"authorization": "Bearer hf_cli_token"})
+        assert json.loads(urllib.request.urlopen(req, timeout=10).read())["name"] == "tester"
+        assert "hf_cli_token" not in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    missing = subprocess.run([sys.executable, "-m", "adapterci", "hub-emulator", "--port", "0"],
+                             env={k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "ADAPTERCI_EMULATOR_TOKEN")},
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "needs a token" in missing.stderr
