@@ -31,7 +31,12 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture
 def example_project(tmp_path: Path) -> Path:
     """A copy of the repository's example project (config, data, eval sets, tiny model) in a git repo."""
-    dest = tmp_path / "project"
+    return copy_example_project(tmp_path)
+
+
+def copy_example_project(parent: Path) -> Path:
+    """Copy the example project into `parent/project` (a fresh git repo); module-scoped fixtures call this."""
+    dest = parent / "project"
     dest.mkdir()
     for name in EXAMPLE_FILES:
         src = REPO / name
