@@ -1,16 +1,17 @@
 """Train/eval leakage: a training row (train or validation) that shares a word n-gram (`checks.leakage_ngram`)
-with an eval item, or contains a shorter eval item whole, lets the adapter see the test.
+with an eval item's prompt, or contains a shorter item whole, lets the adapter see the test.
 
-Template text never counts: word runs covered by n-grams found in more than `checks.leakage_template_share`
-of a suite's items (and in at least 3), such as a shared instruction, are masked out of the eval items, and
-n-grams that many training rows share are dropped the same way."""
+Template text never counts: words covered by n-grams found in more than `checks.leakage_template_share` of a
+suite's items (and in at least 3), such as a shared instruction, are masked out of the items; an item left
+with fewer than n other words leaks when a training row contains all of them in a row. Sequences that many
+training rows share are dropped the same way."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from adapterci.data.checks.corpus import Corpus, text_of
-from adapterci.data.checks.ngrams import Words, ngrams, whole_text_hashes, words_of
+from adapterci.data.checks.ngrams import Words, ngrams, run_hashes, words_of
 from adapterci.data.checks.result import CheckResult, Failure
 
 
@@ -19,18 +20,19 @@ def check_leakage(corpus: Corpus, cfg) -> CheckResult:
     result = CheckResult("leakage")
     training = corpus.training
     suites = [s for s in corpus.suites if s.examples]
-    words = words_of([text_of(ex) for ex in training] + [text_of(ex) for s in suites for ex in s.examples])
-    train = _TrainingGrams(words.subset(0, len(training)), share)
+    words = words_of([text_of(ex) for ex in training] + [ex.prompt_text for s in suites for ex in s.examples])
+    train = _TrainingGrams(words.subset(0, len(training)))
     leaks, start = 0, len(training)
     for suite in suites:
         items = words.subset(start, start + len(suite.examples))
         start += len(suite.examples)
-        for t, e in _leaks(train, items, n, share):
+        for t, e, m in _leaks(train, items, n, share):
             row, item = training[t], suite.examples[e]
             leaks += 1
             if corpus.is_new(row.source) or corpus.is_new(item.source):
-                how = (f"shares a {n}-word sequence with eval item {item.source}" if items.lengths[e] >= n
-                       else f"contains eval item {item.source} whole")
+                how = (f"shares a {n}-word sequence with eval item {item.source}" if m == n
+                       else f"contains eval item {item.source} whole" if m == items.lengths[e]
+                       else f"contains the {m} non-template words of eval item {item.source}")
                 result.failures.append(Failure.at(row.source, f"{how} ({suite.name})"))
     result.summary = f"{leaks} training row/eval item overlap(s) ({n}-word sequences)"
     result.details = {"leaks": leaks, "ngram": n}
@@ -40,8 +42,8 @@ def check_leakage(corpus: Corpus, cfg) -> CheckResult:
 class _TrainingGrams:
     """The m-gram hashes of the training rows, computed once per length m."""
 
-    def __init__(self, words: Words, share: float):
-        self.words, self.share, self._cache = words, share, {}
+    def __init__(self, words: Words):
+        self.words, self._cache = words, {}
 
     def get(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         if m not in self._cache:
@@ -50,22 +52,21 @@ class _TrainingGrams:
         return self._cache[m]
 
 
-def _leaks(train: _TrainingGrams, items: Words, n: int, share: float) -> list[tuple[int, int]]:
-    """(training row, eval item) pairs."""
-    n_items = len(items.lengths)
-    limit = max(2, share * n_items)
+def _leaks(train: _TrainingGrams, items: Words, n: int, share: float) -> list[tuple[int, int, int]]:
+    """(training row, eval item, length of the shared word sequence) triples."""
+    limit = max(2, share * len(items.lengths))
     keys, owner, starts = ngrams(items, n)
-    content = _outside_template(keys, owner, starts, items, n, limit)
-    groups = [(n, keys[content], owner[content])]
-    lengths = items.lengths
-    short = np.flatnonzero((lengths < n) & (lengths > 0))
-    whole = whole_text_hashes(items, short)
-    for m in np.unique(lengths[short]):
-        chosen = lengths[short] == m
-        groups.append((int(m), whole[chosen], short[chosen]))
-    pairs: set[tuple[int, int]] = set()
+    covered = _covered(keys, owner, starts, items, n, limit)
+    first = int(items.offsets[0])
+    content = covered[starts - first + n] - covered[starts - first] == 0
+    groups = [(n, *_rare(keys[content], owner[content], limit))]
+    run_items, run_starts, run_lengths = _short_content(items, covered, set(owner[content].tolist()))
+    run_keys = run_hashes(items.ids, run_starts, run_lengths)
+    for m in np.unique(run_lengths):
+        chosen = run_lengths == m
+        groups.append((int(m), *_rare(run_keys[chosen], run_items[chosen], limit)))
+    pairs: set[tuple[int, int, int]] = set()
     for m, ev_keys, ev_items in groups:
-        ev_keys, ev_items = _rare(ev_keys, ev_items, limit)
         if not len(ev_keys):
             continue
         order = np.argsort(ev_keys, kind="stable")
@@ -76,7 +77,7 @@ def _leaks(train: _TrainingGrams, items: Words, n: int, share: float) -> list[tu
         hit_keys, hit_rows = _rare(train_keys[hit], train_rows[hit], max(2, share * len(train.words.lengths)))
         for key, row in set(zip(hit_keys.tolist(), hit_rows.tolist())):
             lo, hi = np.searchsorted(ev_keys, np.uint64(key), "left"), np.searchsorted(ev_keys, np.uint64(key), "right")
-            pairs.update((row, int(item)) for item in ev_items[lo:hi])
+            pairs.update((row, int(item), m) for item in ev_items[lo:hi])
     return sorted(pairs)
 
 
@@ -90,16 +91,31 @@ def _rare(keys: np.ndarray, owners: np.ndarray, limit: float) -> tuple[np.ndarra
     return keys[keep], owners[keep]
 
 
-def _outside_template(keys, owner, starts, items: Words, n: int, limit: float) -> np.ndarray:
-    """Mask of n-grams that touch no word covered by a template n-gram (one in more than `limit` items)."""
-    if not len(keys):
-        return np.zeros(0, bool)
-    common_keys, _ = _rare(keys, owner, limit)
-    common = ~np.isin(keys, common_keys)
+def _covered(keys, owner, starts, items: Words, n: int, limit: float) -> np.ndarray:
+    """Prefix sums over the items' words of "covered by a template n-gram" (one in more than `limit` items)."""
     first = int(items.offsets[0])
-    size = int(items.offsets[-1]) - first
-    edges = np.zeros(size + 1, dtype=np.int64)
-    np.add.at(edges, starts[common] - first, 1)
-    np.add.at(edges, starts[common] - first + n, -1)
-    covered = np.concatenate([[0], np.cumsum(np.cumsum(edges)[:-1] > 0)])
-    return covered[starts - first + n] - covered[starts - first] == 0
+    edges = np.zeros(int(items.offsets[-1]) - first + 1, dtype=np.int64)
+    if len(keys):
+        common = ~np.isin(keys, _rare(keys, owner, limit)[0])
+        np.add.at(edges, starts[common] - first, 1)
+        np.add.at(edges, starts[common] - first + n, -1)
+    return np.concatenate([[0], np.cumsum(np.cumsum(edges)[:-1] > 0)])
+
+
+def _short_content(items: Words, covered: np.ndarray, with_ngram: set[int]) -> tuple[np.ndarray, ...]:
+    """For items with no content n-gram (shorter than n, or little text besides the template): the item's
+    longest run of non-template words, as (item, first word position, length)."""
+    first = int(items.offsets[0])
+    out: list[tuple[int, int, int]] = []
+    for item in range(len(items.lengths)):
+        if item in with_ngram:
+            continue
+        best, run = (0, 0), 0
+        for pos in range(int(items.offsets[item]), int(items.offsets[item + 1])):
+            run = 0 if covered[pos - first + 1] > covered[pos - first] else run + 1
+            if run > best[1]:
+                best = (pos - run + 1, run)
+        if best[1]:
+            out.append((item, *best))
+    arr = np.array(out, dtype=np.int64).reshape(-1, 3)
+    return arr[:, 0], arr[:, 1], arr[:, 2]

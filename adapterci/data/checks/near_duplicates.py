@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from adapterci.data.checks.corpus import Corpus, canonical, text_of
-from adapterci.data.checks.ngrams import mix, ngrams, whole_text_hashes, words_of
+from adapterci.data.checks.ngrams import mix, ngrams, run_hashes, words_of
 from adapterci.data.checks.result import CheckResult, Failure
 
 SHINGLE = 3
@@ -68,7 +68,7 @@ def _signatures(words) -> tuple[np.ndarray, np.ndarray]:
 
     h, row, _ = ngrams(words, SHINGLE)
     short = np.flatnonzero((words.lengths < SHINGLE) & (words.lengths > 0))
-    h = np.concatenate([h, whole_text_hashes(words, short)])
+    h = np.concatenate([h, run_hashes(words.ids, words.offsets[short], words.lengths[short])])
     row = np.concatenate([row, short])
     codes, _ = pd.factorize(h)
     counts = np.bincount(codes)

@@ -75,14 +75,12 @@ def ngrams(words: Words, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return h, row[idx], starts
 
 
-def whole_text_hashes(words: Words, which: np.ndarray) -> np.ndarray:
-    """One hash per selected text over all its words (the hash `ngrams` gives an n-gram of the same words).
-    Meant for short texts: the cost grows with the longest selected text."""
-    lengths = words.lengths[which]
-    starts = words.offsets[:-1][which]
-    h = np.zeros(len(which), dtype=np.uint64)
+def run_hashes(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The hash of each word run `ids[start:start + length]`, equal to the hash `ngrams` gives an n-gram of
+    the same words. Meant for short runs: the cost grows with the longest one."""
+    h = np.zeros(len(starts), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(int(lengths.max(initial=0))):
             live = lengths > k
-            h[live] = mix(h[live] * _MUL + words.ids[starts[live] + k])
+            h[live] = mix(h[live] * _MUL + ids[starts[live] + k])
     return h
