@@ -37,6 +37,8 @@ def added_lines(files: dict[str, Path], start: Path, ref: str) -> set[tuple[str,
         except OSError:
             continue
         for lineno, line in enumerate(current, start=1):
+            if not line.strip():
+                continue  # blank lines hold no row
             if before[line] > 0:
                 before[line] -= 1
             else:
