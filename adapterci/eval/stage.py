@@ -1,9 +1,9 @@
 """`evaluate(cfg, adapter, champion)`: base, champion and candidate on the same items of every suite.
 
-Order: models and prompt formats are resolved and checked first (a prompt mismatch fails before any model is
-loaded); then each suite is read; then, model by model, each suite's raw outputs come from the cache or from
-the model (loaded only on a cache miss); finally per-item records, metrics, deltas and the three files are
-written into the run directory's `eval/` at once."""
+Order: the eval sets are read (every bad item reported), then models and prompt formats are resolved and
+checked (a prompt mismatch fails before any model is loaded); then, model by model, each suite's raw outputs
+come from the cache or from the model (loaded only on a cache miss); finally per-item records, metrics,
+deltas and the three files are written into the run directory's `eval/`."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     run = run_dir or run_dir_for(cfg)
     if not cfg.eval.suites:
         raise UsageError("no eval suites: add `eval.suites` to the config")
+    suites = [read_suite(cfg, suite) for suite in cfg.eval.suites]
     tokenizer = load_tokenizer(cfg)
     specs = _model_specs(cfg, tokenizer, adapter, champion, run)
-    suites = [read_suite(cfg, suite) for suite in cfg.eval.suites]
 
     raw: dict[str, dict[str, list[dict]]] = {}  # suite -> role -> raw outputs
     hits: dict[str, dict[str, str]] = {s.config.name: {} for s in suites}
