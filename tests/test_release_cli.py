@@ -126,3 +126,23 @@ def test_release_defaults_to_the_run_directory_adapter(project, tmp_path):
     (["v1.4.2", "stable-history-1"], "minor", "v1.5.0"), (["v1.4.2"], "major", "v2.0.0")])
 def test_release_next_version(existing, bump, expected):
     assert next_version(existing, bump) == expected
+
+
+def test_release_card_front_matter_for_a_hub_base_model():
+    import yaml
+
+    from adapterci.registry.card import build_manifest, model_card
+
+    manifest = build_manifest(
+        name="sentiment", version="v1.0.0", content_hash="h", files={"adapter_model.safetensors": "s"},
+        base_model="meta-llama/Llama-3.2-1B", base_revision="abc123", base_is_local=False,
+        train={"data_fingerprint": "d", "config_hash": "c", "git_commit": "g", "surprise": 1}, results=None,
+        gate={"verdict": "INCONCLUSIVE", "rules": "not a list"}, git_commit=None, released_at="2026-01-01T00:00:00Z")
+    assert "surprise" not in json.dumps(manifest) and manifest["gate_rules"] is None
+    card = model_card(manifest, "acme/sentiment")
+    front = yaml.safe_load(card.split("---")[1])
+    assert front == {"base_model": "meta-llama/Llama-3.2-1B", "library_name": "peft",
+                     "tags": ["adapterci", "peft", "lora", "sentiment"]}
+    assert "`meta-llama/Llama-3.2-1B@abc123`" in card and "Verdict: **INCONCLUSIVE**" in card
+    assert "PeftModel.from_pretrained(base, 'acme/sentiment', revision='v1.0.0')" in card
+    assert "No eval results were recorded" in card

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapterci.errors import RegistryError
+from adapterci.errors import RegistryError, UsageError
 
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 MOVING_REFS = ("canary", "stable")
@@ -130,7 +130,7 @@ def resolve_ref(reg: Registry, ref: str) -> Version | None:
     elif re.fullmatch(r"[0-9a-f]{7,40}", ref):
         sha = next((s for s in refs.versions().values() if s.startswith(ref)), None)
     else:
-        raise RegistryError(f"unknown ref {ref!r}: use a version (v1.2.3), `canary`, `stable` or a commit id")
+        raise UsageError(f"unknown ref {ref!r}: use a version (v1.2.3), `canary`, `stable` or a commit id")
     if sha is None:
         return None
     return next((v for v in list_versions(reg) if v.commit == sha), None)
