@@ -1,0 +1,224 @@
+"""The workflows, executed with act in host mode (no Docker, no network), against the Hub emulator.
+
+Remote actions are replaced by the stand-ins in tests/actions/; act's `--json` log gives each job's result,
+which every test asserts (a job act skipped has no result at all, and act still exits 0).
+One project and one emulator serve the whole module, in this order: same-repository PR, fork PR, poisoned PR,
+push to main (reuses the PR's cached adapter and eval results), promote, rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+STUBS = REPO / "tests" / "actions"
+PROJECT_FILES = ("adapterci.yaml", "data", "evalsets", "models", "action.yml", "constraints.txt", ".github")
+LABELS = ("ubuntu-latest", "self-hosted", "gpu")
+TOKEN = "hf_test_release_token_0123456789"
+HUB_REPO = "acme/sentiment"
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("act")]
+
+
+@dataclass
+class ActRun:
+    returncode: int
+    jobs: dict[str, str]  # job id -> success | failure (absent: skipped)
+    outputs: dict[tuple[str, str], str] = field(default_factory=dict)  # (job id, step output name) -> value
+    summaries: list[str] = field(default_factory=list)
+    log: str = ""
+
+    def output_lines(self, job: str) -> str:
+        return "\n".join(line for line in self.log.splitlines() if f'"jobID":"{job}"' in line)
+
+
+def remote_actions() -> dict[str, Path]:
+    """`actions/NAME@SHA` used by the workflows and action.yml -> the stand-in directory."""
+    uses = set()
+    for path in [*(REPO / ".github" / "workflows").glob("*.yml"), REPO / "action.yml"]:
+        uses |= set(re.findall(r"uses: (actions/[\w-]+@[0-9a-f]{40})", path.read_text()))
+    return {u: STUBS / u.split("/")[1].split("@")[0] for u in sorted(uses)}
+
+
+def make_project(dest: Path) -> Path:
+    """A git repository with the example project, the action and the workflows (what a clone holds)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = REPO / name
+        (shutil.copytree(src, dest / name, dirs_exist_ok=True) if src.is_dir() else shutil.copy2(src, dest / name))
+    git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "example"], check=True)
+    return dest
+
+
+def act(project: Path, event_name: str, event: dict, workflow: str, home: Path, *, env: dict | None = None,
+        variables: dict | None = None, secrets: dict | None = None, timeout: int = 300) -> ActRun:
+    """Run one workflow for one event with act in host mode; parse its JSON log."""
+    event_file = home / f"event-{event_name}.json"
+    event_file.write_text(json.dumps(event))
+    cmd = [str(BIN / "act"), event_name, "-e", str(event_file), "-W", f".github/workflows/{workflow}", "--json",
+           "--action-offline-mode", "--pull=false", "--no-cache-server",
+           "--action-cache-path", str(home / "act-cache")]
+    for label in LABELS:
+        cmd += ["-P", f"{label}=-self-hosted"]
+    for uses, stub in remote_actions().items():
+        cmd += ["--local-repository", f"{uses}={stub}"]
+    for key, value in (variables or {}).items():
+        cmd += ["--var", f"{key}={value}"]
+    for key, value in (secrets or {}).items():
+        cmd += ["-s", f"{key}={value}"]
+    proc_env = {
+        "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
+        "ADAPTERCI_HOME": str(home / "adapterci-home"), "HF_HOME": str(home / "hf"),
+        "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false",
+        "ADAPTERCI_STUB_ARTIFACTS": str(home / "artifacts"),
+        "ADAPTERCI_STUB_GITHUB_STATE": str(home / "github-state.json"),
+        **(env or {}),
+    }
+    proc = subprocess.run(cmd, cwd=project, env=proc_env, capture_output=True, text=True, timeout=timeout)
+    run = ActRun(proc.returncode, {}, log=proc.stdout + proc.stderr)
+    for line in proc.stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if "jobResult" in entry:
+            run.jobs[entry["jobID"]] = entry["jobResult"]
+        if entry.get("command") == "set-output":
+            run.outputs[(entry["jobID"], entry["name"])] = entry.get("arg", "")
+        if entry.get("command") == "summary":
+            run.summaries.append(entry.get("content", ""))
+    return run
+
+
+def pr_event(number: int, fork: bool = False, action: str = "synchronize", label: str | None = None) -> dict:
+    event = {"action": action, "number": number,
+             "pull_request": {"number": number, "head": {"ref": f"pr-{number}", "repo": {"fork": fork}},
+                              "base": {"ref": "main"}, "labels": [{"name": label}] if label else []}}
+    if label:
+        event["label"] = {"name": label}
+    return event
+
+
+@pytest.fixture(scope="module")
+def hub():
+    from adapterci.hub_emulator.server import HubEmulator
+
+    with HubEmulator(token=TOKEN) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory: pytest.TempPathFactory, hub):
+    """The project, act's home and the settings every workflow run gets (repository variables, emulator)."""
+    root = tmp_path_factory.mktemp("act")
+    home = root / "home"
+    home.mkdir()
+    return {
+        "project": make_project(root / "project"), "home": home,
+        "variables": {"ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}", "ADAPTERCI_CACHE_DIR": str(root / "runner-cache")},
+        "env": {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"},
+    }
+
+
+def run_pr(ci, event: dict, project: Path | None = None) -> ActRun:
+    shutil.rmtree(ci["home"] / "artifacts", ignore_errors=True)
+    return act(project or ci["project"], "pull_request", event, "adapter-pr.yml", ci["home"], env=ci["env"],
+               variables=ci["variables"])
+
+
+def artifact(ci, name: str) -> Path:
+    return ci["home"] / "artifacts" / name
+
+
+def comments(ci) -> list[dict]:
+    path = ci["home"] / "github-state.json"
+    return json.loads(path.read_text())["comments"] if path.exists() else []
+
+
+def test_workflows_same_repo_pr_runs_the_pipeline_and_comments(ci) -> None:
+    run = run_pr(ci, pr_event(7))
+    assert run.jobs == {"check": "success", "train-eval-gate": "success", "comment": "success"}, run.log[-4000:]
+    assert run.outputs[("train-eval-gate", "verdict")] == "PASS"
+    report = (artifact(ci, "report-pipeline") / "report.md").read_text()
+    assert report.startswith("<!-- adapterci-report -->")
+    for section in ("### Data check", "### Training", "### Evaluation", "### Safety", "### Gate: ✅ PASS"):
+        assert section in report
+    assert (artifact(ci, "report-pipeline") / "adapter" / "adapter_config.json").is_file()
+    assert (artifact(ci, "report-check") / "check" / "check.json").is_file()
+    assert any("### Gate" in s for s in run.summaries)  # the step summary carries the report
+    posted = comments(ci)
+    assert len(posted) == 1 and posted[0]["issue_number"] == 7 and posted[0]["body"] == report
+
+    rerun = run_pr(ci, pr_event(7))  # a new push to the same PR: the comment is updated, not added
+    assert rerun.jobs == run.jobs
+    assert "cached" in rerun.output_lines("train-eval-gate")
+    assert len(comments(ci)) == 1
+
+
+def test_workflows_fork_pr_skips_the_gpu_job(ci) -> None:
+    run = run_pr(ci, pr_event(8, fork=True))
+    assert run.jobs == {"check": "success"}, run.log[-4000:]  # train-eval-gate and comment never started
+    assert not artifact(ci, "report-pipeline").exists()
+    assert "### Data check" in (artifact(ci, "report-check") / "report.md").read_text()
+
+
+def test_workflows_fork_pr_runs_on_gpu_after_the_safe_to_train_label(ci) -> None:
+    run = run_pr(ci, pr_event(8, fork=True, action="labeled", label="safe-to-train"))
+    assert run.jobs == {"check": "success", "train-eval-gate": "success"}, run.log[-4000:]  # no comment: read-only token
+
+
+def test_workflows_poisoned_pr_fails_the_gate(ci, tmp_path: Path) -> None:
+    """Training rows with flipped labels pass the data check but teach the wrong answers: the gate fails."""
+    project = make_project(tmp_path / "poisoned")
+    train = project / "data" / "train.jsonl"
+    flip = {"positive": "negative", "negative": "positive"}
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    train.write_text("".join(json.dumps({**r, "output": flip.get(r["output"], r["output"])}) + "\n" for r in rows))
+    run = run_pr(ci, pr_event(9), project)
+    assert run.jobs == {"check": "success", "train-eval-gate": "failure", "comment": "success"}, run.log[-4000:]
+    assert run.outputs[("train-eval-gate", "verdict")] == "FAIL"
+    report = (artifact(ci, "report-pipeline") / "report.md").read_text()
+    assert "### Gate: ❌ FAIL" in report and "does not hold" in report
+    assert any(c["issue_number"] == 9 and "FAIL" in c["body"] for c in comments(ci))
+
+
+def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
+    run = act(ci["project"], "push", {"ref": "refs/heads/main"}, "adapter-release.yml", ci["home"],
+              env=ci["env"], variables=ci["variables"], secrets={"HF_TOKEN": TOKEN})
+    assert run.jobs == {"train-eval-gate": "success", "release": "success"}, run.log[-4000:]
+    assert run.outputs[("release", "version")] == "v0.1.0"
+    assert "cached" in run.output_lines("train-eval-gate")  # the PR's adapter, same inputs fingerprint
+    repo = hub.state.repo("model", HUB_REPO)
+    assert repo.tags["v0.1.0"] == repo.resolve("canary")
+    assert TOKEN not in run.log
+
+
+def test_workflows_dispatch_promotes_and_rolls_back(ci, hub) -> None:
+    repo = hub.state.repo("model", HUB_REPO)
+
+    def dispatch(operation: str, version: str = "") -> ActRun:
+        event = {"inputs": {"operation": operation, "version": version}}
+        return act(ci["project"], "workflow_dispatch", event, "adapter-registry.yml", ci["home"], env=ci["env"],
+                   variables=ci["variables"], secrets={"HF_TOKEN": TOKEN})
+
+    promoted = dispatch("promote")
+    assert promoted.jobs == {"registry": "success"}, promoted.log[-4000:]
+    assert promoted.outputs[("registry", "version")] == "v0.1.0"
+    assert repo.resolve("stable") == repo.tags["v0.1.0"]
+
+    rolled = dispatch("rollback")  # nothing older than v0.1.0 was ever stable: refused, stable stays
+    assert rolled.jobs == {"registry": "failure"}, rolled.log[-4000:]
+    assert repo.resolve("stable") == repo.tags["v0.1.0"]
