@@ -142,7 +142,7 @@ def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path],
             finishing = version == latest and refs.branches.get("canary") != commit.id
             if finishing:
                 _verify(reg, commit.id, files)
-                _move_canary(reg, refs, version, commit.id, created_tag=False)
+                _move_canary(reg, version, commit.id, created_tag=False)
             return _result(reg, version, commit.id, content, no_op=not finishing, finished=finishing)
 
     resumable = [c for c in same if (v := _trailer(c, "version")) and VERSION_RE.match(v) and v not in versions
@@ -158,7 +158,7 @@ def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path],
     _verify(reg, sha, files)
     if not reg.create_tag(version, sha):  # already there: another writer (or our lost request) tagged it
         raise RefConflict(f"{version} was tagged meanwhile")  # start over: the next round sees it released
-    _move_canary(reg, refs, version, sha, created_tag=True)
+    _move_canary(reg, version, sha, created_tag=True)
     return _result(reg, version, sha, content, no_op=False, finished=bool(resumable))
 
 
@@ -202,22 +202,28 @@ def _verify(reg: Registry, sha: str, files: dict[str, Path]) -> None:
                             f"{'; '.join(problems)}. No version was tagged; run `adapterci release` again")
 
 
-def _move_canary(reg: Registry, refs: Refs, version: str, sha: str, created_tag: bool) -> None:
+def _move_canary(reg: Registry, version: str, sha: str, created_tag: bool) -> None:
     """Point `canary` at the new version unless it already points at a newer one; undo the tag on failure."""
+    refs = reg.refs()  # fresh: a concurrent release may have moved canary meanwhile
     old = refs.branches.get("canary")
-    tag_of = {s: t for t, s in refs.versions().items()}
-    if old is not None and old in tag_of and parse_version(tag_of[old]) > parse_version(version):
+    if _newer(refs, old, version):
         return
     try:
         reg.move_ref("canary", sha)
         after = reg.refs()
-        if after.tags.get(version) != sha or after.branches.get("canary") != sha:
-            raise RegistryError(f"read back: {version} -> {after.tags.get(version)}, "
-                                f"canary -> {after.branches.get('canary')}")
+        canary = after.branches.get("canary")
+        if after.tags.get(version) != sha or (canary != sha and not _newer(after, canary, version)):
+            raise RegistryError(f"read back: {version} -> {after.tags.get(version)}, canary -> {canary}")
     except RegistryError as exc:
         undone = _undo(reg, version if created_tag else None, old)
         raise RegistryError(f"release {version}: commit {sha[:12]} is uploaded and verified, but moving `canary` "
                             f"failed: {exc}. {undone} Run `adapterci release` again to finish.") from None
+
+
+def _newer(refs: Refs, commit: str | None, version: str) -> bool:
+    """Whether `commit` carries a version tag newer than `version`."""
+    tags = [t for t, s in refs.versions().items() if s == commit]
+    return any(parse_version(t) > parse_version(version) for t in tags)
 
 
 def _undo(reg: Registry, tag: str | None, old_canary: str | None) -> str:
