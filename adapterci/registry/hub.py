@@ -232,8 +232,10 @@ def _status(exc: BaseException | None) -> int | None:
 
 def _transient(exc: BaseException) -> bool:
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
+    if isinstance(exc, OfflineModeIsEnabled):
+        return False
     if isinstance(exc, HfHubHTTPError):
         return _status(exc) in TRANSIENT_STATUS
     return isinstance(exc, (httpx2.TransportError, LocalEntryNotFoundError, ConnectionError, TimeoutError))
