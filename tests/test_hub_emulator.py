@@ -107,7 +107,7 @@ def test_hub_emulator_keeps_repos_in_its_data_dir(tmp_path):
         commit = hub.state.commit(repo, "main", {"a.txt": b"hello"}, [], "add a", "", None)
         hub.state.create_ref(repo, "tag", "v1", commit.id)
     with HubEmulator(token="t", data_dir=tmp_path) as again:
-        repo = again.state.repo("models", REPO_ID)
+        repo = again.state.repo("model", REPO_ID)  # singular or plural type
         assert repo.tags == {"v1": commit.id} and repo.private
         assert again.state.blobs[repo.commits[commit.id].files["a.txt"]] == b"hello"
 

@@ -88,12 +88,14 @@ class HubState:
 
     # --- repos -------------------------------------------------------------------------------------------
     def repo(self, repo_type: str, repo_id: str) -> Repo:
-        repo = self.repos.get((repo_type, repo_id))
+        """A repo by type (`models` or `model`, ...) and id; 404 RepoNotFound if absent."""
+        repo = self.repos.get((_plural(repo_type), repo_id))
         if repo is None:
             raise HubError(404, f"Repository not found: {repo_id}", "RepoNotFound")
         return repo
 
     def create_repo(self, repo_type: str, repo_id: str, private: bool) -> Repo:
+        repo_type = _plural(repo_type)
         with self.lock:
             if (repo_type, repo_id) in self.repos:
                 raise HubError(409, "You already created this model repo")
@@ -105,7 +107,7 @@ class HubState:
     def delete_repo(self, repo_type: str, repo_id: str) -> None:
         with self.lock:
             self.repo(repo_type, repo_id)
-            del self.repos[(repo_type, repo_id)]
+            del self.repos[(_plural(repo_type), repo_id)]
             self._save()
 
     # --- commits -----------------------------------------------------------------------------------------
@@ -186,6 +188,10 @@ class HubState:
             self.repos[(repo.repo_type, repo.repo_id)] = repo
         for path in (self.data_dir / "blobs").glob("*"):
             self.blobs[path.name] = path.read_bytes()
+
+
+def _plural(repo_type: str) -> str:
+    return repo_type if repo_type.endswith("s") else repo_type + "s"
 
 
 def _now() -> float:
