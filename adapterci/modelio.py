@@ -17,13 +17,54 @@ def base_model_ref(cfg) -> str:
 
 def load_tokenizer(cfg) -> Any:
     """The base model's tokenizer (pad token set)."""
+    try:
+        return load_tokenizer_from(base_model_ref(cfg), cfg.base_revision)
+    except OSError as exc:
+        raise ConfigError(f"`base_model`: cannot load a tokenizer from {base_model_ref(cfg)!r}: {exc}",
+                          str(cfg.path)) from None
+
+
+def load_tokenizer_from(ref: str, revision: str | None = None) -> Any:
+    """The tokenizer of a model directory or Hub id, with a pad token (eos when it has none)."""
     from transformers import AutoTokenizer
 
-    ref = base_model_ref(cfg)
-    try:
-        tok = AutoTokenizer.from_pretrained(ref, revision=cfg.base_revision)
-    except OSError as exc:
-        raise ConfigError(f"`base_model`: cannot load a tokenizer from {ref!r}: {exc}", str(cfg.path)) from None
+    tok = AutoTokenizer.from_pretrained(ref, revision=revision)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def load_base_model(cfg, dtype: str = "float32", device: str = "cpu") -> Any:
+    """The base model's weights as a `AutoModelForCausalLM` in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ref = base_model_ref(cfg)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref, revision=cfg.base_revision, dtype=getattr(torch, dtype))
+    except OSError as exc:
+        raise ConfigError(f"`base_model`: cannot load a model from {ref!r}: {exc}", str(cfg.path)) from None
+    return model.to(device).eval()
+
+
+def base_model_identity(cfg) -> dict[str, Any]:
+    """What pins the base model: the content hash of a local directory, or the Hub id and its resolved commit."""
+    from adapterci.fingerprint import hash_tree
+
+    local = cfg.base_model_path()
+    if local is not None:
+        return {"base_model": cfg.base_model, "content_hash": hash_tree(local)}
+    return {"base_model": cfg.base_model, "revision": cfg.base_revision, "resolved_revision": _resolve_revision(cfg)}
+
+
+def _resolve_revision(cfg) -> str | None:
+    """The commit sha a Hub revision points to (None when the Hub cannot be asked, e.g. offline)."""
+    rev = cfg.base_revision
+    if rev and len(rev) == 40 and all(c in "0123456789abcdef" for c in rev):
+        return rev
+    try:
+        from huggingface_hub import model_info
+
+        return model_info(cfg.base_model, revision=rev).sha
+    except Exception:  # offline, unknown repo, no network: the caller records what it has
+        return None

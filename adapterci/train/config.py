@@ -49,4 +49,5 @@ class TrainConfig(StrictModel):
     save_steps: int | None = Field(None, ge=1, description="Write a checkpoint every N steps for `--resume` (default: once per epoch).")
     early_stopping: EarlyStopping | None = Field(None, description="Stop early on validation loss (off when absent).")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory on large models.")
+    logging_steps: int = Field(10, ge=1, description="Log the training loss every N optimizer steps.")
 

@@ -1,0 +1,200 @@
+"""`train(cfg)`: one LoRA adapter from the config's `train` section, written atomically with its provenance.
+
+Order matters: the backend choice and the data are checked before any model is loaded (fail fast, exit 2 for
+config errors); the adapter is built in a temp directory and moved into place only when everything succeeded;
+checkpoints live beside it (`<adapter>.checkpoints/`) so `resume=True` continues a crashed run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from adapterci.errors import ConfigError, StageFailed
+from adapterci.runs import RunDir, run_dir_for, staged_dir, write_json_atomic
+from adapterci.train.backends import ModelSpec, choose_backend, get_backend, unsloth_importable
+
+TRAIN_JSON = "adapterci-train.json"
+SCHEMA_VERSION = 1
+# Written by Trainer.save_model / PEFT next to the weights but not part of the adapter (pickles or scratch).
+NOT_ADAPTER = ("training_args.bin", "README.md")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter_dir: Path
+    metrics: dict[str, Any]  # the content of adapterci-train.json
+
+
+def checkpoints_dir(output: Path) -> Path:
+    return output.parent / f"{output.name}.checkpoints"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir | None = None,
+          log: Callable[[str], None] = _stderr, callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train the adapter described by `cfg` into `output` (default: the run directory's `adapter/`).
+
+    `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run)."""
+    import torch
+
+    run = run_dir or run_dir_for(cfg)
+    output = Path(output).resolve() if output else run.adapter
+    tc = cfg.train
+    started = time.monotonic()
+    main = int(os.environ.get("RANK", "0")) == 0
+
+    # 1. what can run here (cheap, before any heavy work)
+    cuda = torch.cuda.is_available()
+    wants_unsloth = cuda and tc.backend in ("auto", "unsloth")
+    backend_name = choose_backend(tc.backend, tc.quantization, cuda, wants_unsloth and unsloth_importable(),
+                                  str(cfg.path))
+    log(f"train: backend {backend_name} ({'requested' if tc.backend != 'auto' else 'auto'}), "
+        f"device {'cuda' if cuda else 'cpu'}")
+
+    # 2. data (file:line of every problem)
+    train_rows, valid_rows = _load_data(cfg)
+
+    # 3. model and tokenizer
+    from adapterci.modelio import base_model_ref
+
+    spec = ModelSpec(ref=base_model_ref(cfg), revision=cfg.base_revision, lora=tc.lora, quantization=tc.quantization,
+                     max_length=tc.max_length, gradient_checkpointing=tc.gradient_checkpointing, seed=tc.seed,
+                     device="cuda" if cuda else "cpu")
+    try:
+        model, tokenizer = get_backend(backend_name).load(spec)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"`base_model`: cannot load {spec.ref!r}: {exc}", str(cfg.path)) from None
+
+    # 4. tokenized rows, with the one prompt format evaluation will use
+    from adapterci.prompting import PromptFormat
+    from adapterci.train.data import tokenize_examples
+
+    fmt = PromptFormat(cfg.prompt_template, tokenizer)
+    tok_train = tokenize_examples(train_rows, fmt, tokenizer, tc.max_length, tc.overlength, tc.completion_only_loss)
+    tok_valid = tokenize_examples(valid_rows, fmt, tokenizer, tc.max_length, tc.overlength, tc.completion_only_loss)
+    for dropped in tok_train.dropped + tok_valid.dropped:
+        log(f"train: dropped overlong row {dropped}")
+    if not tok_train.rows:
+        raise StageFailed("train", "no training rows left after applying `train.max_length`")
+
+    # 5. trainer
+    ckpt = checkpoints_dir(output)
+    resume_from = _resume_point(ckpt, resume, log) if main or resume else None
+    if main and not resume and ckpt.exists():
+        shutil.rmtree(ckpt)
+    trainer = _build_trainer(cfg, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, cuda, log, callbacks)
+
+    # 6. train
+    try:
+        out = trainer.train(resume_from_checkpoint=resume_from)
+    except torch.OutOfMemoryError as exc:
+        raise StageFailed("train", f"out of memory: {exc}; lower `train.batch_size` or `train.max_length`") from None
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return TrainResult(output, {})
+
+    # 7. adapter + provenance, atomically
+    from adapterci.train.plot import plot_losses
+    from adapterci.train.provenance import provenance
+
+    history = _loss_history(trainer.state.log_history)
+    metrics = provenance(cfg, tok_train, tok_valid, fmt, backend_name, spec.device, trainer, out, history,
+                         time.monotonic() - started, resume_from)
+    try:
+        with staged_dir(output) as tmp:
+            trainer.model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            for name in NOT_ADAPTER:
+                (tmp / name).unlink(missing_ok=True)
+            write_json_atomic(tmp / TRAIN_JSON, metrics)
+        plot_losses(history, run.loss_png if output == run.adapter else output.parent / f"{output.name}.loss.png")
+    except OSError as exc:
+        raise StageFailed("train", f"cannot write the adapter to {output}: {exc}") from None
+    shutil.rmtree(ckpt, ignore_errors=True)
+    log(f"train: wrote {output} ({metrics['steps']} steps, {metrics['wall_time_s']:.1f}s, "
+        f"{metrics['tokens_per_s']:.0f} tokens/s)")
+    return TrainResult(output, metrics)
+
+
+def _load_data(cfg):
+    from adapterci.data.dataset import load_training_data
+
+    try:
+        train, valid = load_training_data(cfg)
+    except OSError as exc:
+        raise StageFailed("train", f"cannot read the training data: {exc}") from None
+    problems = train.problems + valid.problems
+    if problems:
+        shown = "".join(f"\n  {p.source.file}:{p.source.line}: {p.message}" for p in problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise StageFailed("train", f"the training data has {len(problems)} problem(s) "
+                                   f"(run `adapterci check`):{shown}{more}")
+    if not train.examples:
+        raise StageFailed("train", "no training rows")
+    return train.examples, valid.examples
+
+
+def _resume_point(ckpt: Path, resume: bool, log) -> str | None:
+    if not resume:
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+    log(f"train: resuming from {last}" if last else f"train: no checkpoint in {ckpt}; starting from scratch")
+    return last
+
+
+def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cuda: bool, log, callbacks):
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from adapterci.train.progress import is_terminal, log_lines_callback
+
+    tc = cfg.train
+    has_valid = bool(valid_rows)
+    eval_strategy = ("steps" if tc.eval_steps else "epoch") if has_valid else "no"
+    save_strategy, save_steps = ("steps" if tc.save_steps else "epoch"), tc.save_steps
+    if tc.early_stopping and has_valid:  # the best checkpoint must be one that was evaluated
+        save_strategy, save_steps = eval_strategy, tc.eval_steps
+    bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(ckpt), use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16, seed=tc.seed, data_seed=tc.seed,
+        per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=tc.batch_size,
+        gradient_accumulation_steps=tc.gradient_accumulation, num_train_epochs=tc.epochs,
+        max_steps=tc.max_steps or -1, learning_rate=tc.learning_rate, lr_scheduler_type=tc.lr_scheduler,
+        warmup_steps=tc.warmup, weight_decay=tc.weight_decay, logging_steps=tc.logging_steps,
+        eval_strategy=eval_strategy, eval_steps=tc.eval_steps, save_strategy=save_strategy, save_steps=save_steps,
+        save_total_limit=2, load_best_model_at_end=bool(tc.early_stopping and has_valid),
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        max_length=tc.max_length, packing=tc.packing, gradient_checkpointing=tc.gradient_checkpointing,
+        report_to="none", disable_tqdm=not is_terminal(), dataloader_pin_memory=cuda,
+        ddp_find_unused_parameters=False)
+    extra = list(callbacks)
+    if tc.early_stopping and has_valid:
+        extra.append(EarlyStoppingCallback(tc.early_stopping.patience, tc.early_stopping.min_delta))
+    elif tc.early_stopping:
+        log("train: `train.early_stopping` needs validation data; training without it")
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, callbacks=extra,
+                         train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(valid_rows) if has_valid else None)
+    trainer.remove_callback(PrinterCallback)
+    if not is_terminal():
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(log_lines_callback(log))
+    return trainer
+
+
+def _loss_history(log_history: list[dict]) -> dict[str, list[list[float]]]:
+    return {"train": [[e["step"], e["loss"]] for e in log_history if "loss" in e],
+            "valid": [[e["step"], e["eval_loss"]] for e in log_history if "eval_loss" in e]}
+
