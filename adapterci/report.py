@@ -28,7 +28,8 @@ def render(run_dir: Path, name: str = "adapter") -> str:
     gate = _load(rd.gate_json)
     release = _load(rd.release_json)
     verdict = (gate or {}).get("verdict")
-    lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release)}", ""]
+    check = _load(rd.check_json)
+    lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release, check)}", ""]
     for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _gate(gate), _release(release)):
         if section:
             lines += [*section, ""]
@@ -57,7 +58,7 @@ def outcome(run_dir: Path) -> dict[str, Any]:
 # --- sections ---------------------------------------------------------------------------------------------------
 
 
-def _headline(manifest: dict, verdict: str | None, release: dict | None) -> str:
+def _headline(manifest: dict, verdict: str | None, release: dict | None, check: dict | None) -> str:
     failed = next((s for s in manifest.get("stages", []) if s.get("status") == "failed"), None)
     if failed and failed.get("name") not in ("gate",):
         return f"❌ {failed['name']} failed"
@@ -65,7 +66,9 @@ def _headline(manifest: dict, verdict: str | None, release: dict | None) -> str:
         return f"{ICONS['PASS']} released **{release['version']}**"
     if verdict:
         return f"{ICONS.get(verdict, '')} gate **{verdict}**"
-    return "no verdict yet"
+    if check is not None:
+        return "✅ data check passed" if check.get("passed") else "❌ data check failed"
+    return "nothing has run yet"
 
 
 def _stages(manifest: dict) -> list[str] | None:
@@ -174,7 +177,7 @@ def _eval(rd: RunDir) -> list[list[str]]:
         head += ["Models — " + ", ".join(described), ""]
     if "champion" not in roles:
         head += ["No champion yet (first release): compared with the base model only.", ""]
-    return [head + task, (["### Safety", "", *safety] if safety else [])]
+    return [_trim(head + task), _trim(["### Safety", "", *safety]) if safety else []]
 
 
 def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
@@ -249,6 +252,12 @@ def _load(path: Path) -> Any:
         return read_json(path)
     except (OSError, ValueError):
         return None
+
+
+def _trim(lines: list[str]) -> list[str]:
+    while lines and not lines[-1]:
+        lines = lines[:-1]
+    return lines
 
 
 def _transpose(metrics: dict) -> dict:
