@@ -21,11 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from adapterci.errors import RegistryError, UsageError
+from adapterci.errors import GateFailed, RegistryError, UsageError
 from adapterci.fingerprint import hash_file, hash_json
 from adapterci.registry import RefConflict, Refs, Registry, open_registry
 from adapterci.registry.base import (HISTORY_PREFIX, MANIFEST, VERSION_RE, Commit, file_digest,
                                      parse_version)
+from adapterci.registry.card import build_manifest, model_card, read_tolerant
 from adapterci.runs import RunDir, run_dir_for, write_json_atomic
 
 Bump = Literal["major", "minor", "patch"]
@@ -106,11 +107,14 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
     """Release `adapter_dir` as the next version and move `canary` to it; writes release.json into the run dir.
 
     Eval results and the gate verdict come from the run directory: the given one, or the default one when the
-    adapter is that run's adapter."""
+    adapter is that run's adapter. A run whose gate verdict is FAIL is refused (GateFailed, exit 1)."""
     next_version([], bump)  # validates `bump` before anything else
     adapter_dir = Path(adapter_dir).resolve()
     files = adapter_files(adapter_dir)
     rd = _run_dir(cfg, adapter_dir, run_dir)
+    gate = read_tolerant(rd.gate_json) if rd is not None else None
+    if gate and gate.get("verdict") == "FAIL":
+        raise GateFailed(f"the gate verdict in {rd.gate_json} is FAIL: this adapter is not released")  # type: ignore[union-attr]
     reg = registry or open_registry(cfg)
     content = content_hash(files)
     with reg.lock():
@@ -165,7 +169,6 @@ def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path],
 def _stage(cfg, reg: Registry, stage: Path, adapter_dir: Path, files: dict[str, Path], content: str,
            version: str, rd: RunDir | None) -> Path:
     """The release folder: adapter files, adapterci-train.json, adapterci.json and README.md."""
-    from adapterci.registry.card import build_manifest, model_card, read_tolerant
     from adapterci.train.provenance import git_commit
 
     for rel, path in files.items():

@@ -121,6 +121,16 @@ def test_release_defaults_to_the_run_directory_adapter(project, tmp_path):
     assert listing[0]["gate_verdict"] == "PASS"
 
 
+def test_release_refuses_a_run_whose_gate_failed(project, tmp_path):
+    invoke, adapter, registry = project
+    run_dir = tmp_path / "run"
+    shutil.copytree(adapter, run_dir / "adapter")
+    (run_dir / "gate.json").write_text(json.dumps({"verdict": "FAIL", "rules": []}))
+    result = invoke("release", "--run-dir", str(run_dir))
+    assert result.exit_code == 1 and "gate verdict" in result.output and "is FAIL" in result.output
+    assert not registry.exists() and not (run_dir / "release.json").exists()
+
+
 @pytest.mark.parametrize("existing,bump,expected", [
     ([], "major", "v0.1.0"), (["v0.1.0"], "patch", "v0.1.1"), (["v0.1.9", "v0.1.10"], "patch", "v0.1.11"),
     (["v1.4.2", "stable-history-1"], "minor", "v1.5.0"), (["v1.4.2"], "major", "v2.0.0")])
