@@ -2,8 +2,9 @@
 
 Remote actions are replaced by the stand-ins in tests/actions/; act's `--json` log gives each job's result,
 which every test asserts (a job act skipped has no result at all, and act still exits 0).
-One project and one emulator serve the whole module, in this order: same-repository PR, fork PR, poisoned PR,
-push to main (reuses the PR's cached adapter and eval results), promote, rollback.
+One project, one emulator and one runner cache serve the whole module, in this order: same-repository PR
+(trains), its rerun (cached), fork PR, approved fork PR with poisoned data (trains), push to main (reuses the
+PR's adapter and eval results), promote, release of a bad adapter, promote, rollback.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def make_project(dest: Path) -> Path:
 
 
 def act(project: Path, event_name: str, event: dict, workflow: str, home: Path, *, env: dict | None = None,
-        variables: dict | None = None, secrets: dict | None = None, timeout: int = 300) -> ActRun:
+        variables: dict | None = None, secrets: dict | None = None, timeout: int = 900) -> ActRun:
     """Run one workflow for one event with act in host mode; parse its JSON log."""
     event_file = home / f"event-{event_name}.json"
     event_file.write_text(json.dumps(event))
@@ -176,24 +177,23 @@ def test_workflows_fork_pr_skips_the_gpu_job(ci) -> None:
     assert "### Data check" in (artifact(ci, "report-check") / "report.md").read_text()
 
 
-def test_workflows_fork_pr_runs_on_gpu_after_the_safe_to_train_label(ci) -> None:
-    run = run_pr(ci, pr_event(8, fork=True, action="labeled", label="safe-to-train"))
-    assert run.jobs == {"check": "success", "train-eval-gate": "success"}, run.log[-4000:]  # no comment: read-only token
-
-
-def test_workflows_poisoned_pr_fails_the_gate(ci, tmp_path: Path) -> None:
-    """Training rows with flipped labels pass the data check but teach the wrong answers: the gate fails."""
+def test_workflows_poisoned_fork_pr_runs_after_approval_and_fails_the_gate(ci, tmp_path: Path) -> None:
+    """A fork's PR reaches the GPU runner only for the `safe-to-train` label event. Its training rows have
+    flipped labels: they pass every data check but teach the wrong answers, so the gate fails."""
     project = make_project(tmp_path / "poisoned")
     train = project / "data" / "train.jsonl"
     flip = {"positive": "negative", "negative": "positive"}
     rows = [json.loads(line) for line in train.read_text().splitlines()]
     train.write_text("".join(json.dumps({**r, "output": flip.get(r["output"], r["output"])}) + "\n" for r in rows))
-    run = run_pr(ci, pr_event(9), project)
-    assert run.jobs == {"check": "success", "train-eval-gate": "failure", "comment": "success"}, run.log[-4000:]
+    run = run_pr(ci, pr_event(9, fork=True, action="labeled", label="safe-to-train"), project)
+    # no comment job: a fork's token is read-only; the report is in the step summary and the artifact
+    assert run.jobs == {"check": "success", "train-eval-gate": "failure"}, run.log[-4000:]
     assert run.outputs[("train-eval-gate", "verdict")] == "FAIL"
+    assert run.outputs[("train-eval-gate", "exit-code")] == "1"
     report = (artifact(ci, "report-pipeline") / "report.md").read_text()
     assert "### Gate: ❌ FAIL" in report and "does not hold" in report
-    assert any(c["issue_number"] == 9 and "FAIL" in c["body"] for c in comments(ci))
+    assert any("### Gate: ❌ FAIL" in s for s in run.summaries)
+    ci["poisoned_adapter"] = shutil.copytree(artifact(ci, "report-pipeline") / "adapter", tmp_path / "adapter")
 
 
 def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
@@ -220,6 +220,18 @@ def test_workflows_dispatch_promotes_and_rolls_back(ci, hub) -> None:
     assert promoted.outputs[("registry", "version")] == "v0.1.0"
     assert repo.resolve("stable") == repo.tags["v0.1.0"]
 
-    rolled = dispatch("rollback")  # nothing older than v0.1.0 was ever stable: refused, stable stays
-    assert rolled.jobs == {"registry": "failure"}, rolled.log[-4000:]
+    # a bad adapter gets released and promoted by hand ...
+    env = {**os.environ, **ci["env"], "HF_TOKEN": TOKEN, "ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}"}
+    released = subprocess.run([str(BIN / "adapterci"), "release", "--adapter", str(ci["poisoned_adapter"]), "--json"],
+                              cwd=ci["project"], env=env, capture_output=True, text=True)
+    assert released.returncode == 0, released.stderr
+    assert json.loads(released.stdout)["version"] == "v0.1.1"
+    assert dispatch("promote", "v0.1.1").outputs[("registry", "version")] == "v0.1.1"
+    assert repo.resolve("stable") == repo.tags["v0.1.1"]
+
+    # ... and rolled back by dispatch
+    rolled = dispatch("rollback")
+    assert rolled.jobs == {"registry": "success"}, rolled.log[-4000:]
+    assert rolled.outputs[("registry", "version")] == "v0.1.0"
     assert repo.resolve("stable") == repo.tags["v0.1.0"]
+    assert TOKEN not in promoted.log + rolled.log
