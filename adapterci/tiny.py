@@ -2,7 +2,8 @@
 
 A byte-level BPE tokenizer is trained with `tokenizers` on the text of JSONL corpus files, and a randomly
 initialised `LlamaForCausalLM` (seeded) is saved beside it with `save_pretrained` (safetensors). The same
-corpus and settings give byte-identical weights and tokenizer files."""
+corpus and settings give byte-identical files. The corpus text is saved with the model (`tokenizer-corpus.jsonl`),
+so the model can be rebuilt exactly from its own directory even after the example data changed."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from adapterci.fingerprint import hash_file
+from adapterci.fingerprint import hash_json
 from adapterci.prompting import ALPACA
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 BUILD_INFO = "adapterci-tiny.json"
+CORPUS = "tokenizer-corpus.jsonl"
 
 # Role headers are single special tokens; the assistant's answer (and its eos) sits inside
 # {% generation %} markers so TRL's assistant-only loss can find it.
@@ -29,8 +31,7 @@ CHAT_TEMPLATE = (
 
 
 def corpus_text(files: Iterable[Path]) -> Iterator[str]:
-    """Every string value of every parseable JSONL row of `files` (in the order given), plus the prompt headers."""
-    yield ALPACA
+    """Every string value of every parseable JSONL row of `files` (in the order given)."""
     for path in files:
         for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
             try:
@@ -79,10 +80,10 @@ def build_tiny_model(out_dir: Path, corpus_files: Iterable[Path], *, hidden_size
 
     from adapterci.runs import staged_dir, write_json_atomic
 
-    files = [Path(f) for f in corpus_files]
-    if not files:
-        raise ValueError("no corpus files given")
-    tokenizer = build_tokenizer(corpus_text(files), vocab_size)
+    texts = list(corpus_text(Path(f) for f in corpus_files))
+    if not texts:
+        raise ValueError("the corpus has no text")
+    tokenizer = build_tokenizer([ALPACA, *texts], vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
@@ -94,11 +95,13 @@ def build_tiny_model(out_dir: Path, corpus_files: Iterable[Path], *, hidden_size
     with staged_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / CORPUS).write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts),
+                                  encoding="utf-8")
         write_json_atomic(tmp / BUILD_INFO, {
             "builder": "adapterci.tiny.build_tiny_model",
             "settings": {"hidden_size": hidden_size, "layers": layers, "heads": heads,
                          "vocab_size": vocab_size, "seed": seed},
-            "corpus": [{"file": f.as_posix(), "sha256": hash_file(f)} for f in files],
+            "corpus_sha256": hash_json(texts),
             "parameters": sum(p.numel() for p in model.parameters()),
         })
     return out_dir
