@@ -24,6 +24,7 @@ class CheckReport:
     rows: dict[str, int] = field(default_factory=dict)
     data_docs: Path | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of the run
 
     @property
     def passed(self) -> bool:
@@ -39,7 +40,7 @@ class CheckReport:
         record = self.as_dict()
         for entry, c in zip(record["checks"], self.checks):
             entry.update(failure_count=len(c.failures), summary=c.summary, details=c.details)
-        record.update(base_ref=self.base_ref, rows=self.rows, seconds=round(self.seconds, 3),
+        record.update(base_ref=self.base_ref, rows=self.rows, seconds=round(self.seconds, 3), timings=self.timings,
                       data_docs=str(self.data_docs) if self.data_docs else None)
         return record
 
@@ -86,29 +87,37 @@ def run_checks(cfg, base_ref: str | None = None, run_dir: str | Path | None = No
 
     started = time.perf_counter()
     rd = run_dir_for(cfg, run_dir)
-    tokenizer = load_tokenizer(cfg)  # a config error (exit 2) before any work
-    corpus = load_corpus(cfg)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        timings[name] = round(time.perf_counter() - t, 3)
+        return out
+
+    tokenizer = timed("tokenizer", load_tokenizer, cfg)  # a config error (exit 2) before any work
+    corpus = timed("load", load_corpus, cfg)
     if base_ref:
-        corpus.new_rows = added_lines(corpus.files, cfg.base_dir, base_ref)
+        corpus.new_rows = timed("base_ref", added_lines, corpus.files, cfg.base_dir, base_ref)
     with staged_dir(rd.data_docs) as docs:
-        gx = run_expectations(corpus, cfg, docs)
+        gx = timed("great_expectations", run_expectations, corpus, cfg, docs)
     results = {
-        "schema": check_schema(corpus, cfg),
+        "schema": timed("schema", check_schema, corpus, cfg),
         "row_count": CheckResult("row_count", summary=f"{len(corpus.train.examples)} training rows "
                                                       f"(`checks.min_rows` {cfg.checks.min_rows})"),
-        "token_length": check_token_length(corpus, cfg, tokenizer),
-        "duplicates": check_duplicates(corpus, cfg),
-        "near_duplicates": check_near_duplicates(corpus, cfg),
-        "leakage": check_leakage(corpus, cfg),
-        "pii": check_pii(corpus, cfg),
-        "label_balance": check_label_balance(corpus, cfg, corpus.train.where(cfg.base_dir)),
+        "token_length": timed("token_length", check_token_length, corpus, cfg, tokenizer),
+        "duplicates": timed("duplicates", check_duplicates, corpus, cfg),
+        "near_duplicates": timed("near_duplicates", check_near_duplicates, corpus, cfg),
+        "leakage": timed("leakage", check_leakage, corpus, cfg),
+        "pii": timed("pii", check_pii, corpus, cfg),
+        "label_balance": timed("label_balance", check_label_balance, corpus, cfg, corpus.train.where(cfg.base_dir)),
     }
     for name, failures in gx.failures.items():
         results[name].failures.extend(failures)
     results["schema"].details["expectations"] = gx.expectations
     report = CheckReport([results[name] for name in CHECKS], base_ref,
                          {p.name: len(p.examples) for p in corpus.parts}, rd.data_docs / "index.html",
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, timings)
     write_json_atomic(rd.check_json, report.as_record())
     write_text_atomic(rd.check_md, report.markdown())
     return report

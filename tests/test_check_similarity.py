@@ -32,9 +32,9 @@ def test_similar_pairs_finds_near_duplicates_only() -> None:
     texts.append(" ".join(base[:-1] + ["dessert" if base[-1] != "dessert" else "menu"]))  # 1 of 30 words changed
     texts.append(texts[42].upper() + "!")  # same words
     texts.append(texts[99])  # exact duplicate: not a near duplicate
-    pairs = similar_pairs(texts, 0.9)
+    pairs = similar_pairs(texts, 0.8)  # true Jaccard 27/29 = 0.93 and 1.0; the estimate varies by ~0.03
     assert [(i, j) for i, j, _ in pairs] == [(17, 300), (42, 301)]
-    assert 0.8 < pairs[0][2] <= 1.0 and pairs[1][2] == 1.0
+    assert 0.8 <= pairs[0][2] < 1.0 and pairs[1][2] == 1.0
 
 
 def test_similar_pairs_ignores_shared_template_text() -> None:

@@ -10,7 +10,7 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 _SEP = "\x00"  # joins texts for the bulk scan; no pattern matches it
 
@@ -61,24 +61,42 @@ def _high_entropy(match: str) -> bool:
     return len(token) >= 20 and classes >= 2 and _entropy(token) >= 3.5
 
 
-# (kind, pattern, validator); patterns never match the separator or span lines.
+# (kind, pattern, validator). Patterns start with a literal or a small character set so the regex engine
+# can skip ahead quickly over long texts; "must not follow a word character" is checked in `_starts_word`.
+# No pattern matches the separator or spans lines.
 _PATTERNS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
-    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
+    ("email", re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
     ("private_key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"), None),
-    ("hf_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), None),
-    ("openai_key", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), None),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"), None),
-    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), None),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), None),
-    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), None),
-    ("bearer_token", re.compile(r"\b[Bb]earer[ \t]+[A-Za-z0-9._~+/-]{20,}=*"), _high_entropy),
+    ("hf_token", re.compile(r"hf_[A-Za-z0-9]{30,}\b"), None),
+    ("openai_key", re.compile(r"sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), None),
+    ("github_token", re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b"), None),
+    ("aws_access_key", re.compile(r"A(?:KIA|SIA)[0-9A-Z]{16}\b"), None),
+    ("slack_token", re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}"), None),
+    ("google_api_key", re.compile(r"AIza[0-9A-Za-z_-]{35}\b"), None),
+    ("bearer_token", re.compile(r"[Bb]earer[ \t]+[A-Za-z0-9._~+/-]{20,}=*"), _high_entropy),
     ("secret_assignment", re.compile(
-        r"(?i)\b(?:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key)[\"']?[ \t]*[:=][ \t]*[\"']?"
+        r"(?i:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key)[\"']?[ \t]*[:=][ \t]*[\"']?"
         r"[A-Za-z0-9._~+/-]{20,}"), _high_entropy),
-    ("credit_card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
-    ("phone", re.compile(r"(?<![\w+])(?<!\d[ .-])(?:(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
-                         r"\d{3,4}[ .-]\d{3,4}|\+\d{10,14})(?![ .-]?\d)"), _phone),
+    ("credit_card", re.compile(r"\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
+    ("phone", re.compile(r"(?:(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}|\+\d{10,14})"
+                         r"(?![ .-]?\d)"), _phone),
 ]
+# Slow patterns run only near a fast anchor: (anchor, characters of context before it).
+_ANCHORS = {
+    "secret_assignment": (re.compile(r"[:=][ \t]*[\"']?[A-Za-z0-9._~+/-]{20,}"), 40),
+    "credit_card": (re.compile(r"[+(\d][\d ().+-]{8,}\d"), 0),
+    "phone": (re.compile(r"[+(\d][\d ().+-]{8,}\d"), 0),
+}
+_LOCAL_PART = re.compile(r"[A-Za-z0-9._%+-]{1,64}$")  # an email's user name, found leftwards from the @
+
+
+def _starts_word(text: str, start: int, kind: str) -> bool:
+    """Whether a match may start here: not glued to a preceding word (or, for numbers, to digits)."""
+    before = text[max(0, start - 2):start]
+    if kind in ("credit_card", "phone"):
+        return not (before[-1:].isalnum() or before[-1:] in ("+", "-", "_")
+                    or (len(before) == 2 and before[0].isdigit() and before[1] in " .-"))
+    return not (before[-1:].isalnum() or before[-1:] == "_")
 
 
 def find_pii(text: str) -> list[PiiMatch]:
@@ -86,15 +104,34 @@ def find_pii(text: str) -> list[PiiMatch]:
     found: list[PiiMatch] = []  # sorted by start, never overlapping: earlier patterns win
     starts: list[int] = []
     for kind, pattern, valid in _PATTERNS:
-        for m in pattern.finditer(text):
-            if valid is not None and not valid(m.group()):
+        for m in _matches(text, kind, pattern):
+            start = m.start()
+            if kind == "email":
+                local = _LOCAL_PART.search(text, max(0, start - 64), start)
+                if local is None:
+                    continue
+                start = local.start()
+            if not _starts_word(text, start, kind) or (valid is not None and not valid(m.group())):
                 continue
-            i = bisect_right(starts, m.start())
-            if (i and found[i - 1].end > m.start()) or (i < len(found) and found[i].start < m.end()):
+            i = bisect_right(starts, start)
+            if (i and found[i - 1].end > start) or (i < len(found) and found[i].start < m.end()):
                 continue
-            found.insert(i, PiiMatch(kind, m.start(), m.end(), m.group()))
-            starts.insert(i, m.start())
+            found.insert(i, PiiMatch(kind, start, m.end(), text[start:m.end()]))
+            starts.insert(i, start)
     return found
+
+
+def _matches(text: str, kind: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    if kind not in _ANCHORS:
+        yield from pattern.finditer(text)
+        return
+    anchor, back = _ANCHORS[kind]
+    done = 0
+    for a in anchor.finditer(text):
+        start = max(done, a.start() - back)
+        for m in pattern.finditer(text, start, a.end()):
+            done = m.end()
+            yield m
 
 
 def scan_texts(texts: Sequence[str]) -> list[tuple[int, PiiMatch]]:

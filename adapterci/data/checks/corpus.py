@@ -4,6 +4,7 @@ the problems met while reading them, and (with `--base-ref`) which rows are new.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from adapterci.data.dataset import Loaded, load_examples, load_suite
@@ -46,6 +47,19 @@ class Corpus:
     def training(self) -> list[Example]:
         """Rows the adapter learns from (train + validation): compared with each other and with the eval sets."""
         return self.train.examples + (self.validation.examples if self.validation else [])
+
+    @cached_property
+    def training_texts(self) -> list[str]:
+        """`text_of` every training row."""
+        return [text_of(ex) for ex in self.training]
+
+    @cached_property
+    def words(self):
+        """The words of every training row, then of every eval item's prompt (suite by suite), split once for
+        the near-duplicate and leakage checks."""
+        from adapterci.data.checks.ngrams import words_of
+
+        return words_of(self.training_texts + [ex.prompt_text for p in self.suites for ex in p.examples])
 
     def is_new(self, source: Source) -> bool:
         """Whether a row is reported on: every row, or with `--base-ref` only rows added since the ref.

@@ -11,13 +11,14 @@ def check_duplicates(corpus: Corpus, cfg) -> CheckResult:
     """Repeated rows in the training data (train + validation together) or within one eval suite."""
     result = CheckResult("duplicates")
     repeats = conflicts = 0
-    for examples in [corpus.training] + [p.examples for p in corpus.suites]:
-        for first, dup in _repeats(examples, lambda ex: canonical(text_of(ex))):
+    groups = [(corpus.training, corpus.training_texts)] + [(p.examples, list(map(text_of, p.examples))) for p in corpus.suites]
+    for examples, texts in groups:
+        for first, dup in _repeats(examples, [canonical(t) for t in texts]):
             repeats += 1
             if corpus.is_new(dup.source) or corpus.is_new(first.source):
                 result.failures.append(Failure.at(dup.source, f"duplicate of {first.source}"))
         answered = [ex for ex in examples if ex.completion is not None]
-        for first, other in _repeats(answered, lambda ex: canonical(ex.prompt_text)):
+        for first, other in _repeats(answered, [canonical(ex.prompt_text) for ex in answered]):
             if canonical(first.completion) != canonical(other.completion):
                 conflicts += 1
                 if corpus.is_new(other.source) or corpus.is_new(first.source):
@@ -28,12 +29,12 @@ def check_duplicates(corpus: Corpus, cfg) -> CheckResult:
     return result
 
 
-def _repeats(examples: list[Example], key) -> list[tuple[Example, Example]]:
+def _repeats(examples: list[Example], keys: list[str]) -> list[tuple[Example, Example]]:
     """(first occurrence, later occurrence) for every row whose key was seen before."""
     seen: dict[str, Example] = {}
     out = []
-    for ex in examples:
-        first = seen.setdefault(key(ex), ex)
+    for ex, key in zip(examples, keys):
+        first = seen.setdefault(key, ex)
         if first is not ex:
             out.append((first, ex))
     return out

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapterci.data.checks.corpus import Corpus, text_of
-from adapterci.data.checks.ngrams import Words, ngrams, run_hashes, words_of
+from adapterci.data.checks.corpus import Corpus
+from adapterci.data.checks.ngrams import Words, ngrams, run_hashes
 from adapterci.data.checks.result import CheckResult, Failure
 
 
@@ -19,11 +19,10 @@ def check_leakage(corpus: Corpus, cfg) -> CheckResult:
     n, share = cfg.checks.leakage_ngram, cfg.checks.leakage_template_share
     result = CheckResult("leakage")
     training = corpus.training
-    suites = [s for s in corpus.suites if s.examples]
-    words = words_of([text_of(ex) for ex in training] + [ex.prompt_text for s in suites for ex in s.examples])
+    words = corpus.words
     train = _TrainingGrams(words.subset(0, len(training)))
     leaks, start = 0, len(training)
-    for suite in suites:
+    for suite in corpus.suites:
         items = words.subset(start, start + len(suite.examples))
         start += len(suite.examples)
         for t, e, m in _leaks(train, items, n, share):

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from adapterci.data.checks.corpus import Corpus, canonical, text_of
-from adapterci.data.checks.ngrams import mix, ngrams, run_hashes, words_of
+from adapterci.data.checks.ngrams import Words, mix, ngrams, run_hashes, words_of
 from adapterci.data.checks.result import CheckResult, Failure
 
 SHINGLE = 3
@@ -25,10 +25,12 @@ def check_near_duplicates(corpus: Corpus, cfg) -> CheckResult:
     """Rows of the training data (train + validation), or of one eval suite, that nearly repeat another."""
     threshold = cfg.checks.near_duplicate_threshold
     result = CheckResult("near_duplicates")
-    groups = [corpus.training] + [p.examples for p in corpus.suites]
+    training = corpus.training
+    groups = [(training, corpus.training_texts, corpus.words.subset(0, len(training)))]
+    groups += [(p.examples, [text_of(ex) for ex in p.examples], None) for p in corpus.suites]
     pairs = 0
-    for examples in groups:
-        for i, j, sim in similar_pairs([text_of(ex) for ex in examples], threshold):
+    for examples, texts, words in groups:
+        for i, j, sim in similar_pairs(texts, threshold, words):
             a, b = examples[i], examples[j]
             pairs += 1
             if corpus.is_new(b.source) or corpus.is_new(a.source):
@@ -39,12 +41,12 @@ def check_near_duplicates(corpus: Corpus, cfg) -> CheckResult:
     return result
 
 
-def similar_pairs(texts: Sequence[str], threshold: float) -> list[tuple[int, int, float]]:
+def similar_pairs(texts: Sequence[str], threshold: float, words: Words | None = None) -> list[tuple[int, int, float]]:
     """(i, j, estimated Jaccard) with i < j for texts whose shingle sets are at least `threshold` similar.
-    Texts equal up to whitespace are skipped (they are exact duplicates)."""
+    Texts equal up to whitespace are skipped (they are exact duplicates). `words`: the texts already split."""
     if len(texts) < 2:
         return []
-    words = words_of(texts)
+    words = words_of(texts) if words is None else words
     sig, rows = _signatures(words)
     if len(rows) < 2:
         return []

@@ -1,18 +1,19 @@
 """Word n-gram hashes of many texts at once, vectorised with numpy (shared by near-duplicate and leakage checks).
 
-Texts are lower-cased and split into words (`\\w+`); each distinct word gets an integer id, and an n-gram is
-hashed from its ids with 64-bit multiply/xor mixing. Hashes are comparable only within one `Words`."""
+Texts are lower-cased and split into words (`\\w+`); each distinct word gets a well-mixed 64-bit id, and an
+n-gram is hashed from its ids as a polynomial (wrapping 64-bit arithmetic) with a
+final mix. Hashes are comparable only within one `words_of` call."""
 
 from __future__ import annotations
 
 import re
-from array import array
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-_WORD = re.compile(r"\w+")
+_SEP = "\x00"  # joins texts; matched as a token of its own to mark where each text ends
+_TOKEN = re.compile(r"\w+|\x00")
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -45,16 +46,18 @@ class Words:
 
 def words_of(texts: Sequence[str]) -> Words:
     """Split every text into word ids (one vocabulary for all of them)."""
-    vocab: dict[str, int] = {}
-    ids = array("q")
-    lengths = np.empty(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        words = _WORD.findall(text.lower())
-        lengths[i] = len(words)
-        ids.extend([vocab.setdefault(w, len(vocab)) for w in words])
+    import pandas as pd
+
+    joined = _SEP.join(texts)
+    if joined.count(_SEP) != len(texts) - 1:
+        joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
+    tokens = _TOKEN.findall(joined.lower())
+    codes, uniques = pd.factorize(pd.Series(tokens, dtype=object))
+    is_sep = codes == (uniques.get_loc(_SEP) if _SEP in uniques else -1)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return Words(mix(np.frombuffer(ids, dtype=np.int64).astype(np.uint64) + np.uint64(1)), offsets)
+    offsets[1:] = np.cumsum(np.bincount(np.cumsum(is_sep)[~is_sep], minlength=len(texts)))[:len(texts)]
+    ids = codes[~is_sep].astype(np.uint64)
+    return Words(mix(ids + np.uint64(1)), offsets)
 
 
 def ngrams(words: Words, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,8 +74,8 @@ def ngrams(words: Words, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h = np.zeros(len(starts), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(n):
-            h = mix(h * _MUL + words.ids[starts + k])
-    return h, row[idx], starts
+            h = h * _MUL + words.ids[starts + k]
+    return mix(h), row[idx], starts
 
 
 def run_hashes(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -82,5 +85,5 @@ def run_hashes(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.n
     with np.errstate(over="ignore"):
         for k in range(int(lengths.max(initial=0))):
             live = lengths > k
-            h[live] = mix(h[live] * _MUL + ids[starts[live] + k])
-    return h
+            h[live] = h[live] * _MUL + ids[starts[live] + k]
+    return mix(h)
