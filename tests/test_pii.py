@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapterci.data.pii import find_pii, scan_texts
 
@@ -61,3 +63,11 @@ def test_scan_texts_maps_matches_to_texts() -> None:
     got = [(i, m.kind, texts[i][m.start:m.end]) for i, m in scan_texts(texts)]
     assert got == [(1, "email", "a@b.co"), (3, "phone", "+1 415 555 0132"), (4, "email", "c@d.org")]
     assert scan_texts([]) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(list("ab1 2@.-+()x_:=\n") + ["hf_", "555 ", "4111", ".com", "token="]),
+                         max_size=30).map("".join), max_size=8))
+def test_scan_texts_equals_find_pii_per_text(texts: list[str]) -> None:
+    expected = [(i, m) for i, t in enumerate(texts) for m in find_pii(t)]
+    assert scan_texts(texts) == expected
