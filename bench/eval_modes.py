@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -22,7 +23,12 @@ def main() -> None:
     parser.add_argument("--adapter", default=None)
     parser.add_argument("--suite", default=None, help="a task suite with `choices` (default: the first)")
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (best of)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from adapterci.config import load_config
     from adapterci.eval.items import build_items, read_suite
@@ -34,7 +40,7 @@ def main() -> None:
 
     cfg = load_config(args.config)
     suite_cfg = next(s for s in cfg.eval.suites if s.kind == "task" and s.choices and (args.suite in (None, s.name)))
-    adapter = args.adapter
+    adapter = Path(args.adapter) if args.adapter else None
     if adapter is None:
         adapter = run_dir_for(cfg).adapter
         if not (adapter / "adapter_config.json").is_file():
@@ -67,7 +73,7 @@ def main() -> None:
 
     n = rows["choices"][2]
     print(f"suite `{suite_cfg.name}`: {n} items, labels {suite_cfg.choices}, batch {cfg.eval.batch_size}, "
-          f"generate max_new_tokens {longest}, best of {args.repeat}")
+          f"generate max_new_tokens {longest}, best of {args.repeat}, torch threads {__import__('torch').get_num_threads()}")
     print(f"{'mode':<22}{'seconds':>9}{'items/s':>10}{'accuracy':>10}")
     for name, (sec, acc, _) in rows.items():
         print(f"{name:<22}{sec:>9.3f}{n / sec:>10.1f}{acc:>10.3f}")
