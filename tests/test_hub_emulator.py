@@ -51,7 +51,7 @@ def test_hub_emulator_commits_refs_and_downloads_through_the_client(hub_emulator
 
 
 def test_hub_emulator_errors_carry_the_client_error_codes(hub_emulator):
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
@@ -63,6 +63,11 @@ def test_hub_emulator_errors_carry_the_client_error_codes(hub_emulator):
         api.model_info(REPO_ID, revision="nope")
     with pytest.raises(EntryNotFoundError):
         api.get_hf_file_metadata(url=f"{hub_emulator.url}/{REPO_ID}/resolve/main/missing.txt")
+    first = api.model_info(REPO_ID).sha
+    api.create_commit(REPO_ID, [CommitOperationAdd("a.txt", b"a")], commit_message="a", parent_commit=first)
+    with pytest.raises(HfHubHTTPError) as stale:  # the head moved since `first`
+        api.create_commit(REPO_ID, [CommitOperationAdd("b.txt", b"b")], commit_message="b", parent_commit=first)
+    assert stale.value.response.status_code == 412
     api.create_tag(REPO_ID, tag="v1")
     with pytest.raises(HfHubHTTPError) as conflict:
         api.create_tag(REPO_ID, tag="v1")

@@ -96,13 +96,17 @@ class HubRegistry:
         files = {p.relative_to(folder).as_posix(): p for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
         def commit() -> str:
-            current = set(self.api.list_repo_files(self.repo_id, revision="main"))
+            # Pinned to the head we diffed against: the client skips files it believes unchanged, so a commit
+            # landing on a newer head would inherit someone else's files. A moved head answers 412: retry.
+            head = self.api.repo_info(self.repo_id, revision="main").sha
+            current = set(self.api.list_repo_files(self.repo_id, revision=head))
             ops = [CommitOperationAdd(rel, str(path)) for rel, path in files.items()]
             ops += [CommitOperationDelete(p) for p in sorted(current - set(files) - {".gitattributes"})]
-            info = self.api.create_commit(self.repo_id, ops, commit_message=title, commit_description=message)
+            info = self.api.create_commit(self.repo_id, ops, commit_message=title, commit_description=message,
+                                          parent_commit=head)
             return info.oid
 
-        return self._call("upload", commit)
+        return self._call("upload", commit, retry_status={412})
 
     def tree(self, commit: str) -> dict[str, str]:
         from huggingface_hub.hf_api import RepoFile
@@ -189,8 +193,8 @@ class HubRegistry:
             self._call("create repo", lambda: self.api.create_repo(self.repo_id, private=self.private, exist_ok=True))
             self._repo_ready = True
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one client call, retrying transient failures with exponential backoff.
+    def _call(self, what: str, fn: Callable[[], T], retry_status: set[int] = frozenset()) -> T:
+        """Run one client call, retrying transient failures (and `retry_status`) with exponential backoff.
 
         Not-found errors pass through unchanged for callers that expect them; every other failure becomes a
         RegistryError whose message never contains the token."""
@@ -202,7 +206,7 @@ class HubRegistry:
             except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as RegistryError
-                if _transient(exc) and attempt < self.retries:
+                if (_transient(exc) or _status(exc) in retry_status) and attempt < self.retries:
                     time.sleep(self.backoff * 2 ** attempt)
                     continue
                 tries = f" after {attempt + 1} attempts" if attempt else ""
