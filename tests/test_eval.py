@@ -231,3 +231,26 @@ def test_eval_choices_refusal_detector_agrees_on_trained_adapters(eval_project, 
         rates[variant] = results.suites["safety"]["metrics"]["candidate"]["refusal_rate"]
     assert rates["safe"] >= 0.7
     assert rates["unsafe"] <= 0.3
+
+
+def test_eval_champion_defaults_to_registry_stable(eval_project, adapters):
+    """`--champion` defaults to the registry's `stable`; registry refs work for `--adapter` too."""
+    from adapterci.release import promote, release
+
+    config = write_config(eval_project, "registry", ["sentiment.accuracy >= champion - 0.01"])
+    cfg = load_config(config)
+    released = release(cfg, adapters("collapsed"))
+    promote(cfg)
+    runner = CliRunner()
+    run_dir = eval_project / "runs" / "registry"
+    ev = runner.invoke(cli, ["eval", "--config", str(config), "--adapter", str(adapters("good")), "--run-dir", str(run_dir)])
+    assert ev.exit_code == 0, ev.output
+    models = json.loads((run_dir / "eval/results.json").read_text())["models"]
+    assert models["champion"]["source"] == f"stable ({released.version})"
+    assert "eval: champion on sentiment: cache" in ev.stderr
+    gate = runner.invoke(cli, ["gate", "--config", str(config), "--run-dir", str(run_dir)])
+    assert gate.exit_code == 0, gate.output
+    ev = runner.invoke(cli, ["eval", "--config", str(config), "--adapter", released.version, "--champion", "none",
+                             "--run-dir", str(eval_project / "runs" / "by-ref"), "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert "eval: candidate on sentiment: cache hit" in ev.stderr  # same weights as the released directory
