@@ -245,3 +245,27 @@ def test_train_gpu_backends(example_project, backend, quantization):
     result = train(cfg, log=lambda _: None)
     assert result.metrics["device"] == "cuda" and result.metrics["backend"] in ("unsloth", "trl")
     PeftModel.from_pretrained(load_base_model(cfg), str(result.adapter_dir))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("train")
+def test_train_two_process_accelerate_run_writes_one_adapter(example_project):
+    """DDP on CPU (gloo): two processes train, only the main one writes the adapter."""
+    import os
+    import subprocess
+    import sys
+
+    config = edit_config(example_project, max_steps=2, batch_size=8, logging_steps=1)
+    env = {**os.environ, "ADAPTERCI_RAISE_ERRORS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "-m", "adapterci", "train", "--config", str(config), "--output", "adapter", "--json"],
+        cwd=example_project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads(proc.stdout)  # exactly one JSON document: the other rank prints nothing
+    assert meta["world_size"] == 2 and meta["steps"] == 2
+    assert proc.stderr.count("train: backend trl (auto)") == 2 and proc.stderr.count("train: wrote") == 1
+    assert sorted(p.name for p in example_project.iterdir() if p.name.startswith(("adapter", ".adapter"))) == [
+        "adapter", "adapter.loss.png", "adapterci.yaml"]
+    assert (example_project / "adapter" / "adapter_model.safetensors").exists()

@@ -87,7 +87,7 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
 
     # 5. trainer
     ckpt = checkpoints_dir(output)
-    resume_from = _resume_point(ckpt, resume, log) if main or resume else None
+    resume_from = _resume_point(ckpt, resume, log)
     if main and not resume and ckpt.exists():
         shutil.rmtree(ckpt)
     trainer = _build_trainer(cfg, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, cuda, log, callbacks)
@@ -97,6 +97,8 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
         out = trainer.train(resume_from_checkpoint=resume_from)
     except torch.OutOfMemoryError as exc:
         raise StageFailed("train", f"out of memory: {exc}; lower `train.batch_size` or `train.max_length`") from None
+    except OSError as exc:  # e.g. the disk filled up while writing a checkpoint
+        raise StageFailed("train", f"{exc}; fix the cause and rerun with `--resume` to continue from {ckpt}") from None
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return TrainResult(output, {})
@@ -161,12 +163,17 @@ def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cu
     from adapterci.train.progress import is_terminal, log_lines_callback
 
     tc = cfg.train
+    if not is_terminal():
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
     has_valid = bool(valid_rows)
     eval_strategy = ("steps" if tc.eval_steps else "epoch") if has_valid else "no"
     save_strategy, save_steps = ("steps" if tc.save_steps else "epoch"), tc.save_steps
     if tc.early_stopping and has_valid:  # the best checkpoint must be one that was evaluated
         save_strategy, save_steps = eval_strategy, tc.eval_steps
     bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
+    checkpointing = _checkpointing_arg()
     args = SFTConfig(
         output_dir=str(ckpt), use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16, seed=tc.seed, data_seed=tc.seed,
         per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=tc.batch_size,
@@ -176,7 +183,7 @@ def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cu
         eval_strategy=eval_strategy, eval_steps=tc.eval_steps, save_strategy=save_strategy, save_steps=save_steps,
         save_total_limit=2, load_best_model_at_end=bool(tc.early_stopping and has_valid),
         metric_for_best_model="eval_loss", greater_is_better=False,
-        max_length=tc.max_length, packing=tc.packing, gradient_checkpointing=tc.gradient_checkpointing,
+        max_length=tc.max_length, packing=tc.packing, **{checkpointing: tc.gradient_checkpointing},
         report_to="none", disable_tqdm=not is_terminal(), dataloader_pin_memory=cuda,
         ddp_find_unused_parameters=False)
     extra = list(callbacks)
@@ -192,6 +199,14 @@ def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cu
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(log_lines_callback(log))
     return trainer
+
+
+def _checkpointing_arg() -> str:
+    """`activation_checkpointing` in transformers >= 5.2x, `gradient_checkpointing` before (unsloth's cap)."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
 
 
 def _loss_history(log_history: list[dict]) -> dict[str, list[list[float]]]:
