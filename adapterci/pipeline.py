@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from adapterci import __version__
 from adapterci.errors import AdapterCIError, CheckFailed, GateFailed, GateInconclusive, StageFailed
-from adapterci.fingerprint import hash_file, hash_json
+from adapterci.fingerprint import hash_file, hash_json, hash_tree
 from adapterci.runs import RunDir, cache_dir, run_dir_for, staged_dir, write_json_atomic
 
 STAGES = ("check", "train", "eval", "gate", "release")
@@ -95,17 +95,20 @@ def plan(cfg, release: bool = True) -> list[Stage]:
     return [Stage(name, DESCRIPTIONS[name]) for name in names]
 
 
-def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: Event | None = None) -> RunResult:
+def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: Event | None = None,
+        champion: str = "auto") -> RunResult:
     """Run the planned stages into `run_dir`; stop at the first failure. Always writes the report and manifest.
 
-    `on_stage` is called with each stage's record when it starts (status `running`) and when it ends."""
+    `champion` is what eval compares with besides the base model: `auto` (the registry's `stable`), `none`, a
+    registry ref or an adapter directory. `on_stage` is called with each stage's record when it starts (status
+    `running`) and when it ends."""
     from adapterci.report import write_report
 
     rd = run_dir_for(cfg, run_dir)
     _clear(rd)
     started = datetime.now(timezone.utc)
     result = RunResult(run_dir=rd.path)
-    ctx: dict[str, Any] = {}
+    ctx: dict[str, Any] = {"champion": champion}
     notify = on_stage or (lambda record: None)
     for stage in plan(cfg, release):
         if result.error is not None:
@@ -216,16 +219,14 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
             shutil.copy2(rd.loss_png, tmp / "loss.png")
 
 
-def eval_fingerprint(cfg, adapter_fingerprint: str) -> str:
+def eval_fingerprint(cfg, adapter_fingerprint: str, champion: str = "auto") -> str:
     """Everything the eval stage's results depend on, given the candidate adapter's train fingerprint."""
     from adapterci.modelio import base_model_identity
-    from adapterci.registry import open_registry
 
-    champion = open_registry(cfg).resolve("stable")
     return hash_json({
         "adapterci": __version__,
         "candidate": adapter_fingerprint,
-        "champion": champion.commit if champion else None,
+        "champion": _champion_identity(cfg, champion),
         "registry": cfg.registry_location(),
         "eval": cfg.eval.model_dump(mode="json"),
         "suites": {s.name: hash_file(s.path) for s in cfg.eval.suites},
@@ -234,16 +235,28 @@ def eval_fingerprint(cfg, adapter_fingerprint: str) -> str:
     })
 
 
+def _champion_identity(cfg, champion: str) -> str | None:
+    """The commit (registry ref) or content hash (directory) of the champion; None for no champion."""
+    if champion == "none":
+        return None
+    if Path(champion).is_dir():
+        return hash_tree(Path(champion))
+    from adapterci.registry import open_registry
+
+    found = open_registry(cfg).resolve("stable" if champion == "auto" else champion)
+    return found.commit if found else None
+
+
 def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     from adapterci.eval import evaluate
 
-    record.fingerprint = ctx["eval_fingerprint"] = eval_fingerprint(cfg, ctx["adapter_fingerprint"])
+    record.fingerprint = ctx["eval_fingerprint"] = eval_fingerprint(cfg, ctx["adapter_fingerprint"], ctx["champion"])
     cached = cache_dir(cfg, "eval-results") / record.fingerprint
     if (cached / "results.json").is_file():
         shutil.copytree(cached, rd.eval_dir, dirs_exist_ok=True)
         record.status, record.message = "cached", "adapter, champion and eval sets unchanged: reused eval results"
         return
-    ctx["results"] = evaluate(cfg, rd.adapter, champion="auto", run_dir=rd)
+    ctx["results"] = evaluate(cfg, rd.adapter, champion=ctx["champion"], run_dir=rd)
     with staged_dir(cached) as tmp:
         shutil.copytree(rd.eval_dir, tmp, dirs_exist_ok=True)
 

@@ -136,9 +136,11 @@ def ci(tmp_path_factory: pytest.TempPathFactory, hub):
 
 
 def run_pr(ci, event: dict, project: Path | None = None) -> ActRun:
+    """A PR event; like GitHub, a fork's run gets no secrets."""
     shutil.rmtree(ci["home"] / "artifacts", ignore_errors=True)
+    fork = event["pull_request"]["head"]["repo"]["fork"]
     return act(project or ci["project"], "pull_request", event, "adapter-pr.yml", ci["home"], env=ci["env"],
-               variables=ci["variables"])
+               variables=ci["variables"], secrets=None if fork else {"HF_READ_TOKEN": TOKEN})
 
 
 def artifact(ci, name: str) -> Path:
@@ -192,13 +194,14 @@ def test_workflows_poisoned_fork_pr_runs_after_approval_and_fails_the_gate(ci, t
     assert run.outputs[("train-eval-gate", "exit-code")] == "1"
     report = (artifact(ci, "report-pipeline") / "report.md").read_text()
     assert "### Gate: ❌ FAIL" in report and "does not hold" in report
+    assert "No champion yet" in report  # a fork has no registry token: compared with the base model only
     assert any("### Gate: ❌ FAIL" in s for s in run.summaries)
     ci["poisoned_adapter"] = shutil.copytree(artifact(ci, "report-pipeline") / "adapter", tmp_path / "adapter")
 
 
 def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
     run = act(ci["project"], "push", {"ref": "refs/heads/main"}, "adapter-release.yml", ci["home"],
-              env=ci["env"], variables=ci["variables"], secrets={"HF_TOKEN": TOKEN})
+              env=ci["env"], variables=ci["variables"], secrets={"HF_TOKEN": TOKEN, "HF_READ_TOKEN": TOKEN})
     assert run.jobs == {"train-eval-gate": "success", "release": "success"}, run.log[-4000:]
     assert run.outputs[("release", "version")] == "v0.1.0"
     assert "cached" in run.output_lines("train-eval-gate")  # the PR's adapter, same inputs fingerprint

@@ -110,9 +110,13 @@ def test_workflows_secrets_only_in_protected_environment() -> None:
         doc = yaml.safe_load(path.read_text())
         assert "pull_request_target" not in doc[True], path.name  # PyYAML reads the key `on` as True
         for name, job in doc["jobs"].items():
-            if "secrets." in yaml.safe_dump(job):
+            used = set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job)))
+            assert used <= {"HF_TOKEN", "HF_READ_TOKEN"}, (path.name, name, used)
+            if "HF_TOKEN" in used:  # the write token: protected environment, never where training code runs
                 assert job.get("environment") == "hub-release", (path.name, name)
                 assert "self-hosted" not in str(job["runs-on"]), (path.name, name)
+            if "HF_READ_TOKEN" in used:
+                assert job.get("environment") == "hub-read", (path.name, name)
 
 
 def test_workflows_release_and_registry_share_one_concurrency_group() -> None:

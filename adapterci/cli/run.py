@@ -12,10 +12,13 @@ STYLE = {"running": "dim", "ran": "green", "cached": "cyan", "failed": "bold red
 @config_option
 @click.option("--release/--no-release", default=True, show_default=True,
               help="Release the adapter to the configured registry when the gate passes.")
+@click.option("--champion", default="auto", show_default=True,
+              help="Compare with this adapter besides the base: `auto` (the registry's stable), `none`, a ref or a "
+                   "directory.")
 @run_dir_option
 @click.option("--dry", is_flag=True, help="Print the planned stages and exit without running them.")
 @json_option
-def run(config_path: str, release: bool, run_dir: str | None, dry: bool, as_json: bool) -> None:
+def run(config_path: str, release: bool, champion: str, run_dir: str | None, dry: bool, as_json: bool) -> None:
     """Run the pipeline: check -> train -> eval -> gate -> release (on PASS).
 
     Stages whose inputs did not change reuse their cached outputs. The report is written to the run
@@ -25,6 +28,7 @@ def run(config_path: str, release: bool, run_dir: str | None, dry: bool, as_json
     \b
     adapterci run                      # the example project, offline, local registry
     adapterci run --no-release --json  # what the PR workflow runs
+    adapterci run --champion none      # compare with the base model only
     adapterci run --dry
     """
     from adapterci import pipeline
@@ -41,7 +45,7 @@ def run(config_path: str, release: bool, run_dir: str | None, dry: bool, as_json
     out = console()
     show = None if as_json else (lambda r: out.print(
         f"[{STYLE[r.status]}]{r.name:8} {r.status:8}[/] {f'{r.seconds:6.1f}s' if r.status != 'running' else ''}  {r.message}"))
-    result = pipeline.run(cfg, release=release, run_dir=run_dir, on_stage=show)
+    result = pipeline.run(cfg, release=release, run_dir=run_dir, on_stage=show, champion=champion)
     if as_json:
         emit_json(result.to_dict())
     else:
