@@ -98,13 +98,12 @@ class HubRegistry:
         def commit() -> str:
             # Pinned to the head we diffed against: the client skips files it believes unchanged, so a commit
             # landing on a newer head would inherit someone else's files. A moved head answers 412: retry.
-            head = self.api.repo_info(self.repo_id, revision="main").sha
-            current = set(self.api.list_repo_files(self.repo_id, revision=head))
+            info = self.api.repo_info(self.repo_id, revision="main")
+            head, current = info.sha, {s.rfilename for s in info.siblings or []}
             ops = [CommitOperationAdd(rel, str(path)) for rel, path in files.items()]
             ops += [CommitOperationDelete(p) for p in sorted(current - set(files) - {".gitattributes"})]
-            info = self.api.create_commit(self.repo_id, ops, commit_message=title, commit_description=message,
-                                          parent_commit=head)
-            return info.oid
+            return self.api.create_commit(self.repo_id, ops, commit_message=title, commit_description=message,
+                                          parent_commit=head).oid
 
         return self._call("upload", commit, retry_status={412})
 
