@@ -71,6 +71,7 @@ class HubEmulator:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "adapterci-hub-emulator"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid 40 ms delayed-ACK stalls
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
         pass
