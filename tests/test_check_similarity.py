@@ -81,3 +81,21 @@ def test_leaks_skip_template_words_of_eval_items() -> None:
     assert _leak_pairs(train, items) == []
     train.append(f"I think: quiet pool. {instruction}")
     assert _leak_pairs(train, items) == [(100, 40, 2)]
+
+
+def test_fast_renderer_equals_prompt_format() -> None:
+    from adapterci.data.checks.token_length import fast_renderer
+    from adapterci.data.formats import Message
+    from adapterci.prompting import PromptFormat
+
+    fmt = PromptFormat("alpaca")
+    render = fast_renderer(fmt)
+    cases = [
+        (Message("user", "Classify this.\n\nGreat {{ pizza }} {% raw %} \x00 1 \x00"),),
+        (Message("system", "Be brief."), Message("user", "Hi"), Message("assistant", "Hello"), Message("user", "Bye")),
+        (Message("user", ""),),
+    ]
+    for messages in cases + cases:
+        assert render(messages) == fmt.render(messages)
+    custom = PromptFormat("{% for m in messages %}{{ m.content | upper }}{% endfor %}")
+    assert fast_renderer(custom) == custom.render

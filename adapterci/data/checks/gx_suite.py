@@ -82,18 +82,34 @@ def _frame(part: Part):
 
 
 def _validate(ctx, part: Part, corpus: Corpus, cfg, outcome: GxOutcome) -> None:
+    """Two suites per part: per-row expectations with COMPLETE results (every failing row, for file and line),
+    and whole-table ones (row count, shares) with SUMMARY results (no list of the rows a share allows)."""
     import great_expectations as gx
 
     name = part.name.replace(":", "-")
     batch = ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=name))
-    tags = {}
-    for check, expectation in _expectations(part, cfg):
-        suite.add_expectation(expectation)
-        tags[expectation.id] = check
-    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    result = definition.run(batch_parameters={"dataframe": _frame(part)},
-                            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row"]})
+    frame = _frame(part)
+    for scope, result_format in (("rows", {"result_format": "COMPLETE", "unexpected_index_column_names": ["row"]}),
+                                 ("table", {"result_format": "SUMMARY"})):
+        suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}-{scope}"))
+        tags = {}
+        for check, expectation in _expectations(part, cfg):
+            if (scope == "table") == _whole_table(expectation):
+                suite.add_expectation(expectation)
+                tags[expectation.id] = check
+        definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}-{scope}", data=batch, suite=suite))
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+        _collect(result, tags, part, corpus, cfg, outcome)
+
+
+def _whole_table(expectation) -> bool:
+    import great_expectations.expectations as gxe
+
+    return isinstance(expectation, gxe.ExpectTableRowCountToBeBetween) or (getattr(expectation, "mostly", 1) or 1) < 1
+
+
+def _collect(result, tags: dict, part: Part, corpus: Corpus, cfg, outcome: GxOutcome) -> None:
+    """Turn one validation result into failures of the named checks."""
     where = part.where(cfg.base_dir)
     for r in result.results:
         check = tags[r.expectation_config.id]

@@ -7,8 +7,11 @@ tokenizers without a text normalizer (which could lengthen the text); the others
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 from adapterci.data.checks.corpus import Corpus
 from adapterci.data.checks.result import CheckResult, Failure
+from adapterci.data.formats import Message
 
 BATCH = 4096
 
@@ -17,10 +20,10 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
     from adapterci.prompting import PromptFormat
 
     limit = cfg.checks.max_tokens or cfg.train.max_length
-    fmt = PromptFormat(cfg.prompt_template, tokenizer)
+    render = fast_renderer(PromptFormat(cfg.prompt_template, tokenizer))
     result = CheckResult("token_length")
     examples = [ex for part in corpus.parts for ex in part.examples if corpus.is_new(ex.source)]
-    texts = [fmt.render(ex.messages) + (ex.completion + tokenizer.eos_token if ex.completion is not None else "")
+    texts = [render(ex.messages) + (ex.completion + tokenizer.eos_token if ex.completion is not None else "")
              for ex in examples]
     safe = _safe_bytes(tokenizer, limit)
     todo = [i for i, text in enumerate(texts) if len(text.encode("utf-8")) > safe]
@@ -37,6 +40,25 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
                       f"{len(examples) - len(todo)} of {len(examples)} rows short enough to skip")
     result.details = {"max_tokens": limit, "longest_tokenized": longest, "rows": len(examples), "tokenized": len(todo)}
     return result
+
+
+def fast_renderer(fmt) -> Callable[[Sequence[Message]], str]:
+    """`fmt.render`, or for the built-in templates (which insert each message's content verbatim) an equal
+    function that renders each sequence of roles once, with markers, and splices the contents in."""
+    from adapterci.prompting import BUILTIN
+
+    if fmt.template not in BUILTIN:
+        return fmt.render
+    cache: dict[tuple[str, ...], list[str]] = {}
+
+    def render(messages: Sequence[Message]) -> str:
+        roles = tuple(m.role for m in messages)
+        if roles not in cache:
+            cache[roles] = fmt.render([Message(r, f"\x00{i}\x00") for i, r in enumerate(roles)]).split("\x00")
+        parts = cache[roles]  # text, index, text, index, ..., text
+        return "".join(p if k % 2 == 0 else messages[int(p)].content for k, p in enumerate(parts))
+
+    return render
 
 
 def _safe_bytes(tokenizer, limit: int) -> int:
