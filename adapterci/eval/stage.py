@@ -51,9 +51,7 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
                 hits[suite.config.name][spec.role] = "hit" if outputs is not None else "miss"
                 if outputs is None:
                     if model is None:
-                        from adapterci.eval.scoring import load_model
-
-                        model = load_model(cfg, spec.adapter, cfg.eval.seed)
+                        model = _load(cfg, spec)
                     outputs = suite.score(model, tokenizer, spec.prompt_template, cfg.eval, tick)
                     cache.store(cfg, key, outputs)
                 else:
@@ -112,6 +110,16 @@ def _champion(cfg, champion) -> tuple[Path, str] | None:
         raise UsageError(f"champion {str(champion)!r} is not in the registry {cfg.registry_location()} "
                          "(use --champion none for a first release)")
     return found
+
+
+def _load(cfg, spec: ModelSpec):
+    from adapterci.eval.scoring import load_model
+
+    try:
+        return load_model(cfg, spec.adapter, cfg.eval.seed)
+    except Exception as exc:  # corrupt or truncated weights, shape mismatch with the base, unknown PEFT type
+        what = f"adapter {spec.adapter}" if spec.adapter else "base model"
+        raise StageFailed("eval", f"cannot load the {spec.role} {what}: {exc}") from exc
 
 
 def _write(results: EvalResults, run: RunDir) -> None:
