@@ -94,11 +94,11 @@ def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
     else:
         _threshold_test(result, rule, cand, labels, threshold, gate)
     holds = rule.holds(observed["candidate"], threshold)
-    value = f"{observed['candidate']:.4g} vs {threshold:.4g}"
+    value = f"{rule.suite}.{rule.metric} {observed['candidate']:.4g} vs {threshold:.4g}"
     if n < gate.min_items:
         result.outcome, result.reason = "INCONCLUSIVE", f"only {n} items in `{rule.suite}` (gate.min_items is {gate.min_items}): too few to decide ({value})"
     elif not holds:
-        result.outcome, result.reason = "FAIL", f"{rule.suite}.{rule.metric} {value}: does not hold (margin {margin:+.4g})"
+        result.outcome, result.reason = "FAIL", f"{value}: does not hold (margin {margin:+.4g})"
     elif result.p_value is None:
         result.outcome, result.reason = "PASS", f"{value}: holds; zero-tolerance threshold, decided on the observed value"
     elif result.p_value <= gate.significance:
