@@ -19,7 +19,7 @@ def load_tokenizer(cfg) -> Any:
     """The base model's tokenizer (pad token set)."""
     try:
         return load_tokenizer_from(base_model_ref(cfg), cfg.base_revision)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a directory without usable tokenizer files
         raise ConfigError(f"`base_model`: cannot load a tokenizer from {base_model_ref(cfg)!r}: {exc}",
                           str(cfg.path)) from None
 

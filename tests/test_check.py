@@ -4,6 +4,7 @@ tiny-llama tokenizer, crafted good and bad rows."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -334,6 +335,28 @@ def test_check_config_errors_exit_2(example_project: Path) -> None:
     cfg.write_text(cfg.read_text().replace("  pii: true", "  pii: true\n  max_dupes: 3"))
     code, out = run_check(example_project, "--json")
     assert code == 2 and "`checks.max_dupes`: unknown key" in out
+
+
+def test_check_missing_base_model_exit_2(example_project: Path) -> None:
+    shutil.rmtree(example_project / "models" / "tiny-llama")
+    (example_project / "models" / "tiny-llama").mkdir()
+    code, out = run_check(example_project, "--json")
+    assert code == 2
+    assert "`base_model`: cannot load a tokenizer" in out
+    assert not (example_project / ".adapterci" / "run" / "check" / "check.json").exists()
+
+
+def test_check_near_duplicates_in_a_small_eval_suite(example_project: Path) -> None:
+    safety = example_project / "evalsets" / "safety.jsonl"
+    first = json.loads(safety.read_text().splitlines()[0])
+    line = append(safety, {"prompt": first["prompt"].upper(), "label": first["label"]},
+                  {"prompt": first["prompt"].lower() + "!!", "label": first["label"]})
+    code, report = run_check(example_project, "--json")
+    assert code == 1
+    assert [(f["line"], f["message"]) for f in failures(report, "near_duplicates")] == [
+        (line, "near duplicate of evalsets/safety.jsonl:1 (estimated similarity 1.00)"),
+        (line + 1, "near duplicate of evalsets/safety.jsonl:1 (estimated similarity 1.00)"),
+    ]
 
 
 def test_check_missing_config_exit_2(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from adapterci.data.checks.result import CheckResult, Failure
 
 SHINGLE = 3
 NUM_PERM = 64
-TEMPLATE_SHARE = 0.05  # a shingle in more than this share of rows is template text
+TEMPLATE_SHARE = 0.05  # a shingle in more than this share of rows (and in more than TEMPLATE_MIN) is template text
+TEMPLATE_MIN = 10
 SMALL_BUCKET = 8  # buckets up to this size are compared all-pairs, larger ones as a chain
 
 
@@ -30,10 +31,12 @@ def check_near_duplicates(corpus: Corpus, cfg) -> CheckResult:
     groups += [(p.examples, [text_of(ex) for ex in p.examples], None) for p in corpus.suites]
     pairs = 0
     for examples, texts, words in groups:
-        for i, j, sim in similar_pairs(texts, threshold, words):
+        reported: set[int] = set()
+        for i, j, sim in similar_pairs(texts, threshold, words):  # sorted: a row's earliest partner comes first
             a, b = examples[i], examples[j]
             pairs += 1
-            if corpus.is_new(b.source) or corpus.is_new(a.source):
+            if j not in reported and (corpus.is_new(b.source) or corpus.is_new(a.source)):
+                reported.add(j)
                 result.failures.append(Failure.at(
                     b.source, f"near duplicate of {a.source} (estimated similarity {sim:.2f})"))
     result.summary = f"{pairs} near-duplicate pair(s) at similarity >= {threshold}"
@@ -75,7 +78,7 @@ def _signatures(words) -> tuple[np.ndarray, np.ndarray]:
     codes, _ = pd.factorize(h)
     counts = np.bincount(codes)
     n_rows = len(words.lengths)
-    content = counts[codes] <= max(2, TEMPLATE_SHARE * n_rows)
+    content = counts[codes] <= max(TEMPLATE_MIN, TEMPLATE_SHARE * n_rows)
     h, row = h[content], row[content]
     order = np.argsort(row, kind="stable")
     h, row = h[order], row[order]
