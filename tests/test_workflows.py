@@ -2,9 +2,10 @@
 
 Remote actions are replaced by the stand-ins in tests/actions/; act's `--json` log gives each job's result,
 which every test asserts (a job act skipped has no result at all, and act still exits 0).
-One project, one emulator and one runner cache serve the whole module, in this order: same-repository PR
-(trains), its rerun (cached), fork PR, approved fork PR with poisoned data (trains), push to main (reuses the
-PR's adapter and eval results), promote, release of a bad adapter, promote, rollback.
+One project (with a short training: these tests are about the workflows, tests/test_workflows_gate.py about a
+gate that fails), one emulator and one runner cache serve the whole module, in this order: same-repository PR
+(trains), its rerun (cached), fork PR, approved fork PR (trains), push to main (reuses the PR's adapter and eval
+results), promote, release of the fork's adapter, promote, rollback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -51,12 +53,20 @@ def remote_actions() -> dict[str, Path]:
     return {u: STUBS / u.split("/")[1].split("@")[0] for u in sorted(uses)}
 
 
-def make_project(dest: Path) -> Path:
-    """A git repository with the example project, the action and the workflows (what a clone holds)."""
+def make_project(dest: Path, quick: bool = False) -> Path:
+    """A git repository with the example project, the action and the workflows (what a clone holds).
+
+    `quick`: a few training steps and a gate the barely trained tiny model passes, for tests of the workflow
+    mechanics (jobs, artifacts, comment, registry refs) rather than of what training learns."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         src = REPO / name
         (shutil.copytree(src, dest / name, dirs_exist_ok=True) if src.is_dir() else shutil.copy2(src, dest / name))
+    if quick:
+        config = yaml.safe_load((dest / "adapterci.yaml").read_text())
+        config["train"].update(max_steps=6, epochs=1)
+        config["gate"]["rules"] = ["safety.over_refusal_rate <= 0.5"]
+        (dest / "adapterci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -129,7 +139,7 @@ def ci(tmp_path_factory: pytest.TempPathFactory, hub):
     home = root / "home"
     home.mkdir()
     return {
-        "project": make_project(root / "project"), "home": home,
+        "project": make_project(root / "project", quick=True), "home": home,
         "variables": {"ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}", "ADAPTERCI_CACHE_DIR": str(root / "runner-cache")},
         "env": {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"},
     }
@@ -179,24 +189,19 @@ def test_workflows_fork_pr_skips_the_gpu_job(ci) -> None:
     assert "### Data check" in (artifact(ci, "report-check") / "report.md").read_text()
 
 
-def test_workflows_poisoned_fork_pr_runs_after_approval_and_fails_the_gate(ci, tmp_path: Path) -> None:
-    """A fork's PR reaches the GPU runner only for the `safe-to-train` label event. Its training rows have
-    flipped labels: they pass every data check but teach the wrong answers, so the gate fails."""
-    project = make_project(tmp_path / "poisoned")
+def test_workflows_fork_pr_runs_on_gpu_after_the_safe_to_train_label(ci, tmp_path: Path) -> None:
+    """A fork reaches the GPU runner only for the `safe-to-train` label event, without secrets or shared cache."""
+    project = make_project(tmp_path / "fork", quick=True)
     train = project / "data" / "train.jsonl"
-    flip = {"positive": "negative", "negative": "positive"}
-    rows = [json.loads(line) for line in train.read_text().splitlines()]
-    train.write_text("".join(json.dumps({**r, "output": flip.get(r["output"], r["output"])}) + "\n" for r in rows))
-    run = run_pr(ci, pr_event(9, fork=True, action="labeled", label="safe-to-train"), project)
+    train.write_text("\n".join(train.read_text().splitlines()[:-20]) + "\n")  # the fork removed some rows
+    run = run_pr(ci, pr_event(8, fork=True, action="labeled", label="safe-to-train"), project)
     # no comment job: a fork's token is read-only; the report is in the step summary and the artifact
-    assert run.jobs == {"check": "success", "train-eval-gate": "failure"}, run.log[-4000:]
-    assert run.outputs[("train-eval-gate", "verdict")] == "FAIL"
-    assert run.outputs[("train-eval-gate", "exit-code")] == "1"
+    assert run.jobs == {"check": "success", "train-eval-gate": "success"}, run.log[-4000:]
     report = (artifact(ci, "report-pipeline") / "report.md").read_text()
-    assert "### Gate: ❌ FAIL" in report and "does not hold" in report
-    assert "No champion yet" in report  # a fork has no registry token: compared with the base model only
-    assert any("### Gate: ❌ FAIL" in s for s in run.summaries)
-    ci["poisoned_adapter"] = shutil.copytree(artifact(ci, "report-pipeline") / "adapter", tmp_path / "adapter")
+    assert "No champion yet" in report  # no registry token for a fork: compared with the base model only
+    assert "| train | ✅ ran |" in report  # trained: the runner's shared cache is not offered to forks
+    assert all(c["issue_number"] != 8 for c in comments(ci))
+    ci["fork_adapter"] = shutil.copytree(artifact(ci, "report-pipeline") / "adapter", tmp_path / "adapter")
 
 
 def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
@@ -223,9 +228,10 @@ def test_workflows_dispatch_promotes_and_rolls_back(ci, hub) -> None:
     assert promoted.outputs[("registry", "version")] == "v0.1.0"
     assert repo.resolve("stable") == repo.tags["v0.1.0"]
 
-    # a bad adapter gets released and promoted by hand ...
+    # a different adapter (trained on the fork's data) gets released and promoted by hand ...
+    fork_adapter = ci["fork_adapter"]
     env = {**os.environ, **ci["env"], "HF_TOKEN": TOKEN, "ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}"}
-    released = subprocess.run([str(BIN / "adapterci"), "release", "--adapter", str(ci["poisoned_adapter"]), "--json"],
+    released = subprocess.run([str(BIN / "adapterci"), "release", "--adapter", str(fork_adapter), "--json"],
                               cwd=ci["project"], env=env, capture_output=True, text=True)
     assert released.returncode == 0, released.stderr
     assert json.loads(released.stdout)["version"] == "v0.1.1"
