@@ -10,9 +10,9 @@ from typing import Any
 from adapterci.errors import ConfigError, RegistryError, UsageError
 from adapterci.fingerprint import hash_json, hash_tree
 from adapterci.runs import read_json, staged_dir
+from adapterci.train.run import NOT_ADAPTER, TRAIN_JSON
 
-TRAIN_JSON = "adapterci-train.json"
-NOT_WEIGHTS = ("adapterci-train.json", "adapterci.json", "README.md", "training_args.bin")
+NOT_WEIGHTS = (TRAIN_JSON, "adapterci.json", *NOT_ADAPTER)
 """Files of an adapter directory that do not change what the model computes (left out of its fingerprint)."""
 
 
@@ -63,8 +63,6 @@ def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | Non
         try:
             with staged_dir(dest) as tmp:
                 registry.download(str(value), tmp)
-        except RegistryError:
-            raise
         except OSError as exc:
             raise RegistryError(f"cannot download {role} {value!r}: {exc}") from None
     return dest, f"{value} ({version.version})" if str(value) != version.version else str(value)
