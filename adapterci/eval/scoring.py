@@ -6,6 +6,7 @@ tokens as the prefix (so a choice is scored on the very tokens the adapter learn
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,9 +22,12 @@ def device() -> str:
 def load_model(cfg, adapter: Path | None, seed: int) -> Any:
     """The base model, with `adapter` (a PEFT adapter directory) applied when given; in eval mode."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from adapterci.modelio import load_base_model
 
+    if not sys.stderr.isatty():  # no "Loading weights" bars in CI logs
+        hf_logging.disable_progress_bar()
     torch.manual_seed(seed)
     model = load_base_model(cfg, device=device())
     if adapter is not None:
