@@ -181,9 +181,7 @@ def _eval(rd: RunDir) -> list[list[str]]:
 
 
 def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
-    metrics = suite.get("metrics") or {}
-    # `metrics` is {role: {metric: value}}; tolerate {metric: {role: value}} too.
-    by_role = metrics if any(r in metrics for r in ROLES) else _transpose(metrics)
+    by_role = suite.get("metrics") or {}  # {role: {metric: value}}
     per_label = {f"{stat}_{label}" for label in suite.get("labels") or [] for stat in ("f1", "precision", "recall")}
     names = sorted({m for r in roles for m in (by_role.get(r) or {})} - per_label, key=_metric_order)
     if not names:
@@ -194,21 +192,18 @@ def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
     header += "".join(f" | Δ vs {o}" for o in others) + " |"
     lines = [header, "|---" * (1 + len(roles) + len(others)) + "|"]
     for metric in names:
-        cells = [_num(_value((by_role.get(r) or {}).get(metric))) for r in roles]
+        cells = [_num((by_role.get(r) or {}).get(metric)) for r in roles]
         cells += [_delta(deltas, metric, o, by_role) for o in others]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
 def _delta(deltas: dict, metric: str, other: str, by_role: dict) -> str:
-    """`+0.120 [+0.050, +0.190]`: the candidate minus `other`, with its interval when eval computed one."""
-    entry = (deltas.get(other) or {}).get(metric) if isinstance(deltas.get(other), dict) else None
-    if entry is None and isinstance(deltas.get(metric), dict):
-        entry = deltas[metric].get(other)
-    value, interval = (entry.get("delta", entry.get("value")), entry.get("interval")) if isinstance(entry, dict) \
-        else (entry, None)
-    if value is None:
-        cand, ref = _value((by_role.get("candidate") or {}).get(metric)), _value((by_role.get(other) or {}).get(metric))
+    """`+0.120 [+0.050, +0.190]`: the candidate minus `other`, with eval's paired bootstrap interval."""
+    entry = (deltas.get(other) or {}).get(metric) or {}
+    value, interval = entry.get("delta"), entry.get("interval")
+    if value is None:  # metrics eval computes no interval for (e.g. the majority rate): the plain difference
+        cand, ref = (by_role.get("candidate") or {}).get(metric), (by_role.get(other) or {}).get(metric)
         value = cand - ref if isinstance(cand, (int, float)) and isinstance(ref, (int, float)) else None
     if value is None:
         return "–"
@@ -260,20 +255,8 @@ def _trim(lines: list[str]) -> list[str]:
     return lines
 
 
-def _transpose(metrics: dict) -> dict:
-    out: dict[str, dict] = {}
-    for metric, per_role in metrics.items():
-        for role, value in (per_role or {}).items() if isinstance(per_role, dict) else []:
-            out.setdefault(role, {})[metric] = value
-    return out
-
-
 def _metric_order(metric: str) -> tuple[int, str]:
     return (0 if metric in ("accuracy", "exact_match", "refusal_rate") else 1, metric)
-
-
-def _value(v: Any) -> Any:
-    return v.get("value") if isinstance(v, dict) else v
 
 
 def _model_name(model: Any) -> str:
