@@ -96,11 +96,11 @@ def main() -> None:
         warm = make_project(Path(tmp) / "warm", 1000)
         seconds, _, _ = run(warm / "adapterci.yaml")
         print(f"warm-up (1k rows, imports included): {seconds:.1f} s")
-        times = {}
+        times, cpus = {}, {}
         for n in args.rows:
             project = make_project(Path(tmp) / f"p{n}", n)
             seconds, cpu, report = run(project / "adapterci.yaml")
-            times[n] = seconds
+            times[n], cpus[n] = seconds, cpu
             failed = [c.name for c in report.checks if not c.passed]
             stages = ", ".join(f"{k} {v:.1f}" for k, v in report.timings.items())
             print(f"{n:>9} rows: {seconds:6.1f} s wall ({cpu:.1f} s CPU)  {n / seconds:9.0f} rows/s  "
@@ -109,7 +109,8 @@ def main() -> None:
             shutil.rmtree(project)
         lo, hi = min(times), max(times)
         if hi != lo:
-            print(f"time ratio {hi}/{lo} rows: {times[hi] / times[lo]:.2f} (rows ratio {hi / lo:.0f})")
+            print(f"time ratio {hi}/{lo} rows: wall {times[hi] / times[lo]:.2f}, CPU {cpus[hi] / cpus[lo]:.2f} "
+                  f"(rows ratio {hi / lo:.0f})")
 
 
 if __name__ == "__main__":
