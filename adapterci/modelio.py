@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from adapterci.errors import ConfigError
@@ -12,6 +13,10 @@ def base_model_ref(cfg) -> str:
     local = cfg.base_model_path()
     if local is not None and not local.is_dir():
         raise ConfigError(f"`base_model`: directory not found: {local}", str(cfg.path))
+    if local is None and Path(cfg.base_model).exists():
+        # `from_pretrained` would quietly load this path relative to the working directory instead of the Hub
+        raise ConfigError(f"`base_model`: directory not found: {cfg.base_dir / cfg.base_model} (paths are relative "
+                          "to the config file)", str(cfg.path))
     return str(local) if local is not None else cfg.base_model
 
 
