@@ -100,9 +100,9 @@ def test_train_writes_peft_adapter_provenance_and_plot(trained):
     assert len(meta["base_model"]["content_hash"]) == 64 and len(meta["data_fingerprint"]) == 64
     assert meta["rows"] == {"train": 360, "valid": 60, "dropped": 0, "truncated": 0}
     history = meta["loss_history"]
-    assert history["train"][-1][1] < history["train"][0][1] and len(history["valid"]) == 3
+    assert history["train"][-1][1] < history["train"][0][1] and len(history["valid"]) == int(cfg.train.epochs)
     assert meta["tokens_per_s"] > 0 and meta["peak_memory_bytes"] > 0 and meta["packages"]["trl"]
-    assert meta["wall_time_s"] < 120
+    assert meta["wall_time_s"] >= meta["train_runtime_s"] > 0
     assert any(line.startswith("train: backend trl (auto), device cpu") for line in lines)
     assert any(line.startswith("train: step ") for line in lines)
     assert not list(result.adapter_dir.parent.glob(".adapter*")) and not (cfg.workdir / "run" / "adapter.checkpoints").exists()
