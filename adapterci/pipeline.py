@@ -47,10 +47,12 @@ class Stage:
 
 @dataclass
 class StageRecord:
-    """What happened to one stage: `ran`, `cached` (outputs reused), `failed` or `skipped`."""
+    """What happened to one stage: `ran`, `cached` (outputs reused), `failed` or `skipped`. `reused` stays
+    true for a stage that failed on reused outputs (a cached FAIL verdict)."""
 
     name: str
     status: str
+    reused: bool = False
     seconds: float = 0.0
     fingerprint: str | None = None
     exit_code: int = 0
@@ -129,6 +131,7 @@ def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: 
             err.__cause__ = exc
             result.error = err
         record.seconds = round(time.perf_counter() - t0, 3)
+        record.reused = record.status == "cached"
         if result.error is not None:
             record.status, record.exit_code, record.message = "failed", result.error.exit_code, str(result.error)
         result.stages.append(record)

@@ -75,7 +75,8 @@ def _stages(manifest: dict) -> list[str] | None:
     stages = manifest.get("stages")
     if not stages:
         return None
-    rows = [f"| {s['name']} | {STATUS_ICONS.get(s.get('status'), '')} {s.get('status', '')} | "
+    rows = [f"| {s['name']} | {STATUS_ICONS.get(s.get('status'), '')} {s.get('status', '')}"
+            f"{' (reused)' if s.get('reused') and s.get('status') == 'failed' else ''} | "
             f"{_seconds(s.get('seconds'))} | {_cell(s.get('message', ''))} |" for s in stages]
     return ["| stage | status | time | notes |", "|---|---|---:|---|", *rows]
 
