@@ -128,7 +128,7 @@ def short_runs(tmp_path_factory):
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, output=project / "c", log=lambda _: None, callbacks=[Crash()])
-    crashed = {"adapter": (project / "c").exists(), "checkpoints": sorted(p.name for p in (project / "c.checkpoints").iterdir())}
+    crashed = {"adapter": (project / "c").exists(), "checkpoints": sorted(p.name for p in (project / "c.checkpoints").glob("checkpoint-*"))}
     lines: list[str] = []
     c = train(cfg, output=project / "c", resume=True, log=lines.append)
     return a, b, c, crashed, lines
