@@ -56,3 +56,14 @@ class PromptFormat:
         if self.template == "chat":
             return self.tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=True)
         return self._jinja.render(messages=dicts, add_generation_prompt=True)
+
+
+def completion_start(prompt_ids: Sequence[int], full_ids: Sequence[int]) -> int:
+    """Where the answer starts in the tokens of prompt + answer: the length of their common token prefix
+    (a tokenizer may merge the prompt's last token with the answer's first, so this can be < len(prompt_ids))."""
+    n = 0
+    for x, y in zip(prompt_ids, full_ids):
+        if x != y:
+            break
+        n += 1
+    return n

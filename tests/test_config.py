@@ -29,7 +29,9 @@ def problems(path: Path) -> list[str]:
 
 
 def test_every_shipped_config_validates():
-    shipped = [p for p in REPO.rglob("adapterci.yaml") if ".venv" not in p.parts and ".adapterci" not in p.parts]
+    """Every config in the repository (the `init` template is rendered and checked in test_init)."""
+    skip = {".venv", ".adapterci", "templates"}
+    shipped = [p for p in REPO.rglob("adapterci.yaml") if not skip & set(p.parts)]
     assert REPO / "adapterci.yaml" in shipped
     for path in shipped:
         load_config(path)

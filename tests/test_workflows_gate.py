@@ -1,7 +1,7 @@
 """A pull request with poisoned data, through the PR workflow with the example's real training and gate.
 
 The rows' labels are flipped: every data check passes (the data is well-formed, balanced, unique), but the
-adapter learns the wrong answers and the gate's `sentiment.accuracy >= base + 0.05` fails. The GPU job fails
+adapter learns the wrong answers and the gate's `sentiment.macro_f1 >= base + 0.1` fails. The GPU job fails
 with exit code 1, and the report (artifact, step summary, sticky comment) says which rule failed.
 """
 
@@ -37,6 +37,6 @@ def test_workflows_poisoned_pr_fails_the_gate(tmp_path: Path) -> None:
     report = (home / "artifacts" / "report-pipeline" / "report.md").read_text()
     assert "### Data check: ✅ passed" in report
     assert "### Gate: ❌ FAIL" in report
-    assert "| `sentiment.accuracy >= base + 0.05` | ❌ FAIL |" in report
+    assert "| `sentiment.macro_f1 >= base + 0.1` | ❌ FAIL |" in report
     comments = json.loads((home / "github-state.json").read_text())["comments"]
     assert [c["body"] for c in comments] == [report]

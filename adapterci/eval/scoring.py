@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from adapterci.prompting import completion_start
+
 Tick = Callable[[int], None]
 
 
@@ -37,15 +39,6 @@ def load_model(cfg, adapter: Path | None, seed: int) -> Any:
     return model
 
 
-def _prefix_len(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def choice_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], choices: Sequence[str], batch_size: int,
                     tick: Tick = lambda n: None) -> list[list[tuple[float, int]]]:
     """For each prompt, (sum of log-probabilities, number of tokens) of every choice followed by eos.
@@ -59,7 +52,7 @@ def choice_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], choices:
         prompt_ids = tokenizer(list(batch))["input_ids"]
         texts = [p + c + eos for p in batch for c in choices]
         full_ids = tokenizer(texts)["input_ids"]
-        spans = [_prefix_len(prompt_ids[i // len(choices)], ids) for i, ids in enumerate(full_ids)]
+        spans = [completion_start(prompt_ids[i // len(choices)], ids) for i, ids in enumerate(full_ids)]
         width = max(len(ids) for ids in full_ids)
         pad = tokenizer.pad_token_id
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in full_ids])

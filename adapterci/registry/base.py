@@ -91,6 +91,24 @@ class Registry(Protocol):
     def download(self, ref: str, dest: Path) -> Path: ...
 
 
+class RegistryViews:
+    """The read-only views every backend shares, built on its primitives."""
+
+    url: str
+
+    def versions(self) -> list[Version]:
+        return list_versions(self)  # type: ignore[arg-type]
+
+    def resolve(self, ref: str) -> Version | None:
+        return resolve_ref(self, ref)  # type: ignore[arg-type]
+
+    def download(self, ref: str, dest: Path) -> Path:
+        version = self.resolve(ref)
+        if version is None:
+            raise RegistryError(f"{ref!r} is not a released version in {self.url} (see `adapterci versions`)")
+        return self.download_commit(version.commit, dest)  # type: ignore[attr-defined]
+
+
 def parse_version(tag: str) -> tuple[int, int, int]:
     match = VERSION_RE.match(tag)
     if not match:

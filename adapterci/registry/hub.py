@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from adapterci.errors import RegistryError
-from adapterci.registry.base import Commit, RefConflict, Refs, Version, list_versions, resolve_ref
+from adapterci.registry.base import Commit, RefConflict, Refs, RegistryViews
 
 T = TypeVar("T")
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
 
 
-class HubRegistry:
+class HubRegistry(RegistryViews):
     def __init__(self, repo_id: str, private: bool = True):
         self.repo_id = repo_id
         self.url = f"hf://{repo_id}"
@@ -48,19 +48,6 @@ class HubRegistry:
             get_session().timeout = httpx2.Timeout(float(os.environ.get("ADAPTERCI_HUB_TIMEOUT", "60")))
             self._api = HfApi()
         return self._api
-
-    # --- views -------------------------------------------------------------------------------------------
-    def versions(self) -> list[Version]:
-        return list_versions(self)
-
-    def resolve(self, ref: str) -> Version | None:
-        return resolve_ref(self, ref)
-
-    def download(self, ref: str, dest: Path) -> Path:
-        version = self.resolve(ref)
-        if version is None:
-            raise RegistryError(f"{ref!r} is not a released version in {self.url} (see `adapterci versions`)")
-        return self.download_commit(version.commit, dest)
 
     # --- primitives --------------------------------------------------------------------------------------
     def lock(self):

@@ -17,31 +17,17 @@ from pathlib import Path
 from filelock import FileLock
 
 from adapterci.errors import RegistryError
-from adapterci.registry.base import (Commit, RefConflict, Refs, Version, git_blob_sha1, list_versions,
-                                     resolve_ref)
+from adapterci.registry.base import Commit, RefConflict, Refs, RegistryViews, git_blob_sha1
 from adapterci.runs import read_json, staged_dir, write_json_atomic
 
 DEFAULT_BRANCH = "main"
 
 
-class LocalRegistry:
+class LocalRegistry(RegistryViews):
     def __init__(self, root: Path):
         self.root = Path(root)
         self.url = f"file://{self.root}"
         self._lock = FileLock(str(self.root) + ".lock", timeout=120)
-
-    # --- views -------------------------------------------------------------------------------------------
-    def versions(self) -> list[Version]:
-        return list_versions(self)
-
-    def resolve(self, ref: str) -> Version | None:
-        return resolve_ref(self, ref)
-
-    def download(self, ref: str, dest: Path) -> Path:
-        version = self.resolve(ref)
-        if version is None:
-            raise RegistryError(f"{ref!r} is not a released version in {self.url} (see `adapterci versions`)")
-        return self.download_commit(version.commit, dest)
 
     # --- primitives --------------------------------------------------------------------------------------
     def lock(self) -> FileLock:

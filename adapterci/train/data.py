@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from adapterci.data.formats import Example
 from adapterci.errors import StageFailed
+from adapterci.prompting import completion_start
 
 IGNORE = -100
 
@@ -32,7 +33,7 @@ def tokenize_examples(examples: Sequence[Example], prompt_format, tokenizer: Any
     full_ids = tokenizer([p + ex.completion + tokenizer.eos_token for p, ex in zip(prompts, examples)])["input_ids"] \
         if prompts else []
     for ex, p_ids, ids in zip(examples, prompt_ids, full_ids):
-        start = _common_prefix(p_ids, ids)
+        start = completion_start(p_ids, ids)
         labels = ([IGNORE] * start + ids[start:]) if completion_only else list(ids)
         if len(ids) > max_length:
             where = f"{ex.source.file}:{ex.source.line}"
@@ -48,10 +49,3 @@ def tokenize_examples(examples: Sequence[Example], prompt_format, tokenizer: Any
     return out
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
