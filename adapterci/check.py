@@ -25,6 +25,7 @@ class CheckReport:
     data_docs: Path | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of the run
+    new_rows: int | None = None  # rows added since `base_ref` (None: no base ref, every row is checked)
 
     @property
     def passed(self) -> bool:
@@ -40,13 +41,13 @@ class CheckReport:
         record = self.as_dict()
         for entry, c in zip(record["checks"], self.checks):
             entry.update(failure_count=len(c.failures), summary=c.summary, details=c.details)
-        record.update(base_ref=self.base_ref, rows=self.rows, seconds=round(self.seconds, 3), timings=self.timings,
+        record.update(base_ref=self.base_ref, new_rows=self.new_rows, rows=self.rows, seconds=round(self.seconds, 3), timings=self.timings,
                       data_docs=str(self.data_docs) if self.data_docs else None)
         return record
 
     def markdown(self) -> str:
         """A PR-comment-sized Markdown summary."""
-        scope = f" (rows added since `{self.base_ref}`)" if self.base_ref else ""
+        scope = f" ({self.new_rows} rows added since `{self.base_ref}`)" if self.base_ref else ""
         lines = [f"### adapterci check: {'passed' if self.passed else 'FAILED'}{scope}", "",
                  "| Check | Result | Details |", "|---|---|---|"]
         for c in self.checks:
@@ -117,7 +118,8 @@ def run_checks(cfg, base_ref: str | None = None, run_dir: str | Path | None = No
     results["schema"].details["expectations"] = gx.expectations
     report = CheckReport([results[name] for name in CHECKS], base_ref,
                          {p.name: len(p.examples) for p in corpus.parts}, rd.data_docs / "index.html",
-                         time.perf_counter() - started, timings)
+                         time.perf_counter() - started, timings,
+                         None if corpus.new_rows is None else len(corpus.new_rows))
     write_json_atomic(rd.check_json, report.as_record())
     write_text_atomic(rd.check_md, report.markdown())
     return report

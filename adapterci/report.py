@@ -86,7 +86,7 @@ def _check(rd: RunDir) -> list[str] | None:
     if data is None:
         return None
     passed = data.get("passed")
-    scope = f" (rows added since `{data['base_ref']}`)" if data.get("base_ref") else ""
+    scope = f" ({data.get('new_rows')} rows added since `{data['base_ref']}`)" if data.get("base_ref") else ""
     lines = [f"### Data check: {'✅ passed' if passed else '❌ failed'}{scope}", ""]
     rows = data.get("rows") if isinstance(data.get("rows"), dict) else {}
     if rows:

@@ -390,10 +390,12 @@ def test_check_base_ref_checks_only_added_rows(example_project: Path) -> None:
                                         "message": "contains an email address: tom.************"}]
     assert failures(report, "duplicates") == [{"file": "data/train.jsonl", "line": line,
                                                "message": "duplicate of data/train.jsonl:1"}]
+    record = json.loads((example_project / ".adapterci" / "run" / "check" / "check.json").read_text())
+    assert (record["base_ref"], record["new_rows"]) == ("HEAD", 2)
     code, full = run_check(example_project, "--json")
     assert [f["line"] for f in failures(full, "pii")] == [old_pii, line + 1]
     record = json.loads((example_project / ".adapterci" / "run" / "check" / "check.json").read_text())
-    assert record["base_ref"] is None
+    assert (record["base_ref"], record["new_rows"]) == (None, None)
 
 
 def test_check_base_ref_with_no_changes_passes_despite_old_problems(example_project: Path) -> None:
