@@ -6,10 +6,10 @@ tokens as the prefix (so a choice is scored on the very tokens the adapter learn
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from adapterci.console import is_terminal
 from adapterci.prompting import completion_start
 
 Tick = Callable[[int], None]
@@ -28,7 +28,7 @@ def load_model(cfg, adapter: Path | None, seed: int) -> Any:
 
     from adapterci.modelio import load_base_model
 
-    if not sys.stderr.isatty():  # no "Loading weights" bars in CI logs
+    if not is_terminal():  # no "Loading weights" bars in CI logs
         hf_logging.disable_progress_bar()
     torch.manual_seed(seed)
     model = load_base_model(cfg, device=device())

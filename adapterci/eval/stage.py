@@ -7,11 +7,11 @@ deltas and the three files are written into the run directory's `eval/`."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from adapterci import __version__
+from adapterci.console import is_terminal, log_line
 from adapterci.errors import StageFailed, UsageError
 from adapterci.eval import cache
 from adapterci.eval.items import build_items, read_suite
@@ -32,7 +32,7 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     Writes eval/results.json, eval/items.jsonl and eval/summary.md; returns the results."""
     from adapterci.modelio import load_tokenizer
 
-    log = log or _stderr
+    log = log or log_line
     run = run_dir or run_dir_for(cfg)
     if not cfg.eval.suites:
         raise UsageError("no eval suites: add `eval.suites` to the config")
@@ -133,10 +133,6 @@ def _write(results: EvalResults, run: RunDir) -> None:
     results.path = run.eval_json
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 class _progress:
     """A rich progress bar over all items of all models, shown only when stderr is a terminal."""
 
@@ -145,7 +141,7 @@ class _progress:
         self.bar: Any = None
 
     def __enter__(self):
-        if not sys.stderr.isatty():
+        if not is_terminal():
             return lambda n: None
         from rich.console import Console
         from rich.progress import Progress

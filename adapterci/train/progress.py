@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Callable
-
-
-def is_terminal() -> bool:
-    return sys.stderr.isatty()
 
 
 def log_lines_callback(log: Callable[[str], None]):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from adapterci.console import is_terminal, log_line
 from adapterci.errors import ConfigError, StageFailed
 from adapterci.runs import RunDir, run_dir_for, staged_dir, write_json_atomic
 from adapterci.train.backends import ModelSpec, choose_backend, get_backend, unsloth_importable
@@ -34,12 +34,8 @@ def checkpoints_dir(output: Path) -> Path:
     return output.parent / f"{output.name}.checkpoints"
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir | None = None,
-          log: Callable[[str], None] = _stderr, callbacks: Sequence[Any] = ()) -> TrainResult:
+          log: Callable[[str], None] = log_line, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the adapter described by `cfg` into `output` (default: the run directory's `adapter/`).
 
     `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run)."""
@@ -160,7 +156,7 @@ def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cu
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
-    from adapterci.train.progress import is_terminal, log_lines_callback
+    from adapterci.train.progress import log_lines_callback
 
     tc = cfg.train
     if not is_terminal():
