@@ -36,13 +36,15 @@ class Config(StrictModel):
 
     _path: Path = PrivateAttr()
     _root: Path = PrivateAttr()
+    _lines: dict = PrivateAttr(default_factory=dict)
 
     @field_validator("base_model")
     @classmethod
     def _base_model(cls, value: str, info: ValidationInfo) -> str:
         base = (info.context or {}).get("base", Path.cwd())
         if _looks_local(value, base):
-            resolve_in_project(value, info)
+            if not resolve_in_project(value, info).is_dir():
+                raise ValueError(f"directory not found: {value} (local paths are relative to the config file)")
         elif not _HUB_ID.match(value):
             raise ValueError("neither a local directory nor a Hub id (`OWNER/NAME`)")
         return value
@@ -76,6 +78,11 @@ class Config(StrictModel):
         """Where adapterci keeps run directories and caches (`.adapterci/` beside the config)."""
         return self.base_dir / ".adapterci"
 
+    def error(self, key: str, message: str) -> ConfigError:
+        """A ConfigError about `key` (dotted, e.g. `train.learning_rate`) naming its line in the config file."""
+        loc = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        return ConfigError(_describe({"loc": loc, "msg": message, "type": "value_error"}, self._lines), str(self.path))
+
     def resolve(self, value: str | Path) -> Path:
         """A path from the config, resolved and checked to stay inside the repository."""
         return resolve_in_project(value, base=self.base_dir, root=self.root)
@@ -93,7 +100,10 @@ class Config(StrictModel):
 
 
 def _looks_local(value: str, base: Path) -> bool:
-    return value.startswith((".", "/", "~")) or (Path(base) / value).exists()
+    """A path, not a Hub id: it starts like one, exists, or its first component is a directory beside the
+    config (`models/nope` when `models/` exists is a missing local model, not a Hub repository)."""
+    return value.startswith((".", "/", "~")) or (Path(base) / value).exists() or \
+        (Path(base) / value.split("/")[0]).is_dir()
 
 
 def find_repo_root(start: Path) -> Path:
@@ -128,7 +138,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
                      for i, why in cfg.gate.rule_problems(cfg.eval.suites)]
     if rule_problems:  # found here, before any model is loaded
         raise ConfigError([_describe(err, lines) for err in rule_problems], str(path))
-    cfg._path, cfg._root = path, root
+    cfg._path, cfg._root, cfg._lines = path, root, lines
     if override := os.environ.get("ADAPTERCI_REGISTRY"):  # the GitHub Action's `registry` input
         try:
             cfg.registry = override

@@ -5,18 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adapterci.errors import ConfigError
 
 
 def base_model_ref(cfg) -> str:
     """What `from_pretrained` gets: the resolved local directory, or the Hub id."""
+    from adapterci.configbase import confine_tree
+
     local = cfg.base_model_path()
     if local is not None and not local.is_dir():
-        raise ConfigError(f"`base_model`: directory not found: {local}", str(cfg.path))
+        raise cfg.error("base_model", f"directory not found: {local}")
     if local is None and Path(cfg.base_model).exists():
         # `from_pretrained` would quietly load this path relative to the working directory instead of the Hub
-        raise ConfigError(f"`base_model`: directory not found: {cfg.base_dir / cfg.base_model} (paths are relative "
-                          "to the config file)", str(cfg.path))
+        raise cfg.error("base_model", f"directory not found: {cfg.base_dir / cfg.base_model} (paths are relative "
+                                      "to the config file)")
+    if local is not None:
+        try:
+            confine_tree(local, cfg.root, "base model")
+        except ValueError as exc:
+            raise cfg.error("base_model", str(exc)) from None
     return str(local) if local is not None else cfg.base_model
 
 
@@ -25,8 +31,7 @@ def load_tokenizer(cfg) -> Any:
     try:
         return load_tokenizer_from(base_model_ref(cfg), cfg.base_revision)
     except (OSError, ValueError) as exc:  # ValueError: a directory without usable tokenizer files
-        raise ConfigError(f"`base_model`: cannot load a tokenizer from {base_model_ref(cfg)!r}: {exc}",
-                          str(cfg.path)) from None
+        raise cfg.error("base_model", f"cannot load a tokenizer from {base_model_ref(cfg)!r}: {exc}") from None
 
 
 def load_tokenizer_from(ref: str, revision: str | None = None) -> Any:
@@ -48,7 +53,7 @@ def load_base_model(cfg, dtype: str = "float32", device: str = "cpu") -> Any:
     try:
         model = AutoModelForCausalLM.from_pretrained(ref, revision=cfg.base_revision, dtype=getattr(torch, dtype))
     except OSError as exc:
-        raise ConfigError(f"`base_model`: cannot load a model from {ref!r}: {exc}", str(cfg.path)) from None
+        raise cfg.error("base_model", f"cannot load a model from {ref!r}: {exc}") from None
     return model.to(device).eval()
 
 

@@ -174,10 +174,10 @@ def check_fingerprint(cfg) -> str:
     from adapterci.modelio import base_model_identity
 
     patterns = cfg.data.patterns("train") + cfg.data.patterns("validation")
-    files = [*expand(patterns, cfg.base_dir), *(s.path for s in cfg.eval.suites)]
+    files = expand(patterns + [str(s.path) for s in cfg.eval.suites], cfg.base_dir, cfg.root)
     return hash_json({
         "adapterci": __version__,
-        "files": {str(Path(f).resolve().relative_to(cfg.root)): hash_file(Path(f)) for f in files},
+        "files": {str(f.relative_to(cfg.root)): hash_file(f) if f.is_file() else None for f in files},
         "data": cfg.data.model_dump(mode="json"),
         "checks": cfg.checks.model_dump(mode="json"),
         "eval": cfg.eval.model_dump(mode="json"),

@@ -31,7 +31,6 @@ from adapterci.runs import RunDir, run_dir_for, write_json_atomic
 
 Bump = Literal["major", "minor", "patch"]
 TRAIN_JSON = "adapterci-train.json"
-NOT_CONTENT = ("README.md", MANIFEST, TRAIN_JSON)  # written per release; the content hash skips them
 MAX_ATTEMPTS = 5
 
 
@@ -82,19 +81,34 @@ def next_version(existing, bump: Bump = "patch") -> str:
     raise UsageError(f"--bump must be major, minor or patch, not {bump!r}")
 
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+                 "tokenizer.model", "vocab.json", "merges.txt", "generation_config.json")
+"""What a release may contain from an adapter directory: PEFT's config and safetensors weights, and the tokenizer
+files `save_pretrained` writes. Anything else there (pickles, notes, scratch) is never published."""
+
+
 def adapter_files(adapter_dir: Path) -> dict[str, Path]:
-    """The files of a PEFT adapter directory to release (hidden files and release metadata excluded).
-    UsageError if it is not an adapter directory."""
+    """The files of a PEFT adapter directory to release: the known names of ADAPTER_FILES that are present, each
+    a regular file (not a symlink). UsageError if it is not an adapter directory with safetensors weights."""
     adapter_dir = Path(adapter_dir)
     if not adapter_dir.is_dir():
         raise UsageError(f"adapter directory not found: {adapter_dir}")
     if not (adapter_dir / "adapter_config.json").is_file():
         raise UsageError(f"{adapter_dir} is not a PEFT adapter: adapter_config.json is missing")
-    if not any((adapter_dir / w).is_file() for w in ("adapter_model.safetensors", "adapter_model.bin")):
-        raise UsageError(f"{adapter_dir} has no adapter weights (adapter_model.safetensors or adapter_model.bin)")
-    return {p.relative_to(adapter_dir).as_posix(): p for p in sorted(adapter_dir.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(adapter_dir).parts)
-            and p.relative_to(adapter_dir).as_posix() not in NOT_CONTENT}
+    if not (adapter_dir / "adapter_model.safetensors").exists():
+        pickled = " (adapter_model.bin is a pickle and is never released: save the adapter with safetensors)" \
+            if (adapter_dir / "adapter_model.bin").exists() else ""
+        raise UsageError(f"{adapter_dir} has no adapter weights (adapter_model.safetensors){pickled}")
+    files = {}
+    for name in (*ADAPTER_FILES, TRAIN_JSON):
+        path = adapter_dir / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise UsageError(f"{path} is {'a symlink' if path.is_symlink() else 'not a regular file'}: an adapter "
+                             "directory holds regular files only")
+        if path.is_file() and name != TRAIN_JSON:
+            files[name] = path
+    return files
 
 
 def content_hash(files: dict[str, Path]) -> str:

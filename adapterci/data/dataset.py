@@ -20,10 +20,11 @@ class Loaded:
 
 
 def load_examples(patterns: list[str], base: Path, fmt: str = "auto", require_completion: bool = True,
-                  display_base: Path | None = None) -> Loaded:
-    """Read and normalise every row of the files matched by `patterns` (relative to `base`)."""
+                  display_base: Path | None = None, root: Path | None = None) -> Loaded:
+    """Read and normalise every row of the files matched by `patterns` (relative to `base`; every file must
+    lie inside `root`, default `base`)."""
     out = Loaded()
-    files = expand(patterns, base)
+    files = expand(patterns, base, root)
     if not files:
         out.problems.append(Problem(Source(", ".join(patterns), 0), "no file matches"))
     for path in files:
@@ -48,9 +49,9 @@ def split_validation(examples: list[Example], fraction: float) -> tuple[list[Exa
 def load_training_data(cfg) -> tuple[Loaded, Loaded]:
     """The training and validation examples of a `Config` (validation from its file or split off train)."""
     base = cfg.base_dir
-    train = load_examples(cfg.data.patterns("train"), base, cfg.data.format)
+    train = load_examples(cfg.data.patterns("train"), base, cfg.data.format, root=cfg.root)
     if cfg.data.validation is not None:
-        valid = load_examples(cfg.data.patterns("validation"), base, cfg.data.format)
+        valid = load_examples(cfg.data.patterns("validation"), base, cfg.data.format, root=cfg.root)
     else:
         valid = Loaded()
         if cfg.data.validation_split:
@@ -61,4 +62,4 @@ def load_training_data(cfg) -> tuple[Loaded, Loaded]:
 def load_suite(cfg, suite) -> Loaded:
     """The items of one eval suite; safety items need no expected answer."""
     rel = display_path(suite.path, cfg.base_dir)
-    return load_examples([rel], cfg.base_dir, "auto", require_completion=suite.kind == "task")
+    return load_examples([rel], cfg.base_dir, "auto", require_completion=suite.kind == "task", root=cfg.root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,14 +51,23 @@ def display_path(path: Path, base: Path | None = None) -> str:
     return str(path)
 
 
-def expand(patterns: list[str], base: Path) -> list[Path]:
-    """Files matched by `patterns` (files or globs, relative to `base`), sorted, each once."""
+def expand(patterns: list[str], base: Path, root: Path | None = None) -> list[Path]:
+    """Files matched by `patterns` (files or globs, relative to `base`), sorted, each once, symlinks resolved.
+    ConfigError for a match outside `root` (default `base`) or not a regular file; a missing file is kept
+    (its reader reports it)."""
+    from adapterci.configbase import confine
+    from adapterci.errors import ConfigError
+
     found: list[Path] = []
     for pattern in patterns:
         full = str(base / pattern)
         matches = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
         for match in matches:
-            p = Path(match).resolve()
+            try:
+                p = confine(match, root or base, f"data file {os.path.relpath(match, base)} (from `{pattern}`)",
+                            must_exist=False)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
             if p not in found:
                 found.append(p)
     return found
@@ -69,6 +79,8 @@ def read_jsonl(path: Path, base: Path | None = None) -> tuple[list[RawRow], list
     rows: list[RawRow] = []
     problems: list[Problem] = []
     try:
+        if Path(path).exists() and not Path(path).is_file():  # a FIFO would block the read forever
+            return [], [Problem(Source(name, 0), "not a regular file")]
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         return [], [Problem(Source(name, 0), "file not found")]

@@ -48,6 +48,9 @@ def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | Non
     if path.is_dir():
         if not (path / "adapter_config.json").is_file():
             raise UsageError(f"{role} {path} is not a PEFT adapter directory (no adapter_config.json)")
+        from adapterci.release import adapter_files
+
+        adapter_files(path)  # regular files only, safetensors weights (never a pickle)
         return path.resolve(), str(value)
     if path.is_absolute() or "/" in str(value) or str(value).startswith("."):
         raise UsageError(f"{role} adapter directory not found: {value}")

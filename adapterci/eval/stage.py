@@ -118,8 +118,18 @@ def _load(cfg, spec: ModelSpec):
     try:
         return load_model(cfg, spec.adapter, cfg.eval.seed)
     except Exception as exc:  # corrupt or truncated weights, shape mismatch with the base, unknown PEFT type
-        what = f"adapter {spec.adapter}" if spec.adapter else "base model"
-        raise StageFailed("eval", f"cannot load the {spec.role} {what}: {exc}") from exc
+        what = f"{spec.role} adapter {spec.adapter}" if spec.adapter else f"base model {spec.source}"
+        raise StageFailed("eval", f"cannot load the {what}: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The loader's message, without advice meant for library users (torch's `weights_only=False` hint would
+    tell them to unpickle untrusted code)."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return "its weights are a pickle (adapter_model.bin), which adapterci never loads: save them as safetensors"
+    return f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
 
 
 def _write(results: EvalResults, run: RunDir) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from adapterci.console import is_terminal, log_line
-from adapterci.errors import ConfigError, StageFailed
+from adapterci.errors import StageFailed
 from adapterci.runs import RunDir, run_dir_for, staged_dir, write_json_atomic
 from adapterci.train.backends import ModelSpec, choose_backend, get_backend, unsloth_importable
 
@@ -67,7 +67,7 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
     try:
         model, tokenizer = get_backend(backend_name).load(spec)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"`base_model`: cannot load {spec.ref!r}: {exc}", str(cfg.path)) from None
+        raise cfg.error("base_model", f"cannot load {spec.ref!r}: {exc}") from None
 
     # 4. tokenized rows, with the one prompt format evaluation will use
     from adapterci.prompting import PromptFormat

@@ -70,11 +70,11 @@ class Corpus:
 def load_corpus(cfg) -> Corpus:
     """Read every configured data file and eval set; bad rows become problems, never exceptions."""
     base = cfg.base_dir
-    train = Part("train", "train", load_examples(cfg.data.patterns("train"), base, cfg.data.format))
+    train = Part("train", "train", load_examples(cfg.data.patterns("train"), base, cfg.data.format, root=cfg.root))
     validation = None
     if cfg.data.validation is not None:
         validation = Part("validation", "validation",
-                          load_examples(cfg.data.patterns("validation"), base, cfg.data.format))
+                          load_examples(cfg.data.patterns("validation"), base, cfg.data.format, root=cfg.root))
     suites = [Part(f"eval:{s.name}", s.kind, load_suite(cfg, s), s) for s in cfg.eval.suites]
     corpus = Corpus(train, validation, suites)
     for part in corpus.parts:
