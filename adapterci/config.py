@@ -14,7 +14,7 @@ from adapterci.errors import ConfigError
 from adapterci.eval.config import EvalConfig
 from adapterci.gate.config import GateConfig
 from adapterci.train.config import TrainConfig
-from adapterci.yamlmarks import YamlSyntaxError, line_of, load_with_lines
+from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, line_of, load_with_lines
 
 DEFAULT_CONFIG = "adapterci.yaml"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -47,6 +47,15 @@ class Config(StrictModel):
                 raise ValueError(f"directory not found: {value} (local paths are relative to the config file)")
         elif not _HUB_ID.match(value):
             raise ValueError("neither a local directory nor a Hub id (`OWNER/NAME`)")
+        return value
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _prompt_template(cls, value: str) -> str:
+        from adapterci.prompting import template_problem
+
+        if problem := template_problem(value):
+            raise ValueError(problem)
         return value
 
     @field_validator("registry")
@@ -117,15 +126,21 @@ def find_repo_root(start: Path) -> Path:
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     """Read, validate and resolve a config file. Raises ConfigError naming every problem at once."""
     path = Path(path).resolve()
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file not found: {path} (use --config PATH or run `adapterci init`)")
+    if not path.is_file():  # a FIFO would block the read forever
+        raise ConfigError("not a regular file", str(path))
+    if path.stat().st_size > MAX_BYTES:
+        raise ConfigError(f"the file is {path.stat().st_size:,} bytes, more than a config may have ({MAX_BYTES:,})",
+                          str(path))
     try:
         text = path.read_text(encoding="utf-8")
         data, lines = load_with_lines(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
     except YamlSyntaxError as exc:
-        raise ConfigError(f"line {exc.line}: YAML syntax error: {exc}", str(path)) from None
+        where = f"line {exc.line}: " if exc.line else ""
+        raise ConfigError(f"{where}YAML syntax error: {exc}", str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping of keys", str(path))
     base = path.parent

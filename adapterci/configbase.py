@@ -11,9 +11,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 
 class StrictModel(BaseModel):
-    """A config section written by users: unknown keys are errors, values are validated on assignment."""
+    """A config section written by users: unknown keys are errors, values are validated on assignment, numbers
+    are finite (`.inf` and `.nan` are refused)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 def resolve_in_project(value: str | Path, info: ValidationInfo | None = None, *, base: Path | None = None,

@@ -17,6 +17,32 @@ ALPACA = (
     "{% endfor %}### Response:\n"
 )
 BUILTIN = {"alpaca": ALPACA}
+NAMES = (*BUILTIN, "chat")
+_PROBE = "adapterci-probe-prompt"
+
+
+def template_problem(template: str) -> str | None:
+    """Why `template` cannot be a `prompt_template` (None when it can): it must be a known name, or a Jinja
+    template that compiles and renders a test conversation's content (a bare word is a typo, not a template)."""
+    import difflib
+
+    if template in NAMES:
+        return None
+    if "{{" not in template and "{%" not in template:
+        close = difflib.get_close_matches(template, NAMES, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return (f"unknown template name {template!r}: {hint}use {', '.join(f'`{n}`' for n in NAMES)} or a Jinja "
+                "template over `messages`")
+    from jinja2 import TemplateError
+
+    try:
+        text = PromptFormat(template).render((Message("system", "Be brief."), Message("user", _PROBE)))
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        return f"the Jinja template does not work{f' (template line {line})' if line else ''}: {exc.message or exc}"
+    if _PROBE not in text:
+        return "the Jinja template never renders the messages' content (`{{ m.content }}` for each of `messages`)"
+    return None
 
 
 class PromptFormat:

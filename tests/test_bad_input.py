@@ -97,7 +97,64 @@ def eval_pickle(project: Path, adapter: Path) -> list[str]:
     return ["eval", *cfg(project), "--adapter", str(adapter), "--champion", "none"]
 
 
+def config_text(text: str, command: str = "validate") -> Callable[[Path, Path], list[str]]:
+    """A setup that replaces the whole config with `text` (`{config}`: the example's) and runs `command`."""
+    def setup(project: Path, _: Path) -> list[str]:
+        config = project / "adapterci.yaml"
+        config.write_text(text.format(config=config.read_text()) if "{config}" in text else text)
+        return [command, str(config)] if command == "validate" else [command, *cfg(project)]
+    return setup
+
+
+def config_edit(old: str, new: str, command: str = "validate") -> Callable[[Path, Path], list[str]]:
+    def setup(project: Path, _: Path) -> list[str]:
+        edit(project, old, new)
+        return [command, str(project / "adapterci.yaml")] if command == "validate" else [command, *cfg(project)]
+    return setup
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+def config_fifo(project: Path, _: Path) -> list[str]:
+    (project / "adapterci.yaml").unlink()
+    os.mkfifo(project / "adapterci.yaml")
+    return ["check", *cfg(project)]
+
+
 CASES = [
+    Case("yaml-alias-bomb", config_text(BOMB), 2, ("line 6: YAML syntax error: the document expands to more than",)),
+    Case("yaml-oversized", config_text("{config}" + "# padding\n" * 120_000, "check"), 2,
+         ("adapterci.yaml", "more than a config may have (1,000,000)")),
+    Case("yaml-merge-key", config_edit("checks:\n", "defaults: &d {min_rows: 50}\nchecks:\n  <<: *d\n"), 2,
+         ("line 19: YAML syntax error: merge keys (`<<`) are not allowed",)),
+    Case("yaml-int-tag", config_edit("epochs: 10", "epochs: !!int ten", "train"), 2,
+         ("line 36: YAML syntax error: explicit YAML tags are not allowed in a config (!!int)",)),
+    Case("yaml-python-tag", config_edit("seed: 42", "seed: !!python/name:os.system", "run"), 2,
+         ("line 42: YAML syntax error: explicit YAML tags are not allowed in a config (!!python/name:os.system)",)),
+    Case("yaml-deep-nesting", config_edit("registry: file://.adapterci/registry",
+                                          "registry: " + "[" * 5000 + "]" * 5000), 2,
+         ("line 60: YAML syntax error: nested more than 64 levels deep",)),
+    Case("config-fifo", config_fifo, 2, ("adapterci.yaml", "not a regular file")),
+    Case("prompt-template-typo", config_edit("prompt_template: alpaca ", "prompt_template: alpacca "), 2,
+         ("line 9: `prompt_template`: unknown template name 'alpacca': did you mean `alpaca`?",)),
+    Case("prompt-template-jinja-syntax", config_edit("prompt_template: alpaca ", "prompt_template: '{{ messages[0].content '"), 2,
+         ("line 9: `prompt_template`: the Jinja template does not work (template line 1)",)),
+    Case("prompt-template-jinja-runtime", config_edit("prompt_template: alpaca ", "prompt_template: '{{ messages[7].content.x }}'", "check"), 2,
+         ("line 9: `prompt_template`: the Jinja template does not work",)),
+    Case("prompt-template-ignores-messages", config_edit("prompt_template: alpaca ", "prompt_template: '{{ 1 + 1 }}'"), 2,
+         ("line 9: `prompt_template`: the Jinja template never renders the messages' content",)),
+    Case("epochs-inf", config_edit("epochs: 10", "epochs: .inf", "train"), 2,
+         ("line 36: `train.epochs`: Input should be a finite number",)),
+    Case("learning-rate-inf", config_edit("learning_rate: 3.0e-3", "learning_rate: .inf", "run"), 2,
+         ("line 37: `train.learning_rate`: Input should be a finite number",)),
+    Case("learning-rate-nan", config_edit("learning_rate: 3.0e-3", "learning_rate: .nan"), 2,
+         ("line 37: `train.learning_rate`: Input should be a finite number",)),
+    Case("learning-rate-huge", config_edit("learning_rate: 3.0e-3", "learning_rate: 1e9"), 2,
+         ("line 37: `train.learning_rate`: Input should be less than or equal to 1",)),
+    Case("share-nan", config_edit("max_label_share: 0.8", "max_label_share: .nan", "check"), 2,
+         ("line 20: `checks.max_label_share`: Input should be a finite number",)),
     Case("glob-symlink-outside", glob_symlink_out, 2,
          ("data file data/train-extra.jsonl (from `data/train*.jsonl`) (a symlink to", "outside the repository root")),
     Case("glob-symlink-etc-passwd", glob_symlink_passwd, 2, ("data file data/train-etc.jsonl", "/etc/passwd", "outside")),
