@@ -104,3 +104,11 @@ def test_validate_command_exit_codes(tmp_path):
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "config file not found" in result.output
+    result = CliRunner().invoke(cli, ["validate", "--config", str(bad)])  # like every other command
+    assert result.exit_code == 2 and "line 5: `bogus`: unknown key" in result.output
+    (tmp_path / "good").mkdir()
+    good = write(tmp_path / "good", MINIMAL)
+    result = CliRunner().invoke(cli, ["validate", "--config", str(good)])
+    assert result.exit_code == 0 and result.output == f"{good.resolve()}: valid\n"
+    result = CliRunner().invoke(cli, ["validate", str(good), "--config", str(bad)])
+    assert result.exit_code == 2 and "two config files given" in result.output
