@@ -14,6 +14,7 @@ earlier upload.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,8 @@ from adapterci.fingerprint import hash_file, hash_json
 from adapterci.registry import RefConflict, Refs, Registry, open_registry
 from adapterci.registry.base import (HISTORY_PREFIX, MANIFEST, VERSION_RE, Commit, file_digest,
                                      parse_version)
-from adapterci.registry.card import build_manifest, model_card, read_tolerant
+from adapterci.registry.card import (BaseRef, build_manifest, model_card, portable_adapter_config,
+                                     portable_provenance, read_tolerant)
 from adapterci.runs import RunDir, run_dir_for, write_json_atomic
 
 Bump = Literal["major", "minor", "patch"]
@@ -131,10 +133,13 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
         raise GateFailed(f"the gate verdict in {rd.gate_json} is FAIL: this adapter is not released")  # type: ignore[union-attr]
     reg = registry or open_registry(cfg)
     content = content_hash(files)
-    with reg.lock():
+    train = read_tolerant(adapter_dir / TRAIN_JSON)
+    with tempfile.TemporaryDirectory(prefix="adapterci-release-") as tmp, reg.lock():
+        base = _base_ref(cfg, train)
+        published = _portable(files, base, Path(tmp) / "portable")
         for _ in range(MAX_ATTEMPTS):
             try:
-                result = _release_once(cfg, reg, adapter_dir, files, content, rd, bump)
+                result = _release_once(cfg, reg, adapter_dir, published, content, rd, bump, base)
                 break
             except RefConflict:  # another writer took this version number: start over with the next one
                 continue
@@ -146,8 +151,33 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
     return result
 
 
+def _base_ref(cfg, train: dict | None) -> BaseRef:
+    """The base model the adapter was trained on, as its provenance records it (else as the config names it)."""
+    identity = (train or {}).get("base_model")
+    if not isinstance(identity, dict) or not identity.get("base_model"):
+        from adapterci.modelio import base_model_identity
+
+        identity = base_model_identity(cfg)
+    return BaseRef.from_identity(identity)
+
+
+def _portable(files: dict[str, Path], base: BaseRef, dest: Path) -> dict[str, Path]:
+    """The adapter files as published: `adapter_config.json` names the base by Hub id, never by a local path."""
+    source = files["adapter_config.json"]
+    try:
+        config = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{source}: not a readable JSON file ({exc})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{source}: expected a JSON object")
+    dest.mkdir(parents=True)
+    (dest / "adapter_config.json").write_text(json.dumps(portable_adapter_config(config, base), indent=2,
+                                                         sort_keys=True) + "\n", encoding="utf-8")
+    return {**files, "adapter_config.json": dest / "adapter_config.json"}
+
+
 def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path], content: str,
-                  rd: RunDir | None, bump: Bump) -> ReleaseResult:
+                  rd: RunDir | None, bump: Bump, base: BaseRef) -> ReleaseResult:
     refs = reg.refs()
     versions = refs.versions()
     tag_of = {sha: tag for tag, sha in versions.items()}
@@ -170,7 +200,7 @@ def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path],
     else:
         version = next_version(versions, bump)
         with tempfile.TemporaryDirectory(prefix="adapterci-release-") as tmp:
-            stage = _stage(cfg, reg, Path(tmp) / "release", adapter_dir, files, content, version, rd)
+            stage = _stage(cfg, reg, Path(tmp) / "release", adapter_dir, files, content, version, rd, base)
             sha = reg.upload(stage, f"Release {version}",
                              f"adapterci-version: {version}\nadapterci-content: {content}")
     _verify(reg, sha, files)
@@ -181,20 +211,19 @@ def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path],
 
 
 def _stage(cfg, reg: Registry, stage: Path, adapter_dir: Path, files: dict[str, Path], content: str,
-           version: str, rd: RunDir | None) -> Path:
+           version: str, rd: RunDir | None, base: BaseRef) -> Path:
     """The release folder: adapter files, adapterci-train.json, adapterci.json and README.md."""
     from adapterci.train.provenance import git_commit
 
     for rel, path in files.items():
         (stage / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, stage / rel)
-    if (adapter_dir / TRAIN_JSON).is_file():
-        shutil.copy2(adapter_dir / TRAIN_JSON, stage / TRAIN_JSON)
+    train = read_tolerant(adapter_dir / TRAIN_JSON)
+    if train is not None:
+        write_json_atomic(stage / TRAIN_JSON, portable_provenance(train, base))
     manifest = build_manifest(
         name=cfg.name, version=version, content_hash=content,
-        files={rel: hash_file(path) for rel, path in files.items()},
-        base_model=cfg.base_model, base_revision=cfg.base_revision, base_is_local=cfg.base_model_path() is not None,
-        train=read_tolerant(adapter_dir / TRAIN_JSON),
+        files={rel: hash_file(path) for rel, path in files.items()}, base=base, train=train,
         results=read_tolerant(rd.eval_json if rd else None), gate=read_tolerant(rd.gate_json if rd else None),
         git_commit=git_commit(cfg.base_dir), released_at=_now())
     write_json_atomic(stage / MANIFEST, manifest)

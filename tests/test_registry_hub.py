@@ -4,6 +4,7 @@ backend rides out, privacy, and the token never leaking."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,46 @@ def test_release_loads_with_peft_from_the_hub_by_revision(cfg, hub_emulator, tin
     served = [r["path"] for r in hub_emulator.requests if r["method"] == "GET" and "/resolve/" in r["path"]]
     assert any(p.endswith("/adapter_model.safetensors") for p in served)
     assert hub_emulator.state.repo("models", REPO_ID).private
+
+
+AUTO_LOAD_SCRIPT = """
+import hashlib, sys
+from peft import AutoPeftModelForCausalLM
+model = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1], revision=sys.argv[2])
+h = hashlib.sha256()
+for key, value in sorted(model.state_dict().items()):
+    if "lora_" in key:
+        h.update(key.replace(".default", "").encode() + value.numpy().tobytes())
+print(model.peft_config["default"].base_model_name_or_path, h.hexdigest())
+"""
+
+
+def test_release_is_portable_automodel_fetches_the_base_from_the_hub(cfg, hub_emulator, tiny_peft_adapter, tmp_path):
+    """The published adapter names its base by Hub id and revision: loading it elsewhere needs no local path."""
+    from huggingface_hub import HfApi
+
+    base_dir, source = tiny_peft_adapter
+    api = HfApi()
+    api.create_repo("tester/tiny-base")
+    base_sha = api.upload_folder(repo_id="tester/tiny-base", folder_path=str(base_dir)).oid
+    adapter = shutil.copytree(source, tmp_path / "adapter")
+    train = json.loads((adapter / "adapterci-train.json").read_text())
+    train["base_model"] = {"base_model": str(base_dir), "content_hash": "b" * 64, "hub_id": "tester/tiny-base",
+                           "hub_revision": base_sha}
+    (adapter / "adapterci-train.json").write_text(json.dumps(train))
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base_dir)
+    release(cfg, adapter)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, "-c", AUTO_LOAD_SCRIPT, REPO_ID, "v0.1.0"], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["tester/tiny-base", lora_digest(source)]
+    repo = hub_emulator.state.repo("models", REPO_ID)
+    published = json.loads(hub_emulator.state.blobs[repo.commits[repo.tags["v0.1.0"]].files["adapter_config.json"]])
+    assert (published["base_model_name_or_path"], published["revision"]) == ("tester/tiny-base", base_sha)
+    published = b"".join(hub_emulator.state.blobs[sha] for sha in repo.commits[repo.tags["v0.1.0"]].files.values())
+    assert str(base_dir).encode() not in published and str(tmp_path).encode() not in published
 
 
 def test_release_rides_out_transient_faults(cfg, hub_emulator, tiny_peft_adapter):

@@ -141,11 +141,12 @@ def test_release_next_version(existing, bump, expected):
 def test_release_card_front_matter_for_a_hub_base_model():
     import yaml
 
-    from adapterci.registry.card import build_manifest, model_card
+    from adapterci.registry.card import BaseRef, build_manifest, model_card
 
+    base = BaseRef.from_identity({"base_model": "meta-llama/Llama-3.2-1B", "revision": "main",
+                                  "resolved_revision": "abc123"})
     manifest = build_manifest(
-        name="sentiment", version="v1.0.0", content_hash="h", files={"adapter_model.safetensors": "s"},
-        base_model="meta-llama/Llama-3.2-1B", base_revision="abc123", base_is_local=False,
+        name="sentiment", version="v1.0.0", content_hash="h", files={"adapter_model.safetensors": "s"}, base=base,
         train={"data_fingerprint": "d", "config_hash": "c", "git_commit": "g", "surprise": 1}, results=None,
         gate={"verdict": "INCONCLUSIVE", "rules": "not a list"}, git_commit=None, released_at="2026-01-01T00:00:00Z")
     assert "surprise" not in json.dumps(manifest) and manifest["gate_rules"] is None
@@ -154,5 +155,30 @@ def test_release_card_front_matter_for_a_hub_base_model():
     assert front == {"base_model": "meta-llama/Llama-3.2-1B", "library_name": "peft",
                      "tags": ["adapterci", "peft", "lora", "sentiment"]}
     assert "`meta-llama/Llama-3.2-1B@abc123`" in card and "Verdict: **INCONCLUSIVE**" in card
-    assert "PeftModel.from_pretrained(base, 'acme/sentiment', revision='v1.0.0')" in card
+    assert "AutoPeftModelForCausalLM.from_pretrained('acme/sentiment', revision='v1.0.0')" in card
     assert "No eval results were recorded" in card
+
+
+@pytest.mark.parametrize("identity,expected", [
+    ({"base_model": "/runner/work/models/tiny", "content_hash": "f" * 64}, (None, None, "tiny")),
+    ({"base_model": "models/smollm2.gguf", "content_hash": "e" * 64, "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+      "hub_revision": "12fd25f"}, ("HuggingFaceTB/SmolLM2-135M-Instruct", "12fd25f", "smollm2.gguf")),
+    ({"base_model": "org/base", "revision": "v1", "resolved_revision": None}, ("org/base", "v1", "org/base"))])
+def test_release_base_reference_never_names_a_local_path(identity, expected):
+    import yaml
+
+    from adapterci.registry.card import BaseRef, build_manifest, model_card, portable_adapter_config
+
+    base = BaseRef.from_identity(identity)
+    assert (base.hub_id, base.revision, base.name) == expected
+    config = portable_adapter_config({"base_model_name_or_path": identity["base_model"], "r": 4}, base)
+    assert (config["base_model_name_or_path"], config["revision"], config["r"]) == (*expected[:2], 4)
+    manifest = build_manifest(name="s", version="v0.1.0", content_hash="h", files={}, base=base,
+                              train={"base_model": identity},
+                              results=None, gate=None, git_commit=None, released_at="2026-01-01T00:00:00Z")
+    card = model_card(manifest, "acme/s")
+    assert "/runner/" not in card and "/runner/" not in json.dumps(manifest)
+    front = yaml.safe_load(card.split("---")[1])
+    assert front.get("base_model") == expected[0]
+    if expected[0] is None:
+        assert manifest["base_model_content_hash"] == identity["content_hash"] and identity["content_hash"] in card

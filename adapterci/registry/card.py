@@ -6,6 +6,7 @@ keys -> null), since earlier adapterci versions or other tools may have written 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,56 @@ def eval_metrics(results: dict | None) -> dict[str, dict[str, dict[str, float]]]
     return out
 
 
-def build_manifest(*, name: str, version: str, content_hash: str, files: dict[str, str], base_model: str,
-                   base_revision: str | None, base_is_local: bool, train: dict | None, results: dict | None, gate: dict | None,
+@dataclass(frozen=True)
+class BaseRef:
+    """The base model as anyone can fetch it: its Hub id and revision, or (a local base without a known upstream)
+    only its name and content hash. Never a runner-local path."""
+
+    name: str
+    hub_id: str | None
+    revision: str | None
+    content_hash: str | None
+
+    @classmethod
+    def from_identity(cls, identity: dict[str, Any]) -> "BaseRef":
+        """From the `base_model` identity that train records in `adapterci-train.json`: `{base_model, revision,
+        resolved_revision}` for a Hub id, `{base_model, content_hash}` for a local directory; a local base converted
+        from a Hub model (e.g. a GGUF file) names its upstream in `hub_id` and `hub_revision`."""
+        name = str(identity.get("base_model") or "")
+        local = identity.get("content_hash") is not None
+        hub_id = identity.get("hub_id") or (None if local else name or None)
+        revision = (identity.get("hub_revision") if local else
+                    identity.get("resolved_revision") or identity.get("revision"))
+        return cls(name=Path(name).name if local else name, hub_id=hub_id, revision=revision,
+                   content_hash=identity.get("content_hash"))
+
+    def pinned(self) -> str:
+        """`id@revision`, or the name and content hash of a local base."""
+        if self.hub_id:
+            return self.hub_id + (f"@{self.revision}" if self.revision else "")
+        return f"{self.name} (local, content sha256 {self.content_hash})"
+
+
+def portable_provenance(train: dict[str, Any], base: BaseRef) -> dict[str, Any]:
+    """`adapterci-train.json` as published: a local base is named by its directory name, not its path."""
+    identity = train.get("base_model")
+    if not isinstance(identity, dict) or base.hub_id == identity.get("base_model"):
+        return train
+    return {**train, "base_model": {**identity, "base_model": base.name}}
+
+
+def portable_adapter_config(config: dict[str, Any], base: BaseRef) -> dict[str, Any]:
+    """`adapter_config.json` as published: the base is its Hub id and revision (null when only a local copy is
+    known: the manifest has its content hash), so `AutoPeftModelForCausalLM` works anywhere."""
+    return {**config, "base_model_name_or_path": base.hub_id, "revision": base.revision}
+
+
+def build_manifest(*, name: str, version: str, content_hash: str, files: dict[str, str], base: BaseRef,
+                   train: dict | None, results: dict | None, gate: dict | None,
                    git_commit: str | None, released_at: str) -> dict[str, Any]:
-    """The release manifest, `adapterci.json`."""
-    train = {k: (train or {}).get(k) for k in TRAIN_KEYS}
+    """The release manifest, `adapterci.json`. `content_hash`: the adapter as trained (before its config was
+    made portable); `files`: sha256 of every published adapter file."""
+    train = {k: portable_provenance(train or {}, base).get(k) for k in TRAIN_KEYS}
     identity = train["base_model"] if isinstance(train["base_model"], dict) else {}
     metrics = eval_metrics(results)
     rules = (gate or {}).get("rules")
@@ -57,9 +103,10 @@ def build_manifest(*, name: str, version: str, content_hash: str, files: dict[st
         "released_at": released_at,
         "content_hash": content_hash,
         "files": files,
-        "base_model": base_model,
-        "base_revision": base_revision,
-        "base_model_local": base_is_local,
+        "base_model": base.hub_id or base.name,
+        "base_revision": base.revision,
+        "base_model_local": base.hub_id is None,
+        "base_model_content_hash": base.content_hash,
         "base_model_identity": identity or None,
         "data_fingerprint": train["data_fingerprint"],
         "config_hash": train["config_hash"],
@@ -98,7 +145,8 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
         lines.append(f"- `{rule['rule']}`: {rule['outcome']}")
     if manifest.get("gate_rules"):
         lines.append("")
-    base = manifest["base_model"] + (f"@{manifest['base_revision']}" if manifest["base_revision"] else "")
+    base = BaseRef(manifest["base_model"], None if manifest["base_model_local"] else manifest["base_model"],
+                   manifest["base_revision"], manifest.get("base_model_content_hash")).pinned()
     lines += ["## Provenance", "", "| | |", "|---|---|",
               f"| base model | `{base}` |",
               f"| data fingerprint | `{manifest['data_fingerprint'] or 'not recorded'}` |",
@@ -106,11 +154,16 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
               f"| prompt template | `{manifest['prompt_template'] or 'not recorded'}` |",
               f"| git commit | `{manifest['git_commit'] or 'not recorded'}` |",
               f"| adapter content hash | `{manifest['content_hash']}` |", ""]
-    if repo_id:
+    if repo_id and not manifest["base_model_local"]:
+        lines += ["## Usage", "", "```python",
+                  "from peft import AutoPeftModelForCausalLM", "",
+                  f"model = AutoPeftModelForCausalLM.from_pretrained({repo_id!r}, revision={version!r})",
+                  "```", ""]
+    elif repo_id:
         lines += ["## Usage", "", "```python",
                   "from peft import PeftModel",
                   "from transformers import AutoModelForCausalLM", "",
-                  f"base = AutoModelForCausalLM.from_pretrained({manifest['base_model']!r})",
+                  "base = AutoModelForCausalLM.from_pretrained(BASE)  # the base model whose content hash is above",
                   f"model = PeftModel.from_pretrained(base, {repo_id!r}, revision={version!r})",
                   "```", ""]
     return "\n".join(lines)
