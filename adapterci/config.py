@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
+from adapterci.canary.config import CanaryConfig
 from adapterci.configbase import StrictModel, resolve_in_project
 from adapterci.data.config import ChecksConfig, DataConfig
 from adapterci.errors import ConfigError
@@ -32,6 +33,7 @@ class Config(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
     registry: str = Field("file://.adapterci/registry", description="`file://PATH` (local registry; relative to the config) or `hf://OWNER/NAME`.")
 
     _path: Path = PrivateAttr()
@@ -151,6 +153,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
     rule_problems = [{"loc": ("gate", "rules", i), "msg": why, "type": "value_error"}
                      for i, why in cfg.gate.rule_problems(cfg.eval.suites)]
+    rule_problems += [{"loc": ("canary", "rules", i), "msg": why, "type": "value_error"}
+                      for i, why in cfg.canary.rule_problems()]
     if rule_problems:  # found here, before any model is loaded
         raise ConfigError([_describe(err, lines) for err in rule_problems], str(path))
     cfg._path, cfg._root, cfg._lines = path, root, lines

@@ -6,7 +6,8 @@ where they were (a tag created in this call is removed again) and says what happ
 again finishes the job, reusing the uploaded commit instead of minting another version. Releasing content
 that is already released is a no-op that reports the existing version.
 
-promote moves `stable` to the canary (or a version); rollback moves it to the previous stable. The history of
+promote moves `stable` to the canary (or a version); rollback moves it to the previous stable; retract_canary (a
+canary analysis rolled it back) moves `canary` back to stable. The history of
 `stable` is kept in the registry as tags `stable-history-N`; an interrupted promote/rollback is repaired by the
 next one. Commit messages carry `adapterci-version:` and `adapterci-content:` lines: how a rerun finds its
 earlier upload.
@@ -147,7 +148,10 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
             raise RegistryError(f"could not claim a version in {reg.url} after {MAX_ATTEMPTS} attempts "
                                 "(other releases kept taking the next number); run `adapterci release` again")
     if rd is not None:
+        from adapterci.serving import serving_manifest
+
         write_json_atomic(rd.release_json, {**result.as_dict(), "released_at": _now()})
+        write_json_atomic(rd.serving_json, serving_manifest(cfg, registry=reg))
     return result
 
 
@@ -354,6 +358,26 @@ def rollback(cfg, registry: Registry | None = None) -> RefMove:
         return _move_result(reg, refs, target, current, no_op=False, repaired=repaired)
 
 
+def retract_canary(cfg, commit: str | None = None, registry: Registry | None = None) -> RefMove:
+    """Move `canary` back to `stable`. With `commit`, only while `canary` still points there (a newer release
+    is not touched: RegistryError). A no-op when `canary` is already at stable."""
+    reg = registry or open_registry(cfg)
+    with reg.lock():
+        refs = reg.refs()
+        stable, canary = refs.branches.get("stable"), refs.branches.get("canary")
+        if stable is None:
+            raise UsageError(f"{reg.url} has no `stable` to move `canary` back to")
+        if canary == stable:
+            return _move_result(reg, refs, stable, canary, no_op=True, repaired=None, ref="canary")
+        if commit is not None and canary != commit:
+            raise RegistryError(f"`canary` in {reg.url} moved to {(canary or 'nothing')[:12]} since the analysis of "
+                                f"{commit[:12]}: not rolled back; analyze the new canary")
+        reg.move_ref("canary", stable)
+        if reg.refs().branches.get("canary") != stable:
+            raise RegistryError(f"read back: `canary` in {reg.url} is not at stable {stable[:12]}; run it again")
+        return _move_result(reg, refs, stable, canary, no_op=False, repaired=None, ref="canary")
+
+
 def _repair_stable(reg: Registry) -> tuple[Refs, str | None]:
     """Bring `stable` and its history back in step after an interrupted promote or rollback."""
     refs = reg.refs()
@@ -379,8 +403,8 @@ def _push_history(reg: Registry, history: list[str], sha: str) -> None:
 
 
 def _move_result(reg: Registry, refs: Refs, target: str, previous: str | None, no_op: bool,
-                 repaired: str | None) -> RefMove:
+                 repaired: str | None, ref: str = "stable") -> RefMove:
     tag_of = {sha: tag for tag, sha in refs.versions().items()}
-    return RefMove(ref="stable", version=tag_of.get(target), commit=target,
+    return RefMove(ref=ref, version=tag_of.get(target), commit=target,
                    previous=tag_of.get(previous, previous) if previous else None, no_op=no_op,
                    registry=reg.url, repaired=repaired)

@@ -1,7 +1,7 @@
 """One Markdown report of a run, for the sticky PR comment and `$GITHUB_STEP_SUMMARY`.
 
 It reads only the run directory (check/check.json, adapter/adapterci-train.json, train/loss.png,
-eval/results.json, gate.json, release.json, manifest.json) and tolerates missing files and keys: a run that
+eval/results.json, gate.json, release.json, serving.json, manifest.json) and tolerates missing files and keys: a run that
 stopped early still gets a report of what it did.
 """
 
@@ -30,7 +30,8 @@ def render(run_dir: Path, name: str = "adapter") -> str:
     verdict = (gate or {}).get("verdict")
     check = _load(rd.check_json)
     lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release, check)}", ""]
-    for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _gate(gate), _release(release)):
+    for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _gate(gate), _release(release),
+                    _serving(_load(rd.serving_json))):
         if section:
             lines += [*section, ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -238,6 +239,17 @@ def _release(release: dict | None) -> list[str] | None:
     where = release.get("registry") or release.get("url") or ""
     return ["### Release", "", f"Released **{release['version']}**" + (f" to `{where}`" if where else "")
             + (f" (refs: {refs})" if refs else "") + "."]
+
+
+def _serving(serving: dict | None) -> list[str] | None:
+    adapters = (serving or {}).get("adapters")
+    if not isinstance(adapters, list) or not adapters:
+        return None
+    lines = ["### Serving", "", "| adapter | version | commit | traffic |", "|---|---|---|---:|"]
+    lines += [f"| `{_cell(a.get('name', '?'))}` | {_cell(a.get('version') or '–')} | `{str(a.get('commit', ''))[:12]}` | "
+              f"{a.get('weight', 0):.0%} |" for a in adapters if isinstance(a, dict)]
+    command = ((serving or {}).get("vllm") or {}).get("command")
+    return lines + (["", "```sh", *((serving.get("vllm") or {}).get("download") or []), command, "```"] if command else [])
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Layout (all relative to the run directory, default `.adapterci/run` beside the c
     adapter/  (PEFT adapter + adapterci-train.json)  train/loss.png   adapterci train
     eval/results.json  eval/items.jsonl  eval/summary.md      adapterci eval
     gate.json                                                  adapterci gate
-    release.json                                               adapterci release
+    release.json  serving.json                                 adapterci release
     report.md  manifest.json                                   adapterci report / run
 """
 
@@ -76,6 +76,10 @@ class RunDir:
     @property
     def release_json(self) -> Path:
         return self.path / "release.json"
+
+    @property
+    def serving_json(self) -> Path:
+        return self.path / "serving.json"
 
     @property
     def report_md(self) -> Path:

@@ -1,8 +1,10 @@
 """Statistics of the gate and the eval report: exact binomial tests, Clopper-Pearson intervals, the exact
-McNemar test (with a margin) and paired bootstrap intervals. scipy is imported inside the functions."""
+McNemar test (with a margin) and paired bootstrap intervals; and for canary analysis, always-valid confidence
+sequences (the normal-mixture SPRT) over asymptotically normal estimates. scipy is imported inside the functions."""
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Literal
 
 import numpy as np
@@ -103,3 +105,66 @@ def paired_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int,
     """Bootstrap samples of `statistic(indices)`, where `statistic` maps a (resamples, n) index array to one
     value per row. Pairing comes from using the same indices for both models inside `statistic`."""
     return np.asarray(statistic(bootstrap_indices(n, resamples, seed)), float)
+
+
+# --- always-valid inference (canary analysis, docs/canary.md) -----------------------------------------------------
+def mixture_tau2(horizon_variance: float, alpha: float) -> float:
+    """The mixing variance that makes the normal-mixture boundary tightest when the estimate's variance is
+    `horizon_variance` (Howard et al. 2021, eq. for the optimal mixture: tau^2 = V * (2L + log(1 + 2L)),
+    L = log(1/alpha))."""
+    log_inv = math.log(1 / alpha)
+    return horizon_variance * (2 * log_inv + math.log(1 + 2 * log_inv))
+
+
+def mixture_radius(variance: float, tau2: float, alpha: float) -> float:
+    """Half-width of the always-valid (1 - alpha) confidence sequence for a parameter whose estimate is
+    asymptotically N(parameter, `variance`): the set where the mixture SPRT with a N(0, tau2) mixture over the
+    effect (Johari et al. 2017/2022) does not reject, Lambda = sqrt(V / (V + tau2)) * exp(tau2 * d^2 / (2V(V + tau2)))
+    < 1/alpha. By Ville's inequality the chance that it ever excludes the parameter, over all looks, is <= alpha."""
+    if variance <= 0:
+        return 0.0
+    if tau2 <= 0:
+        return math.inf
+    return math.sqrt(2 * variance * (variance + tau2) / tau2 * math.log(math.sqrt((variance + tau2) / variance) / alpha))
+
+
+def fixed_radius(variance: float, alpha: float) -> float:
+    """Half-width of the fixed-horizon (1 - alpha) normal interval: valid for one look only."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - alpha / 2)) * math.sqrt(max(variance, 0.0))
+
+
+def rate_estimate(outcomes: np.ndarray) -> tuple[float, float]:
+    """(rate, variance of the rate) of 0/1 outcomes. The variance uses (k + 1/2) / (n + 1), so a rate of 0 or
+    1 does not claim certainty."""
+    n = len(outcomes)
+    if n == 0:
+        return math.nan, math.inf
+    k = float(np.sum(outcomes))
+    smooth = (k + 0.5) / (n + 1)
+    return k / n, smooth * (1 - smooth) / n
+
+
+def mean_estimate(values: np.ndarray) -> tuple[float, float]:
+    """(mean, variance of the mean)."""
+    n = len(values)
+    if n < 2:
+        return (float(values[0]) if n else math.nan), math.inf
+    return float(np.mean(values)), float(np.var(values, ddof=1)) / n
+
+
+def quantile_estimate(values: np.ndarray, q: float) -> tuple[float, float]:
+    """(q-quantile, its variance). The standard error comes from the order statistics bracketing the quantile's
+    95% distribution-free interval, SE = (x_(u) - x_(l)) / (2 * 1.96) (the sparsity estimate of
+    Siddiqui-Bloch-Gastwirth), so no density has to be estimated."""
+    n = len(values)
+    if n < 2:
+        return (float(values[0]) if n else math.nan), math.inf
+    ordered = np.sort(values)
+    z = 1.959964
+    half = z * math.sqrt(n * q * (1 - q))
+    lo = min(max(int(math.floor(n * q - half)), 0), n - 1)
+    hi = min(max(int(math.ceil(n * q + half)), 0), n - 1)
+    se = (ordered[hi] - ordered[lo]) / (2 * z)
+    return float(np.quantile(ordered, q)), float(se) ** 2

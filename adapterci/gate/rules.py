@@ -5,10 +5,14 @@
     MODEL: base | champion | candidate  (the same SUITE.METRIC of that model)
 
 The left side is always the candidate's metric; a `SUITE.METRIC` on the right is the candidate's too (meant
-for eval-set properties such as `sentiment.majority_rate`)."""
+for eval-set properties such as `sentiment.majority_rate`).
+
+Canary rules (adapterci/canary) use the same grammar with the models `stable` only, and may scale the
+model's value: `MODEL * NUMBER` (e.g. `latency.p95 <= stable * 1.10`); see `parse_rule(models=, scaling=)`."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -18,12 +22,17 @@ from adapterci.eval.metrics import metric_names
 MODELS = ("base", "champion", "candidate")
 _NUM = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
 _REF = r"[a-z][a-z0-9_]*\.[a-z0-9_]+"
-_RULE = re.compile(
-    rf"^\s*(?P<suite>[a-z][a-z0-9_]*)\.(?P<metric>[a-z0-9_]+)\s*(?P<op>>=|<=|>|<)\s*"
-    rf"(?:(?P<number>-?(?:{_NUM}))|(?P<model>{'|'.join(MODELS)})|(?P<ref>{_REF}))"
-    rf"(?:\s*(?P<sign>[+-])\s*(?P<offset>{_NUM}))?\s*$"
-)
-SYNTAX = "expected `SUITE.METRIC OP EXPR` with OP one of >= <= > < and EXPR a number, base, champion, candidate or SUITE.METRIC, optionally `+ NUMBER` or `- NUMBER`"
+SYNTAX = "expected `SUITE.METRIC OP EXPR` with OP one of >= <= > < and EXPR a number, {models} or SUITE.METRIC, optionally {extra}`+ NUMBER` or `- NUMBER`"
+
+
+@functools.lru_cache(maxsize=None)
+def _pattern(models: tuple[str, ...], scaling: bool) -> re.Pattern:
+    factor = rf"(?:\s*\*\s*(?P<factor>{_NUM}))?" if scaling else ""
+    return re.compile(
+        rf"^\s*(?P<suite>[a-z][a-z0-9_]*)\.(?P<metric>[a-z0-9_]+)\s*(?P<op>>=|<=|>|<)\s*"
+        rf"(?:(?P<number>-?(?:{_NUM}))|(?P<model>{'|'.join(models)}){factor}|(?P<ref>{_REF}))"
+        rf"(?:\s*(?P<sign>[+-])\s*(?P<offset>{_NUM}))?\s*$"
+    )
 
 
 class RuleError(ValueError):
@@ -32,8 +41,8 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One parsed rule: `candidate SUITE.METRIC OP rhs + offset`, where rhs is a model's same metric, another
-    metric of the candidate, or (kind `number`) 0."""
+    """One parsed rule: `candidate SUITE.METRIC OP factor * rhs + offset`, where rhs is a model's same metric,
+    another metric of the candidate, or (kind `number`) 0. `factor` is 1 unless the rule scales a model."""
 
     text: str
     suite: str
@@ -44,6 +53,7 @@ class Rule:
     model: str | None = None
     ref_suite: str | None = None
     ref_metric: str | None = None
+    factor: float = 1.0
 
     @property
     def direction(self) -> Literal["greater", "less"]:
@@ -57,17 +67,21 @@ class Rule:
         return self.text.split(self.op, 1)[1].strip()
 
 
-def parse_rule(text: str) -> Rule:
-    """Parse one rule; RuleError with the reason on bad syntax."""
-    m = _RULE.match(text)
+def parse_rule(text: str, models: tuple[str, ...] = MODELS, scaling: bool = False) -> Rule:
+    """Parse one rule; RuleError with the reason on bad syntax. `models` are the names allowed on the right;
+    `scaling` allows `MODEL * NUMBER` (canary rules)."""
+    m = _pattern(tuple(models), scaling).match(text)
     if not m:
-        raise RuleError(f"cannot parse rule {text!r}: {SYNTAX}")
+        names = ", ".join(models)
+        extra = "`* NUMBER` after the model, then " if scaling else ""
+        raise RuleError(f"cannot parse rule {text!r}: {SYNTAX.format(models=names, extra=extra)}")
     offset = float(m["offset"]) * (-1 if m["sign"] == "-" else 1) if m["offset"] else 0.0
     common = dict(text=" ".join(text.split()), suite=m["suite"], metric=m["metric"], op=m["op"])
     if m["number"] is not None:
         return Rule(kind="number", offset=float(m["number"]) + offset, **common)
     if m["model"]:
-        return Rule(kind="model", offset=offset, model=m["model"], **common)
+        factor = float(m["factor"]) if scaling and m["factor"] else 1.0
+        return Rule(kind="model", offset=offset, model=m["model"], factor=factor, **common)
     ref_suite, ref_metric = m["ref"].split(".", 1)
     return Rule(kind="metric", offset=offset, ref_suite=ref_suite, ref_metric=ref_metric, **common)
 

@@ -165,6 +165,10 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
                   "from transformers import AutoModelForCausalLM", "",
                   "base = AutoModelForCausalLM.from_pretrained(BASE)  # the base model whose content hash is above",
                   f"model = PeftModel.from_pretrained(base, {repo_id!r}, revision={version!r})",
+                  "```", "",
+                  "Serving with vLLM (`adapterci serving` prints the commit-pinned manifest of stable and canary):", "",
+                  "```sh", f"hf download {repo_id} --revision {version} --local-dir adapters/{name}-{version}",
+                  f"vllm serve {manifest['base_model']} --enable-lora --lora-modules {name}=adapters/{name}-{version}",
                   "```", ""]
     return "\n".join(lines)
 

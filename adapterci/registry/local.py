@@ -77,6 +77,10 @@ class LocalRegistry(RegistryViews):
         shutil.copytree(self._files(commit), dest, dirs_exist_ok=True)
         return Path(dest)
 
+    def commit_dir(self, commit: str) -> Path:
+        """The folder holding a commit's files (what a serving manifest points vLLM at)."""
+        return self._files(commit)
+
     def create_tag(self, name: str, commit: str) -> bool:
         """Create an immutable tag: True if created, False if it already points at `commit`, else RefConflict."""
         with self.lock():
