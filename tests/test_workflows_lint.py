@@ -119,9 +119,9 @@ def test_workflows_secrets_only_in_protected_environment() -> None:
                 assert job.get("environment") == "hub-read", (path.name, name)
 
 
-def test_workflows_release_and_registry_share_one_concurrency_group() -> None:
+def test_workflows_release_registry_and_canary_share_one_concurrency_group() -> None:
     groups = {p.name: yaml.safe_load(p.read_text())["concurrency"] for p in WORKFLOWS}
-    assert groups["adapter-release.yml"] == groups["adapter-registry.yml"] == {
+    assert groups["adapter-release.yml"] == groups["adapter-registry.yml"] == groups["adapter-canary.yml"] == {
         "group": "adapterci-registry", "cancel-in-progress": False}
 
 

@@ -4,9 +4,9 @@
 set -uo pipefail
 
 case "$ADAPTERCI_COMMAND" in
-  check | train | eval | gate | release | promote | rollback | run) ;;
+  check | train | eval | gate | release | promote | rollback | run | canary) ;;
   *)
-    echo "::error::unknown command '$ADAPTERCI_COMMAND' (check|train|eval|gate|release|promote|rollback|run)"
+    echo "::error::unknown command '$ADAPTERCI_COMMAND' (check|train|eval|gate|release|promote|rollback|run|canary)"
     exit 2
     ;;
 esac
@@ -22,7 +22,8 @@ fi
 tmp="${RUNNER_TEMP:-/tmp}"
 outputs="$tmp/adapterci-outputs.json"
 
-if [ "$ADAPTERCI_COMMAND" = promote ] || [ "$ADAPTERCI_COMMAND" = rollback ]; then
+if [ "$ADAPTERCI_COMMAND" = promote ] || [ "$ADAPTERCI_COMMAND" = rollback ] || [ "$ADAPTERCI_COMMAND" = canary ]; then
+  # (canary writes its verdict and tables to the step summary itself)
   adapterci "$ADAPTERCI_COMMAND" "${config[@]}" --json "${extra[@]}" | tee "$outputs"
   rc=${PIPESTATUS[0]}
 else
@@ -47,4 +48,7 @@ print(f"version={data.get('version') or ''}")
 print(f"report-path={data.get('report') or ''}")
 print(f"exit-code={sys.argv[2]}")
 PY
+if [ "$ADAPTERCI_COMMAND" = canary ] && [ "$rc" -eq 3 ]; then
+  exit 0 # CONTINUE: the canary keeps serving; the exit-code output still says 3
+fi
 exit "$rc"

@@ -9,8 +9,8 @@ from adapterci.cli.common import config_option, console, emit_json, json_option
 
 @click.command(name="canary")
 @config_option
-@click.option("--logs", "logs", multiple=True, type=click.Path(dir_okay=False),
-              help="A request log file or glob (JSONL, CSV, Parquet); repeatable. Default: `canary.logs`.")
+@click.option("--logs", "logs", multiple=True, type=click.Path(dir_okay=False), envvar="ADAPTERCI_CANARY_LOGS",
+              show_envvar=True, help="A request log file or glob (JSONL, CSV, Parquet); repeatable. Default: `canary.logs`.")
 @click.option("--act", "act_on", is_flag=True,
               help="Promote the canary on PROMOTE; move `canary` back to stable on ROLLBACK.")
 @click.option("--summary/--no-summary", default=True, show_default=True,
