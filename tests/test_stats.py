@@ -109,3 +109,36 @@ def test_stats_paired_binary_swapping_models_mirrors_the_test(pairs):
     assert stats.paired_binary_pvalue(x, y, 0.0, "greater") == pytest.approx(stats.paired_binary_pvalue(y, x, 0.0, "less"))
     b, c = stats.discordant(x, y)
     assert b - c == int(x.sum()) - int(y.sum())
+
+
+def test_mixture_confidence_sequence_stays_valid_under_peeking_where_a_fixed_interval_does_not() -> None:
+    """2000 null paths of N(0, 1) observations, looked at 100 times (every 50 up to 5000): the always-valid
+    sequence ever excludes the true mean 0 in at most alpha of the paths; the fixed-horizon interval, peeked at
+    as often, in far more."""
+    alpha, looks = 0.05, np.arange(50, 5001, 50)
+    x = np.random.default_rng(7).standard_normal((2000, looks[-1]))
+    means = np.cumsum(x, axis=1)[:, looks - 1] / looks
+    variance = 1.0 / looks
+    tau2 = stats.mixture_tau2(1.0 / 1000, alpha)
+    always = np.array([stats.mixture_radius(v, tau2, alpha) for v in variance])
+    fixed = np.array([stats.fixed_radius(v, alpha) for v in variance])
+    assert np.all(always > fixed)
+    assert np.mean(np.any(np.abs(means) > always, axis=1)) <= alpha
+    assert np.mean(np.any(np.abs(means) > fixed, axis=1)) >= 3 * alpha
+
+
+def test_quantile_standard_error_matches_the_asymptotic_formula() -> None:
+    from scipy.stats import norm
+
+    n, q = 20000, 0.95
+    values = np.random.default_rng(3).standard_normal(n)
+    estimate, variance = stats.quantile_estimate(values, q)
+    expected_se = np.sqrt(q * (1 - q) / n) / norm.pdf(norm.ppf(q))
+    assert abs(estimate - norm.ppf(q)) < 3 * expected_se
+    assert 0.8 < np.sqrt(variance) / expected_se < 1.25
+
+
+def test_rate_estimate_never_claims_certainty_at_zero_events() -> None:
+    rate, variance = stats.rate_estimate(np.zeros(1000))
+    assert rate == 0.0 and variance > 0
+    assert stats.rate_estimate(np.array([]))[1] == np.inf
