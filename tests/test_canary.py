@@ -190,6 +190,19 @@ def test_canary_bad_rows_name_file_and_line_and_nothing_moves(project: Path) -> 
     assert refs_of(project) == before
 
 
+def test_canary_bad_parquet_rows_name_the_row(project: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (project / "logs").mkdir()
+    rows = [{"timestamp": 1767225600.0, "adapter_version": "v0.1.1", "safety_flag": "no"},
+            {"timestamp": float("nan"), "adapter_version": "v0.1.1", "safety_flag": "perhaps"}]
+    pq.write_table(pa.Table.from_pylist(rows), project / "logs" / "r.parquet")
+    result = run_canary(project)
+    assert result.exit_code == 2
+    assert f"{project / 'logs' / 'r.parquet'}:row 2: `timestamp` (timestamp): nan is not a time" in result.output
+
+
 def test_canary_field_mapping_and_config_errors(project: Path) -> None:
     path = set_canary(project, fields={"latency": "duration", "safety": None},
                       rules=["latency.p95 <= stable * 1.1", "safety.flag_rate <= stable", "latency.p42 <= 1"])

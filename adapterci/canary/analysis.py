@@ -244,7 +244,7 @@ def act(cfg, decision: CanaryDecision, registry=None):
     nothing. Both are the registry's idempotent operations (adapterci.release). Returns the RefMove or None."""
     from adapterci.release import promote, retract_canary
 
-    if decision.verdict == "PROMOTE" and decision.canary.commit != decision.stable.commit:
+    if decision.verdict == "PROMOTE":
         if decision.canary.version is None:
             raise UsageError(f"the canary commit {decision.canary.commit} has no version tag: promote it by hand")
         move = promote(cfg, decision.canary.version, registry=registry)

@@ -146,17 +146,17 @@ def _timestamp(value: Any) -> float:
         raise ValueError("missing")
     if isinstance(value, datetime):  # Parquet timestamps
         return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
     try:
-        return float(value)
+        seconds = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        pass
-    try:
-        stamp = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is neither ISO 8601 nor Unix seconds") from None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
+        try:
+            stamp = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is neither ISO 8601 nor Unix seconds") from None
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a time")
+    return seconds
 
 
 def _version(value: Any) -> str:

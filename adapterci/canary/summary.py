@@ -23,8 +23,7 @@ def markdown(decision) -> str:
         lines += ["", "### Error types", "", "| type | canary | stable | canary rate | stable rate | |",
                   "|---|---:|---:|---:|---:|---|"]
         for e in decision.errors:
-            flag = "🆕 new" if e.new else ""
-            flag += (", " if flag else "") + "📈 grew significantly" if e.grew else ""
+            flag = ", ".join(text for text, on in (("🆕 new", e.new), ("📈 grew significantly", e.grew)) if on)
             lines.append(f"| `{e.type}` | {e.canary} | {e.stable} | {e.canary_rate:.2%} | {e.stable_rate:.2%} | {flag} |")
     if decision.unknown:
         shown = ", ".join(f"`{v}` ({n})" for v, n in sorted(decision.unknown.items(), key=lambda kv: -kv[1]))
