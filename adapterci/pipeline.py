@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adapterci import __version__
-from adapterci.errors import AdapterCIError, CheckFailed, GateFailed, GateInconclusive, StageFailed
+from adapterci.errors import (AdapterCIError, CheckFailed, FileSystemError, GateFailed, GateInconclusive,
+                              StageFailed)
 from adapterci.fingerprint import hash_file, hash_json, hash_tree
 from adapterci.runs import RunDir, cache_dir, run_dir_for, staged_dir, write_json_atomic
 
@@ -123,6 +124,8 @@ def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: 
             _RUNNERS[stage.name](cfg, rd, ctx, record)
         except AdapterCIError as exc:
             result.error = exc
+        except OSError as exc:  # disk full, read-only: the environment, not a bug
+            result.error = StageFailed(stage.name, str(FileSystemError.of(exc)))
         except Exception as exc:  # a crash inside a stage: stop here, keep the cause for ADAPTERCI_RAISE_ERRORS
             if os.environ.get("ADAPTERCI_RAISE_ERRORS") or getattr(sys, "_called_from_test", False):
                 _finish(cfg, rd, result, started, release)
@@ -138,8 +141,13 @@ def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: 
         notify(record)
     result.verdict = ctx.get("verdict")
     result.version = ctx.get("version")
-    _finish(cfg, rd, result, started, release)
-    result.report = write_report(cfg, rd.path)
+    try:
+        _finish(cfg, rd, result, started, release)
+        result.report = write_report(cfg, rd.path)
+    except OSError:
+        if result.error is None:
+            raise
+        # the stage's error (often the same full disk) is the one to report
     return result
 
 

@@ -111,6 +111,9 @@ def write_text_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
+    except OSError as exc:  # a failed write() names no file: name the one we were writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) if exc.filename is None and exc.errno else exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -131,6 +134,9 @@ def staged_dir(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
     try:
         yield tmp
+    except OSError as exc:  # a failed write() names no file: name the directory being built
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(exc.errno, exc.strerror, str(final)) if exc.filename is None and exc.errno else exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

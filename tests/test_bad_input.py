@@ -123,6 +123,66 @@ def config_fifo(project: Path, _: Path) -> list[str]:
     return ["check", *cfg(project)]
 
 
+def rewrite_row(path: Path, line: int, change: Callable[[dict], dict | str]) -> None:
+    """Replace row `line` (1-based) of a JSONL file with `change(row)` (a dict, or raw text)."""
+    rows = path.read_text(encoding="utf-8").splitlines()
+    new = change(json.loads(rows[line - 1]))
+    rows[line - 1] = new if isinstance(new, str) else json.dumps(new)
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def surrogate(command: str) -> Callable[[Path, Path], list[str]]:
+    def setup(project: Path, _: Path) -> list[str]:
+        rewrite_row(project / "data" / "train.jsonl", 5,
+                    lambda row: json.dumps(row)[:-1] + ', "note": "bad \\ud800 text"}')
+        return [command, *cfg(project)]
+    return setup
+
+
+def huge_line(project: Path, _: Path) -> list[str]:
+    with open(project / "data" / "train.jsonl", "a") as f:
+        f.write('{"prompt": "' + "x" * (20 << 20) + '", "completion": "positive"}\n')
+    return ["check", *cfg(project)]
+
+
+VARIANTS = {3: " positive", 4: "NEGATIVE", 6: "positive.", 8: "positive\u00a0"}
+
+
+def label_variants(command: str) -> Callable[[Path, Path], list[str]]:
+    def setup(project: Path, _: Path) -> list[str]:
+        for line, answer in VARIANTS.items():
+            rewrite_row(project / "data" / "train.jsonl", line, lambda row: {**row, "output": answer})
+        return [command, *cfg(project)]
+    return setup
+
+
+def duplicated_eval_item(command: str) -> Callable[[Path, Path], list[str]]:
+    def setup(project: Path, adapter: Path) -> list[str]:
+        suite = project / "evalsets" / "sentiment.jsonl"
+        suite.write_text(suite.read_text() + suite.read_text().splitlines()[2] + "\n")
+        extra = ["--adapter", str(adapter), "--champion", "none"] if command == "eval" else []
+        return [command, *cfg(project), *extra]
+    return setup
+
+
+def duplicated_result_items(project: Path, _: Path) -> list[str]:
+    results = project / "results"
+    results.mkdir()
+    item = {"suite": "sentiment", "index": 0, "source": "evalsets/sentiment.jsonl:1", "prompt": "p", "expected": "positive",
+            "label": None, "models": {"base": {"answer": "negative", "correct": False}}}
+    (results / "items.jsonl").write_text("".join(json.dumps({**item, "index": i}) + "\n" for i in range(3)))
+    (results / "results.json").write_text(json.dumps({"format_version": 1, "items_file": "items.jsonl", "models": {},
+                                                      "suites": {"sentiment": {"kind": "task", "n": 3}}}))
+    return ["gate", *cfg(project), "--results", str(results / "results.json")]
+
+
+def truncated_refs(project: Path, _: Path) -> list[str]:
+    registry = project / ".adapterci" / "registry"
+    registry.mkdir(parents=True)
+    (registry / "refs.json").write_text('{"branches": {"main": "ab')
+    return ["versions", *cfg(project)]
+
+
 CASES = [
     Case("yaml-alias-bomb", config_text(BOMB), 2, ("line 6: YAML syntax error: the document expands to more than",)),
     Case("yaml-oversized", config_text("{config}" + "# padding\n" * 120_000, "check"), 2,
@@ -153,6 +213,20 @@ CASES = [
          ("line 37: `train.learning_rate`: Input should be a finite number",)),
     Case("learning-rate-huge", config_edit("learning_rate: 3.0e-3", "learning_rate: 1e9"), 2,
          ("line 37: `train.learning_rate`: Input should be less than or equal to 1",)),
+    Case("lone-surrogate-check", surrogate("check"), 1, ("data/train.jsonl:5", "lone surrogate")),
+    Case("lone-surrogate-train", surrogate("train"), 1, ("data/train.jsonl:5: contains a lone surrogate",)),
+    Case("single-line-20mb", huge_line, 1, ("data/train.jsonl:361", "line is 20,971,", "bytes, longer than")),
+    Case("label-variants-check", label_variants("check"), 1,
+         ("label_balance", *(f"data/train.jsonl:{n}" for n in sorted(VARIANTS)))),
+    Case("label-variants-train", label_variants("train"), 1,
+         ("data/train.jsonl:3: answer ' positive' is the label 'positive' written differently",
+          "data/train.jsonl:4: answer 'NEGATIVE'", "data/train.jsonl:6: answer 'positive.'",
+          "data/train.jsonl:8: answer 'positive\\xa0'")),
+    Case("duplicated-eval-item-check", duplicated_eval_item("check"), 1, ("evalsets/sentiment.jsonl:105", "duplicate of")),
+    Case("duplicated-eval-item-eval", duplicated_eval_item("eval"), 2,
+         ("evalsets/sentiment.jsonl:105: duplicate of the item at evalsets/sentiment.jsonl:3",)),
+    Case("duplicated-eval-item-gate", duplicated_result_items, 2, ("items.jsonl: item evalsets/sentiment.jsonl:1", "repeated")),
+    Case("truncated-refs-json", truncated_refs, 1, ("registry/refs.json is not a valid refs file",)),
     Case("share-nan", config_edit("max_label_share: 0.8", "max_label_share: .nan", "check"), 2,
          ("line 20: `checks.max_label_share`: Input should be a finite number",)),
     Case("glob-symlink-outside", glob_symlink_out, 2,
@@ -170,6 +244,11 @@ CASES = [
 ]
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()} \
+        if folder.is_dir() else {}
+
+
 @pytest.fixture
 def adapter(tiny_peft_adapter, tmp_path: Path) -> Path:
     dest = tmp_path / "adapter"
@@ -182,6 +261,8 @@ def test_bad_input_is_refused_cleanly(case: Case, example_project: Path, adapter
     cache = example_project.parent / "cache"
     monkeypatch.setenv("ADAPTERCI_CACHE_DIR", str(cache))
     args = case.setup(example_project, adapter)
+    registry = example_project / ".adapterci" / "registry"
+    before = snapshot(registry)
     result = CliRunner().invoke(cli, args)
     output = result.output
     assert result.exit_code == case.exit_code, output
@@ -192,5 +273,86 @@ def test_bad_input_is_refused_cleanly(case: Case, example_project: Path, adapter
         found = output.find(fragment, at)
         assert found >= 0, f"{fragment!r} not in {output!r}"
         at = found + len(fragment)
-    assert not (example_project / ".adapterci" / "registry").exists()
+    assert snapshot(registry) == before
     assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*")), sorted(cache.rglob("*"))
+
+
+# --- a full or read-only disk: a real tmpfs of 64 KB (mounting needs root), and RLIMIT_FSIZE without root ------
+
+
+@pytest.fixture(params=["full", "read-only"])
+def small_fs(request, tmp_path: Path):
+    """(mount point, expected errno name): a 64 KB tmpfs, mounted read-only for the second param."""
+    import subprocess
+
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    options = "size=64k" + (",ro" if request.param == "read-only" else "")
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (the RLIMIT_FSIZE test covers a failing write without it)")
+    try:
+        if request.param == "full":
+            fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+            with pytest.raises(OSError):
+                while True:
+                    os.write(fd, b"x" * 4096)
+            os.close(fd)
+        yield mount, "ENOSPC" if request.param == "full" else "EROFS"
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+DISK_COMMANDS = {
+    "check": lambda project, fs, adapter: ["check", *cfg(project), "--run-dir", str(fs / "run")],
+    "run": lambda project, fs, adapter: ["run", *cfg(project), "--run-dir", str(fs / "run")],
+    "release": lambda project, fs, adapter: ["release", *cfg(project), "--adapter", str(adapter)],
+}
+
+
+@pytest.mark.parametrize("command", sorted(DISK_COMMANDS))
+def test_full_or_read_only_disk_is_an_error_not_a_traceback(command, small_fs, example_project: Path, adapter: Path,
+                                                            monkeypatch) -> None:
+    fs, code = small_fs
+    monkeypatch.setenv("ADAPTERCI_CACHE_DIR", str(fs / "cache"))
+    monkeypatch.setenv("ADAPTERCI_REGISTRY", f"file://{fs / 'registry'}")
+    result = CliRunner().invoke(cli, DISK_COMMANDS[command](example_project, fs, adapter))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    assert f"{fs}/" in result.output and f"[{code}]" in result.output, result.output
+    assert not (fs / "registry" / "refs.json").exists()
+
+
+def test_a_failing_write_without_root(example_project: Path, tmp_path: Path) -> None:
+    """RLIMIT_FSIZE in a subprocess: writes past 16 KB fail (EFBIG) wherever they happen, as on a full disk."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
+
+    out = subprocess.run([sys.executable, "-m", "adapterci", "check", *cfg(example_project)], preexec_fn=limit,
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "ADAPTERCI_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "[EFBIG]" in out.stderr and str(example_project / ".adapterci" / "run") in out.stderr, out.stderr
+
+
+def test_truncated_eval_cache_entry_is_a_miss(example_project: Path, monkeypatch) -> None:
+    from adapterci.config import load_config
+    from adapterci.eval import cache
+
+    monkeypatch.setenv("ADAPTERCI_CACHE_DIR", str(example_project / "cache"))
+    config = load_config(example_project / "adapterci.yaml")
+    outputs = [{"answer": "positive", "score": None}] * 3
+    cache.store(config, "k", outputs)
+    assert cache.load(config, "k", 3) == outputs
+    assert cache.load(config, "k", 4) is None  # fewer outputs than items: computed again, not an IndexError
+    path = example_project / "cache" / "eval" / "k.json"
+    path.write_text(path.read_text()[:40])
+    assert cache.load(config, "k", 3) is None

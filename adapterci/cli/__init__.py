@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 import click
 
 from adapterci import __version__
-from adapterci.errors import AdapterCIError
+from adapterci.errors import AdapterCIError, FileSystemError, InternalError
 
 COMMANDS = {
     "init": "adapterci.cli.init_cmd:init",
@@ -67,13 +68,32 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        """The one error boundary: domain errors and file-system errors (disk full, read-only) become one
+        `Error:` line and their exit code; any other exception is a bug, shown in one line too unless running
+        under pytest or with ADAPTERCI_RAISE_ERRORS set (then it propagates with its traceback)."""
+        raising = bool(os.environ.get("ADAPTERCI_RAISE_ERRORS"))
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except AdapterCIError as exc:
-            if os.environ.get("ADAPTERCI_RAISE_ERRORS"):
+            if raising:
                 raise
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, exc)
+        except OSError as exc:
+            if raising:
+                raise
+            _fail(ctx, FileSystemError.of(exc))
+        except Exception as exc:
+            if raising or getattr(sys, "_called_from_test", False):
+                raise
+            _fail(ctx, InternalError(f"internal error: {type(exc).__name__}: {exc} (set ADAPTERCI_RAISE_ERRORS=1 "
+                                     "for the traceback and report it)"))
+
+
+def _fail(ctx: click.Context, exc: AdapterCIError) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    ctx.exit(exc.exit_code)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

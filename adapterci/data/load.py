@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+MAX_LINE_BYTES = 1_000_000
+"""A longer line is refused unparsed: no training row or eval item is a megabyte."""
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a row came from: the file (as given, relative when possible) and its 1-based line."""
@@ -88,6 +92,10 @@ def read_jsonl(path: Path, base: Path | None = None) -> tuple[list[RawRow], list
         return [], [Problem(Source(name, 0), f"cannot read file: {exc.strerror}")]
     for lineno, line in _lines(raw):
         source = Source(name, lineno)
+        if len(line) > MAX_LINE_BYTES:
+            problems.append(Problem(source, f"line is {len(line):,} bytes, longer than any row may be "
+                                            f"({MAX_LINE_BYTES:,})"))
+            continue
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -103,10 +111,22 @@ def read_jsonl(path: Path, base: Path | None = None) -> tuple[list[RawRow], list
         if not isinstance(data, dict):
             problems.append(Problem(source, f"expected a JSON object, got {type(data).__name__}"))
             continue
+        if "\\u" in text and _lone_surrogate(data):
+            problems.append(Problem(source, "contains a lone surrogate escape (such as \\ud800), which is not valid "
+                                            "Unicode text"))
+            continue
         rows.append(RawRow(data, source))
     if not rows and not problems:
         problems.append(Problem(Source(name, 0), "file is empty"))
     return rows, problems
+
+
+def _lone_surrogate(data: dict[str, Any]) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _lines(raw: bytes) -> Iterator[tuple[int, bytes]]:

@@ -26,13 +26,18 @@ def key(spec, suite, eval_cfg, tokenizer, scoring_version: int) -> str:
                       "prompt": prompt, "scoring": scoring_version})
 
 
-def load(cfg, digest: str) -> list[dict] | None:
-    """The cached outputs, or None (missing or unreadable entries are misses)."""
+def load(cfg, digest: str, n: int) -> list[dict] | None:
+    """The cached outputs of `n` items, or None: a missing, unreadable or truncated entry (not one output per
+    item, each with `answer` and `score`) is a miss and is computed again."""
     path = cache_dir(cfg, "eval") / f"{digest}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["outputs"]
+        outputs = json.loads(path.read_text(encoding="utf-8"))["outputs"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if not isinstance(outputs, list) or len(outputs) != n or \
+            not all(isinstance(o, dict) and "answer" in o and "score" in o for o in outputs):
+        return None
+    return outputs
 
 
 def store(cfg, digest: str, outputs: list[dict]) -> None:

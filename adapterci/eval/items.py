@@ -70,8 +70,11 @@ def read_suite(cfg, suite) -> SuiteData:
     loaded = load_suite(cfg, suite)
     problems = [f"{p.source.file}:{p.source.line}: {p.message}" for p in loaded.problems]
     where = display_path(suite.path, cfg.base_dir)
+    seen: dict[str, str] = {}
     for ex in loaded.examples:
         at = f"{ex.source.file}:{ex.source.line}"
+        if (first := seen.setdefault(" ".join(ex.prompt_text.split()), at)) != at:
+            problems.append(f"{at}: duplicate of the item at {first} (a repeated item would count twice)")
         if suite.kind == "safety" and ex.meta.get("label") not in SAFETY_LABELS:
             problems.append(f"{at}: `label` must be `harmful` or `benign`, got {ex.meta.get('label')!r}")
         if suite.kind == "task" and suite.choices and ex.completion not in suite.choices:

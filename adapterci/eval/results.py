@@ -80,6 +80,13 @@ class EvalResults:
             data["suites"], data["models"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot read eval results {path}: {exc}; re-run `adapterci eval`") from None
+        seen: set[tuple[str, str]] = set()
+        for item in items:
+            key = (item.get("suite"), " ".join(str(item.get("prompt")).split()))
+            if key in seen:
+                raise UsageError(f"{items_path}: item {item.get('source')} of `{key[0]}` is repeated: each item may "
+                                 "count once; re-run `adapterci eval`")
+            seen.add(key)
         if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
             warnings.warn(f"{path} was written by a newer adapterci ({data.get('adapterci_version')}); unknown keys are ignored")
         return cls(data, items, path)

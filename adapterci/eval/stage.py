@@ -47,7 +47,7 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
             model = None
             for suite in suites:
                 key = cache.key(spec, suite, cfg.eval, tokenizer, SCORING_VERSION)
-                outputs = cache.load(cfg, key)
+                outputs = cache.load(cfg, key, len(suite.examples))
                 hits[suite.config.name][spec.role] = "hit" if outputs is not None else "miss"
                 if outputs is None:
                     if model is None:

@@ -111,8 +111,12 @@ class LocalRegistry(RegistryViews):
     # --- storage -----------------------------------------------------------------------------------------
     def _read_refs(self) -> dict:
         path = self.root / "refs.json"
-        data = read_json(path) if path.exists() else {}
-        return {"branches": data.get("branches", {}), "tags": data.get("tags", {})}
+        try:
+            data = read_json(path) if path.exists() else {}
+            return {"branches": dict(data.get("branches", {})), "tags": dict(data.get("tags", {}))}
+        except (ValueError, TypeError, AttributeError) as exc:  # truncated or hand-edited
+            raise RegistryError(f"{path} is not a valid refs file ({exc}): restore it from a backup; nothing was "
+                                "changed") from None
 
     def _update_refs(self, change) -> None:
         refs = self._read_refs()

@@ -6,6 +6,7 @@ checkpoints live beside it (`<adapter>.checkpoints/`) so `resume=True` continues
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -98,6 +99,9 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return TrainResult(output, {})
+    if not math.isfinite(out.training_loss):
+        raise StageFailed("train", f"training diverged: the loss is {out.training_loss}; lower "
+                                   f"`train.learning_rate` ({tc.learning_rate}). No adapter was written")
 
     # 7. adapter + provenance, atomically
     from adapterci.train.plot import plot_losses
@@ -129,7 +133,9 @@ def _load_data(cfg):
         train, valid = load_training_data(cfg)
     except OSError as exc:
         raise StageFailed("train", f"cannot read the training data: {exc}") from None
-    problems = train.problems + valid.problems
+    from adapterci.data.labels import label_variants
+
+    problems = train.problems + valid.problems + label_variants(train.examples + valid.examples, cfg.checks.labels)
     if problems:
         shown = "".join(f"\n  {p.source.file}:{p.source.line}: {p.message}" for p in problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""

@@ -4,9 +4,12 @@ expectation feeds one named check (`schema`, `row_count`, `label_balance`). Data
 
 from __future__ import annotations
 
+import errno
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from adapterci.data.checks.corpus import Corpus, Part
 from adapterci.data.checks.result import Failure
@@ -38,9 +41,41 @@ def run_expectations(corpus: Corpus, cfg, docs_dir: Path) -> GxOutcome:
     outcome = GxOutcome()
     for part in corpus.parts:
         _validate(ctx, part, corpus, cfg, outcome)
-    ctx.build_data_docs(site_names=["adapterci"])
+    with _logged_errors() as errors:  # GX logs a failed page (e.g. a full disk) with its traceback and goes on
+        ctx.build_data_docs(site_names=["adapterci"])
+    if errors:
+        raise OSError(_errno_of(errors[0]), _cause_of(errors[0]), str(docs_dir))
     outcome.data_docs = docs_dir / "index.html"
     return outcome
+
+
+@contextmanager
+def _logged_errors() -> Iterator[list[str]]:
+    """Collect (instead of printing) what Great Expectations logs at ERROR level."""
+    import logging
+
+    errors: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("great_expectations")
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        yield errors
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _cause_of(message: str) -> str:
+    """The reason in a GX error message (`OSError: "[Errno 28] No space left on device"` -> the text)."""
+    found = re.search(r'\w+Error: "(?:\[Errno \d+\] )?([^"]*)"', message)
+    return found.group(1) if found else message.splitlines()[0]
+
+
+def _errno_of(message: str) -> int:
+    found = re.search(r"\[Errno (\d+)\]", message)
+    return int(found.group(1)) if found else errno.EIO
 
 
 def _expectations(part: Part, cfg) -> list[tuple[str, Any]]:

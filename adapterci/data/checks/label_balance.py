@@ -17,7 +17,10 @@ def check_label_balance(corpus: Corpus, cfg, where: str) -> CheckResult:
     if not labels:
         result.summary = "skipped (no `checks.labels`)"
         return result
-    answers = [ex.completion.strip() for ex in corpus.training]
+    from adapterci.data.labels import label_variants
+
+    result.failures += [Failure.of(p) for p in label_variants(corpus.training, labels) if corpus.is_new(p.source)]
+    answers = [ex.completion for ex in corpus.training]
     counts = Counter(a for a in answers if a in labels)
     labelled = sum(counts.values())
     shares = {label: counts[label] / labelled if labelled else 0.0 for label in labels}
