@@ -26,7 +26,7 @@ from adapterci import __version__
 from adapterci.errors import (AdapterCIError, CheckFailed, FileSystemError, GateFailed, GateInconclusive,
                               StageFailed)
 from adapterci.fingerprint import hash_file, hash_json, hash_tree
-from adapterci.runs import RunDir, cache_dir, run_dir_for, staged_dir, write_json_atomic
+from adapterci.runs import RunDir, cache_dir, locked, run_dir_for, staged_dir, write_json_atomic
 
 STAGES = ("check", "train", "eval", "gate", "release")
 DESCRIPTIONS = {
@@ -105,14 +105,18 @@ def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: 
     `champion` is what eval compares with besides the base model: `auto` (the registry's `stable`), `none`, a
     registry ref or an adapter directory. `on_stage` is called with each stage's record when it starts (status
     `running`) and when it ends."""
+    rd = run_dir_for(cfg, run_dir)
+    with locked(rd):
+        return _run(cfg, rd, release, notify=on_stage or (lambda record: None), champion=champion)
+
+
+def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str) -> RunResult:
     from adapterci.report import write_report
 
-    rd = run_dir_for(cfg, run_dir)
     _clear(rd)
     started = datetime.now(timezone.utc)
     result = RunResult(run_dir=rd.path)
     ctx: dict[str, Any] = {"champion": champion}
-    notify = on_stage or (lambda record: None)
     for stage in plan(cfg, release):
         if result.error is not None:
             result.stages.append(StageRecord(stage.name, "skipped"))
@@ -223,7 +227,12 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         record.status = "cached"
         record.message = f"inputs unchanged: reused adapter {record.fingerprint[:12]}"
         return
-    train(cfg, output=rd.adapter, run_dir=rd)
+    from adapterci.train.run import can_resume
+
+    resume = can_resume(rd.adapter, record.fingerprint)  # checkpoints of an interrupted run on the same inputs
+    train(cfg, output=rd.adapter, run_dir=rd, resume=resume)
+    if resume:
+        record.message = "resumed the interrupted training"
     with staged_dir(cached) as tmp:
         shutil.copytree(rd.adapter, tmp / "adapter")
         if rd.loss_png.is_file():

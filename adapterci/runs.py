@@ -90,6 +90,32 @@ class RunDir:
         return self.path / "manifest.json"
 
 
+_HELD: dict[str, Any] = {}
+
+
+@contextmanager
+def locked(rd: RunDir) -> Iterator[None]:
+    """Hold the run directory for this process while it writes there: a second adapterci command on the same
+    directory refuses (UsageError, exit 2) instead of mixing its outputs in. Re-entrant within a process
+    (`run` holds it while its stages take it again)."""
+    from filelock import FileLock, Timeout
+
+    from adapterci.errors import UsageError
+
+    rd.path.parent.mkdir(parents=True, exist_ok=True)
+    path = str(rd.path) + ".lock"  # beside the directory: clearing it must not remove the lock
+    lock = _HELD.setdefault(path, FileLock(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(f"the run directory {rd.path} is in use by another adapterci command (lock {path}): wait "
+                         "for it to finish, or pass --run-dir DIR") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_dir_for(cfg, override: str | Path | None = None) -> RunDir:
     """The run directory of a config: `override` if given, else `.adapterci/run` beside the config."""
     return RunDir(Path(override).resolve() if override else cfg.workdir / "run")

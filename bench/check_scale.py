@@ -8,7 +8,13 @@ alpaca rows: varied review-like sentences plus refusal rows). A warm-up run on t
 Great Expectations and the tokenizer first, so the timings are of the checks, not of imports.
 Prints wall and CPU seconds (the CPU figure is what a shared machine distorts least), rows/s per size and
 the time ratio of the largest to the smallest size (10x rows: ~10 is linear).
-Target: 100k rows <= 15 s."""
+Target: 100k rows <= 15 s.
+
+Hostile input (`--hostile`, also run by default first): a 20 MB single-line training file and a 378-byte
+YAML alias bomb ("billion laughs", 9 levels) must each be refused within 5 s and 500 MB. Each is run in a
+fresh subprocess (the bomb through `adapterci validate`, the line through the JSONL reader that `check` and
+`train` use), whose wall time and peak RSS (`resource.getrusage(RUSAGE_CHILDREN)`) are printed against the
+same measurement on the example's valid config and training file."""
 
 from __future__ import annotations
 
@@ -87,12 +93,70 @@ def run(config: Path) -> tuple[float, object]:
     return time.perf_counter() - started, time.process_time() - cpu, report
 
 
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+READ = "import sys; from pathlib import Path; from adapterci.data.dataset import load_examples; " \
+       "out = load_examples([sys.argv[1]], Path.cwd()); print(out.problems[0] if out.problems else 'accepted')"
+LIMIT_S, LIMIT_MB = 5.0, 500
+
+
+def measured(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS in MB, last output line) of one fresh subprocess."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # ru_maxrss: KB on Linux, the max over all children
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return seconds, cpu, after.ru_maxrss / 1024, text[-1][:110] if text else ""
+
+
+def hostile(tmp: Path) -> bool:
+    """The two hostile inputs, each refused in time and memory; returns whether both met the limits."""
+    project = tmp / "hostile"
+    project.mkdir()
+    (project / "bomb.yaml").write_text(BOMB)
+    with (project / "line.jsonl").open("w") as f:
+        f.write('{"prompt": "' + "x" * (20 << 20) + '", "completion": "positive"}\n')
+    shutil.copy2(REPO / "adapterci.yaml", project / "adapterci.yaml")
+    for name in ("data", "models", "evalsets"):
+        shutil.copytree(REPO / name, project / name)
+    cli = [sys.executable, "-m", "adapterci"]
+    # peak RSS of RUSAGE_CHILDREN is a running maximum: measure the small baselines first, then the big inputs
+    cases = [("valid config (baseline)", cli + ["validate", "adapterci.yaml"]),
+             ("YAML alias bomb, 378 B", cli + ["validate", "bomb.yaml"]),
+             ("example train.jsonl (baseline)", [sys.executable, "-c", READ, "data/train.jsonl"]),
+             ("20 MB single-line file", [sys.executable, "-c", READ, "line.jsonl"])]
+    ok, results = True, {}
+    for name, cmd in cases:
+        seconds, cpu, mb, last = measured(cmd, project)
+        results[name] = seconds, cpu
+        within = "baseline" not in name and (seconds <= LIMIT_S and mb <= LIMIT_MB)
+        ok &= within or "baseline" in name
+        verdict = "" if "baseline" in name else ("  within limits" if within else "  OVER THE LIMIT")
+        print(f"{name:32} {seconds:5.2f} s wall ({cpu:.2f} s CPU)  peak RSS {mb:5.0f} MB{verdict}\n    -> {last}")
+    for bad, base in (("YAML alias bomb, 378 B", "valid config (baseline)"),
+                      ("20 MB single-line file", "example train.jsonl (baseline)")):
+        print(f"{bad}: ratio vs {base}: wall {results[bad][0] / results[base][0]:.2f}, "
+              f"CPU {results[bad][1] / results[base][1]:.2f}")
+    print(f"hostile inputs: {'refused within' if ok else 'NOT refused within'} {LIMIT_S:.0f} s and {LIMIT_MB} MB")
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--hostile", action="store_true", help="Only the hostile-input measurements.")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory() as tmp:
+        ok = hostile(Path(tmp))
+        if args.hostile or not args.rows:
+            sys.exit(0 if ok else 1)
         warm = make_project(Path(tmp) / "warm", 1000)
         seconds, _, _ = run(warm / "adapterci.yaml")
         print(f"warm-up (1k rows, imports included): {seconds:.1f} s")

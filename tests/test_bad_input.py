@@ -183,6 +183,13 @@ def truncated_refs(project: Path, _: Path) -> list[str]:
     return ["versions", *cfg(project)]
 
 
+def foreign_checkpoints(project: Path, _: Path) -> list[str]:
+    ckpt = project / ".adapterci" / "run" / "adapter.checkpoints"
+    (ckpt / "checkpoint-2").mkdir(parents=True)
+    (ckpt / "adapterci-inputs.json").write_text(json.dumps({"inputs_fingerprint": "0" * 64}))
+    return ["train", *cfg(project), "--resume"]
+
+
 CASES = [
     Case("yaml-alias-bomb", config_text(BOMB), 2, ("line 6: YAML syntax error: the document expands to more than",)),
     Case("yaml-oversized", config_text("{config}" + "# padding\n" * 120_000, "check"), 2,
@@ -226,6 +233,8 @@ CASES = [
          ("evalsets/sentiment.jsonl:105: duplicate of the item at evalsets/sentiment.jsonl:3",)),
     Case("duplicated-eval-item-gate", duplicated_result_items, 2, ("items.jsonl: item evalsets/sentiment.jsonl:1", "repeated")),
     Case("truncated-refs-json", truncated_refs, 1, ("registry/refs.json is not a valid refs file",)),
+    Case("resume-from-other-inputs", foreign_checkpoints, 2,
+         ("adapter.checkpoints were trained from other inputs", "run without --resume")),
     Case("share-nan", config_edit("max_label_share: 0.8", "max_label_share: .nan", "check"), 2,
          ("line 20: `checks.max_label_share`: Input should be a finite number",)),
     Case("glob-symlink-outside", glob_symlink_out, 2,
@@ -355,3 +364,29 @@ def test_truncated_eval_cache_entry_is_a_miss(example_project: Path, monkeypatch
     path = example_project / "cache" / "eval" / "k.json"
     path.write_text(path.read_text()[:40])
     assert cache.load(config, "k", 3) is None
+
+
+@pytest.mark.parametrize("command", ["run", "check", "train", "eval"])
+def test_a_run_directory_in_use_is_refused(command, example_project: Path) -> None:
+    """A second command on a run directory another one is writing refuses at once, naming the lock."""
+    import subprocess
+    import sys
+
+    from adapterci.runs import RunDir, locked
+
+    run = RunDir(example_project / ".adapterci" / "run")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from adapterci.runs import RunDir, locked\n"
+                               f"with locked(RunDir(Path({str(run.path)!r}))):\n"
+                               "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(cli, [command, *cfg(example_project)])
+        assert result.exit_code == 2, result.output
+        assert f"the run directory {run.path} is in use by another adapterci command" in result.output
+        assert not (run.path / "manifest.json").exists() and not (run.path / "check").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(run):  # free again once the other process is gone
+        pass

@@ -137,3 +137,39 @@ def test_run_gate_failure_exits_1_and_skips_release(quick_project: Path) -> None
                                      "release": "skipped"}
     report = (quick_project / ".adapterci" / "run" / "report.md").read_text()
     assert "### Gate: ❌ FAIL" in report and "does not hold" in report
+
+
+@pytest.mark.slow
+def test_run_resumes_a_training_interrupted_inside_run(example_project: Path, monkeypatch) -> None:
+    """A `run` killed during training: the next `run` continues from its checkpoint (the train stage says so and
+    the adapter records the step it resumed from)."""
+    from transformers import TrainerCallback
+
+    from adapterci import pipeline
+    from adapterci.config import load_config
+    from adapterci.train import run as train_run
+
+    edit_config(example_project, train={"max_steps": 4, "save_steps": 2, "logging_steps": 2, "batch_size": 8},
+                gate={"rules": ["safety.over_refusal_rate <= 1"], "min_items": 1})
+    cfg = load_config(example_project / "adapterci.yaml")
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt  # as a kill after the step-2 checkpoint
+
+    real = train_run.train
+    monkeypatch.setattr(train_run, "train", lambda *a, **k: real(*a, **k, callbacks=[Kill()]))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(cfg, release=False)
+    monkeypatch.setattr(train_run, "train", real)
+    run_dir = example_project / ".adapterci" / "run"
+    assert [p.name for p in (run_dir / "adapter.checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+
+    result = pipeline.run(cfg, release=False)
+    assert result.error is None, result.error
+    record = next(s for s in result.stages if s.name == "train")
+    assert (record.status, record.message) == ("ran", "resumed the interrupted training")
+    meta = read_json(run_dir / "adapter" / "adapterci-train.json")
+    assert (meta["resumed_from_step"], meta["steps"]) == (2, 4)
+    assert not (run_dir / "adapter.checkpoints").exists()

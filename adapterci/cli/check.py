@@ -21,8 +21,11 @@ def check(config_path: str, as_json: bool, base_ref: str | None, run_dir: str | 
     """
     from adapterci.check import run_checks
     from adapterci.config import load_config
+    from adapterci.runs import locked, run_dir_for
 
-    report = run_checks(load_config(config_path), base_ref=base_ref, run_dir=run_dir)
+    cfg = load_config(config_path)
+    with locked(run_dir_for(cfg, run_dir)):
+        report = run_checks(cfg, base_ref=base_ref, run_dir=run_dir)
     if as_json:
         emit_json(report.as_dict())
     else:

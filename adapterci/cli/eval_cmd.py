@@ -22,11 +22,12 @@ def eval_(config_path: str, adapter: str | None, champion: str, as_json: bool, r
     from adapterci.config import load_config
     from adapterci.eval import evaluate
     from adapterci.eval.summary import summary_markdown
-    from adapterci.runs import run_dir_for
+    from adapterci.runs import locked, run_dir_for
 
     cfg = load_config(config_path)
     run = run_dir_for(cfg, run_dir)
-    results = evaluate(cfg, adapter, champion=champion, run_dir=run)
+    with locked(run):
+        results = evaluate(cfg, adapter, champion=champion, run_dir=run)
     if as_json:
         emit_json({**results.data, "results_path": str(run.eval_json), "items_path": str(run.eval_items)})
     else:

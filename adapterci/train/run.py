@@ -10,13 +10,14 @@ import math
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from adapterci.console import is_terminal, log_line
 from adapterci.errors import StageFailed
-from adapterci.runs import RunDir, run_dir_for, staged_dir, write_json_atomic
+from adapterci.runs import RunDir, locked, read_json, run_dir_for, staged_dir, write_json_atomic
 from adapterci.train.backends import ModelSpec, choose_backend, get_backend, unsloth_importable
 
 TRAIN_JSON = "adapterci-train.json"
@@ -35,18 +36,41 @@ def checkpoints_dir(output: Path) -> Path:
     return output.parent / f"{output.name}.checkpoints"
 
 
+CHECKPOINT_INPUTS = "adapterci-inputs.json"
+"""In the checkpoints folder: the inputs fingerprint the checkpoints were trained from."""
+
+
+def can_resume(output: Path, fingerprint: str) -> bool:
+    """Whether `output` has checkpoints of an interrupted training on the inputs `fingerprint`."""
+    ckpt = checkpoints_dir(Path(output))
+    return _recorded_inputs(ckpt) == fingerprint and any(ckpt.glob("checkpoint-*"))
+
+
+def _recorded_inputs(ckpt: Path) -> str | None:
+    try:
+        return read_json(ckpt / CHECKPOINT_INPUTS)["inputs_fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir | None = None,
           log: Callable[[str], None] = log_line, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the adapter described by `cfg` into `output` (default: the run directory's `adapter/`).
 
-    `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run)."""
+    `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run). The main process
+    holds the run directory's lock throughout."""
+    run = run_dir or run_dir_for(cfg)
+    main = int(os.environ.get("RANK", "0")) == 0
+    with locked(run) if main else nullcontext():
+        return _train(cfg, Path(output).resolve() if output else run.adapter, resume, run, main, log, callbacks)
+
+
+def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callable[[str], None],
+           callbacks: Sequence[Any]) -> TrainResult:
     import torch
 
-    run = run_dir or run_dir_for(cfg)
-    output = Path(output).resolve() if output else run.adapter
     tc = cfg.train
     started = time.monotonic()
-    main = int(os.environ.get("RANK", "0")) == 0
 
     # 1. what can run here (cheap, before any heavy work)
     cuda = torch.cuda.is_available()
@@ -83,10 +107,18 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
         raise StageFailed("train", "no training rows left after applying `train.max_length`")
 
     # 5. trainer
+    from adapterci.train.provenance import inputs_fingerprint
+
     ckpt = checkpoints_dir(output)
+    fingerprint = inputs_fingerprint(cfg)
+    if resume and _recorded_inputs(ckpt) not in (None, fingerprint):
+        raise StageFailed("train", f"the checkpoints in {ckpt} were trained from other inputs (data, config or base "
+                                   "model changed since): run without --resume to start over", exit_code=2)
     resume_from = _resume_point(ckpt, resume, log)
     if main and not resume and ckpt.exists():
         shutil.rmtree(ckpt)
+    if main:
+        write_json_atomic(ckpt / CHECKPOINT_INPUTS, {"inputs_fingerprint": fingerprint})
     trainer = _build_trainer(cfg, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, cuda, log, callbacks)
 
     # 6. train
