@@ -21,9 +21,11 @@ STYLE = {"running": "dim", "ran": "green", "cached": "cyan", "failed": "bold red
 def run(config_path: str, release: bool, champion: str, run_dir: str | None, dry: bool, as_json: bool) -> None:
     """Run the pipeline: check -> train -> eval -> gate -> release (on PASS).
 
-    Stages whose inputs did not change reuse their cached outputs. The report is written to the run
-    directory (and appended to $GITHUB_STEP_SUMMARY) even when a stage fails; the exit code is the failing
-    stage's: 1 check or gate failed, 2 usage or config error, 3 gate inconclusive.
+    Stages whose inputs did not change reuse their cached outputs; a training interrupted on the same inputs
+    continues from its last checkpoint. The report is written to the run directory (and appended to
+    $GITHUB_STEP_SUMMARY) even when a stage fails; the exit code is the failing stage's: 1 check or gate
+    failed, 2 usage or config error, 3 gate inconclusive. The run directory is locked while a command
+    writes it: a second one on the same directory refuses (use --run-dir).
 
     \b
     adapterci run                      # the example project, offline, local registry
