@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from adapterci.data.formats import Message
 
@@ -82,6 +82,21 @@ class PromptFormat:
         if self.template == "chat":
             return self.tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=True)
         return self._jinja.render(messages=dicts, add_generation_prompt=True)
+
+
+def render_rows(render: Callable[[Sequence[Message]], str], examples: Sequence[Any]) -> list[str]:
+    """`render(ex.messages)` for every example; a template that fails on a row is a ConfigError naming it."""
+    from jinja2 import TemplateError
+
+    from adapterci.errors import ConfigError
+
+    out = []
+    for ex in examples:
+        try:
+            out.append(render(ex.messages))
+        except TemplateError as exc:
+            raise ConfigError(f"{ex.source}: `prompt_template` cannot render this row: {exc.message or exc}") from None
+    return out
 
 
 def completion_start(prompt_ids: Sequence[int], full_ids: Sequence[int]) -> int:

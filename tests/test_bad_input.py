@@ -209,6 +209,9 @@ CASES = [
          ("line 9: `prompt_template`: the Jinja template does not work (template line 1)",)),
     Case("prompt-template-jinja-runtime", config_edit("prompt_template: alpaca ", "prompt_template: '{{ messages[7].content.x }}'", "check"), 2,
          ("line 9: `prompt_template`: the Jinja template does not work",)),
+    Case("prompt-template-fails-on-a-row", config_edit(
+        "prompt_template: alpaca ", "prompt_template: '{{ messages[1].content }} {{ messages[0].content }}'", "check"), 2,
+         ("data/train.jsonl:1: `prompt_template` cannot render this row",)),
     Case("prompt-template-ignores-messages", config_edit("prompt_template: alpaca ", "prompt_template: '{{ 1 + 1 }}'"), 2,
          ("line 9: `prompt_template`: the Jinja template never renders the messages' content",)),
     Case("epochs-inf", config_edit("epochs: 10", "epochs: .inf", "train"), 2,

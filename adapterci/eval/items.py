@@ -28,10 +28,10 @@ class SuiteData:
     def score(self, model, tokenizer, prompt_template: str, eval_cfg, tick) -> list[dict[str, Any]]:
         """Raw outputs of `model` on every item: the answer, and the choice scores where scored by likelihood."""
         from adapterci.eval import scoring
-        from adapterci.prompting import PromptFormat
+        from adapterci.prompting import PromptFormat, render_rows
 
         fmt = PromptFormat(prompt_template, tokenizer)
-        prompts = [fmt.render(ex.messages) for ex in self.examples]
+        prompts = render_rows(fmt.render, self.examples)
         suite, batch = self.config, eval_cfg.batch_size
         if suite.kind == "task" and suite.mode == "choices":
             scores = scoring.choice_logprobs(model, tokenizer, prompts, suite.choices, batch, tick)

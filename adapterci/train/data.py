@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from adapterci.data.formats import Example
 from adapterci.errors import StageFailed
-from adapterci.prompting import completion_start
+from adapterci.prompting import completion_start, render_rows
 
 IGNORE = -100
 
@@ -28,7 +28,7 @@ def tokenize_examples(examples: Sequence[Example], prompt_format, tokenizer: Any
                       overlength: str, completion_only: bool) -> Tokenized:
     """Tokenize examples as TRL does for prompt/completion text (the prompt's tokens are a prefix)."""
     out = Tokenized([], [], 0)
-    prompts = [prompt_format.render(ex.messages) for ex in examples]
+    prompts = render_rows(prompt_format.render, examples)
     prompt_ids = tokenizer(prompts)["input_ids"] if prompts else []
     full_ids = tokenizer([p + ex.completion + tokenizer.eos_token for p, ex in zip(prompts, examples)])["input_ids"] \
         if prompts else []

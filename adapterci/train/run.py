@@ -57,12 +57,13 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
           log: Callable[[str], None] = log_line, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the adapter described by `cfg` into `output` (default: the run directory's `adapter/`).
 
-    `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run). The main process
-    holds the run directory's lock throughout."""
+    `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run). When it writes into
+    the run directory, the main process holds the directory's lock throughout."""
     run = run_dir or run_dir_for(cfg)
+    output = Path(output).resolve() if output else run.adapter
     main = int(os.environ.get("RANK", "0")) == 0
-    with locked(run) if main else nullcontext():
-        return _train(cfg, Path(output).resolve() if output else run.adapter, resume, run, main, log, callbacks)
+    with locked(run) if main and output == run.adapter else nullcontext():
+        return _train(cfg, output, resume, run, main, log, callbacks)
 
 
 def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callable[[str], None],

@@ -17,14 +17,14 @@ BATCH = 4096
 
 
 def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
-    from adapterci.prompting import PromptFormat
+    from adapterci.prompting import PromptFormat, render_rows
 
     limit = cfg.checks.max_tokens or cfg.train.max_length
     render = fast_renderer(PromptFormat(cfg.prompt_template, tokenizer))
     result = CheckResult("token_length")
     examples = [ex for part in corpus.parts for ex in part.examples if corpus.is_new(ex.source)]
-    texts = [render(ex.messages) + (ex.completion + tokenizer.eos_token if ex.completion is not None else "")
-             for ex in examples]
+    texts = [prompt + (ex.completion + tokenizer.eos_token if ex.completion is not None else "")
+             for prompt, ex in zip(render_rows(render, examples), examples)]
     safe = _safe_bytes(tokenizer, limit)
     todo = [i for i, text in enumerate(texts) if len(text.encode("utf-8")) > safe]
     longest = 0
