@@ -317,6 +317,7 @@ def small_fs(request, tmp_path: Path):
 DISK_COMMANDS = {
     "check": lambda project, fs, adapter: ["check", *cfg(project), "--run-dir", str(fs / "run")],
     "run": lambda project, fs, adapter: ["run", *cfg(project), "--run-dir", str(fs / "run")],
+    "train": lambda project, fs, adapter: ["train", *cfg(project), "--run-dir", str(fs / "run")],
     "release": lambda project, fs, adapter: ["release", *cfg(project), "--adapter", str(adapter)],
 }
 
@@ -327,6 +328,7 @@ def test_full_or_read_only_disk_is_an_error_not_a_traceback(command, small_fs, e
     fs, code = small_fs
     monkeypatch.setenv("ADAPTERCI_CACHE_DIR", str(fs / "cache"))
     monkeypatch.setenv("ADAPTERCI_REGISTRY", f"file://{fs / 'registry'}")
+    edit(example_project, "epochs: 10", "epochs: 10\n  max_steps: 2")  # if a write succeeds, training stays short
     result = CliRunner().invoke(cli, DISK_COMMANDS[command](example_project, fs, adapter))
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output

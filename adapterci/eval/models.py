@@ -44,12 +44,12 @@ def adapter_fingerprint(base_fp: str, adapter: Path) -> str:
 def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | None:
     """An adapter directory, or a registry ref (`stable`, `canary`, `vX.Y.Z`) downloaded into the eval cache.
     Returns (directory, description); None when the ref does not exist in the registry (yet)."""
+    from adapterci.release import adapter_files
+
     path = Path(value)
     if path.is_dir():
         if not (path / "adapter_config.json").is_file():
             raise UsageError(f"{role} {path} is not a PEFT adapter directory (no adapter_config.json)")
-        from adapterci.release import adapter_files
-
         adapter_files(path)  # regular files only, safetensors weights (never a pickle)
         return path.resolve(), str(value)
     if path.is_absolute() or "/" in str(value) or str(value).startswith("."):
@@ -68,6 +68,7 @@ def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | Non
                 registry.download(str(value), tmp)
         except OSError as exc:
             raise RegistryError(f"cannot download {role} {value!r}: {exc}") from None
+    adapter_files(dest)  # what a registry holds is checked like a local directory
     return dest, f"{value} ({version.version})" if str(value) != version.version else str(value)
 
 
