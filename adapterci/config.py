@@ -25,8 +25,10 @@ class Config(StrictModel):
     """The whole adapterci.yaml."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Adapter name (lowercase); names the registry entry.")
-    base_model: str = Field(description="A local directory (relative to the config) or a Hub model id.")
+    base_model: str = Field(description="A local directory or `.gguf` file (relative to the config), or a Hub model id.")
     base_revision: str | None = Field(None, description="Hub revision (tag, branch or commit) that pins `base_model`.")
+    base_gguf_file: str | None = Field(None, description="A `.gguf` file in the Hub repo `base_model` to use as the base model (dequantized once into a cache).")
+    base_upstream: str | None = Field(None, description="Hub id of the model a GGUF base was converted from (default: the GGUF's `general.source` metadata); releases name it as their base.")
     prompt_template: str = Field("alpaca", description="`alpaca`, `chat` (the tokenizer's chat template) or a Jinja template over `messages`.")
     data: DataConfig
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
@@ -44,7 +46,10 @@ class Config(StrictModel):
     @classmethod
     def _base_model(cls, value: str, info: ValidationInfo) -> str:
         base = (info.context or {}).get("base", Path.cwd())
-        if _looks_local(value, base):
+        if _is_gguf(value):
+            if not resolve_in_project(value, info).is_file():
+                raise ValueError(f"GGUF file not found: {value} (local paths are relative to the config file)")
+        elif _looks_local(value, base):
             if not resolve_in_project(value, info).is_dir():
                 raise ValueError(f"directory not found: {value} (local paths are relative to the config file)")
         elif not _HUB_ID.match(value):
@@ -58,6 +63,30 @@ class Config(StrictModel):
 
         if problem := template_problem(value):
             raise ValueError(problem)
+        return value
+
+    @field_validator("base_gguf_file")
+    @classmethod
+    def _base_gguf_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not _is_gguf(value) or value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError("must be the path of a `.gguf` file inside the Hub repo `base_model`")
+        model = info.data.get("base_model")
+        if model is not None and (_is_gguf(model) or _looks_local(model, (info.context or {}).get("base", Path.cwd()))):
+            raise ValueError("needs a Hub id as `base_model` (a local GGUF file is named by `base_model` itself)")
+        return value
+
+    @field_validator("base_upstream")
+    @classmethod
+    def _base_upstream(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not _HUB_ID.match(value) or "/" not in value:
+            raise ValueError("must be a Hub model id (`OWNER/NAME`)")
+        model = info.data.get("base_model")
+        if model is not None and not _is_gguf(model) and info.data.get("base_gguf_file") is None:
+            raise ValueError("only applies to a GGUF base model (`base_model: FILE.gguf` or `base_gguf_file`)")
         return value
 
     @field_validator("registry")
@@ -99,8 +128,13 @@ class Config(StrictModel):
         return resolve_in_project(value, base=self.base_dir, root=self.root)
 
     def base_model_path(self) -> Path | None:
-        """The local directory of the base model, or None when `base_model` is a Hub id."""
-        return self.resolve(self.base_model) if _looks_local(self.base_model, self.base_dir) else None
+        """The local directory (or `.gguf` file) of the base model, or None when `base_model` is a Hub id."""
+        local = _is_gguf(self.base_model) or _looks_local(self.base_model, self.base_dir)
+        return self.resolve(self.base_model) if local else None
+
+    def is_gguf(self) -> bool:
+        """Whether the base model is a GGUF file (local, or `base_gguf_file` of a Hub repo)."""
+        return _is_gguf(self.base_model) or self.base_gguf_file is not None
 
     def registry_location(self) -> str:
         """`registry` with a relative `file://` path resolved against the config's directory."""
@@ -108,6 +142,10 @@ class Config(StrictModel):
             raw = self.registry[len("file://"):]
             return "file://" + str((self.base_dir / raw).resolve() if not raw.startswith("/") else Path(raw))
         return self.registry
+
+
+def _is_gguf(value: str) -> bool:
+    return value.lower().endswith(".gguf")
 
 
 def _looks_local(value: str, base: Path) -> bool:

@@ -1,14 +1,37 @@
-"""Loading the configured base model's tokenizer and weights (a local directory or a Hub id + revision)."""
+"""Loading the configured base model's tokenizer and weights: a local directory, a Hub id + revision, or a GGUF
+file (local, or in a Hub repo) served from its converted copy in the cache (see `adapterci.ggufbase`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from adapterci.console import log_line
 
 
+@dataclass(frozen=True)
+class BaseModel:
+    """The configured base model, resolved to what `from_pretrained` loads."""
 
-def base_model_ref(cfg) -> str:
-    """What `from_pretrained` gets: the resolved local directory, or the Hub id."""
+    ref: str  # a local directory or a Hub id
+    revision: str | None
+    gguf: Any = None  # ggufbase.GgufInfo of a GGUF base
+    upstream_hub_id: str | None = None  # a GGUF base's original model: what releases name as their base
+
+
+def resolve_base(cfg, log: Callable[[str], None] = log_line) -> BaseModel:
+    """The base model to load; a GGUF file is converted into the cache on first use (ConfigError naming the key
+    and its line when it cannot be)."""
+    from adapterci.ggufbase import GgufError, converted
+
+    if cfg.is_gguf():
+        info = gguf_info(cfg)
+        try:
+            directory = converted(info, log)
+        except GgufError as exc:
+            raise cfg.error(_gguf_key(cfg), str(exc)) from None
+        return BaseModel(str(directory), None, info, cfg.base_upstream or info.upstream_hub_id)
     from adapterci.configbase import confine_tree
 
     local = cfg.base_model_path()
@@ -23,15 +46,50 @@ def base_model_ref(cfg) -> str:
             confine_tree(local, cfg.root, "base model")
         except ValueError as exc:
             raise cfg.error("base_model", str(exc)) from None
-    return str(local) if local is not None else cfg.base_model
+    return BaseModel(str(local) if local is not None else cfg.base_model, cfg.base_revision)
+
+
+def gguf_info(cfg) -> Any:
+    """The header of the configured GGUF file (downloaded from the Hub for `base_gguf_file`), without converting."""
+    from adapterci.ggufbase import GgufError, inspect
+
+    from adapterci.configbase import confine
+
+    key = _gguf_key(cfg)
+    if cfg.base_gguf_file is None:
+        try:
+            path = confine(cfg.base_model_path(), cfg.root, "the GGUF file")
+        except ValueError as exc:
+            raise cfg.error(key, str(exc)) from None
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(cfg.base_model, cfg.base_gguf_file, revision=cfg.base_revision))
+        except Exception as exc:  # offline without a cached copy, unknown repo or file, network errors
+            raise cfg.error(key, f"cannot download {cfg.base_gguf_file!r} from {cfg.base_model!r}: {exc}") from None
+    try:
+        return inspect(path)
+    except (GgufError, OSError) as exc:
+        raise cfg.error(key, str(exc)) from None
+
+
+def _gguf_key(cfg) -> str:
+    return "base_gguf_file" if cfg.base_gguf_file else "base_model"
+
+
+def base_model_ref(cfg) -> str:
+    """What `from_pretrained` gets: the resolved local directory, or the Hub id."""
+    return resolve_base(cfg).ref
 
 
 def load_tokenizer(cfg) -> Any:
     """The base model's tokenizer (pad token set)."""
+    base = resolve_base(cfg)
     try:
-        return load_tokenizer_from(base_model_ref(cfg), cfg.base_revision)
+        return load_tokenizer_from(base.ref, base.revision)
     except (OSError, ValueError) as exc:  # ValueError: a directory without usable tokenizer files
-        raise cfg.error("base_model", f"cannot load a tokenizer from {base_model_ref(cfg)!r}: {exc}") from None
+        raise cfg.error("base_model", f"cannot load a tokenizer from {base.ref!r}: {exc}") from None
 
 
 def load_tokenizer_from(ref: str, revision: str | None = None) -> Any:
@@ -49,18 +107,27 @@ def load_base_model(cfg, dtype: str = "float32", device: str = "cpu") -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    ref = base_model_ref(cfg)
+    base = resolve_base(cfg)
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref, revision=cfg.base_revision, dtype=getattr(torch, dtype))
+        model = AutoModelForCausalLM.from_pretrained(base.ref, revision=base.revision, dtype=getattr(torch, dtype))
     except OSError as exc:
-        raise cfg.error("base_model", f"cannot load a model from {ref!r}: {exc}") from None
+        raise cfg.error("base_model", f"cannot load a model from {base.ref!r}: {exc}") from None
     return model.to(device).eval()
 
 
 def base_model_identity(cfg) -> dict[str, Any]:
-    """What pins the base model: the content hash of a local directory, or the Hub id and its resolved commit."""
+    """What pins the base model: the content hash of a local directory, the sha256 of a GGUF file (with its
+    quantization, metadata and upstream Hub id `hub_id`), or the Hub id and its resolved commit."""
     from adapterci.fingerprint import hash_tree
 
+    if cfg.is_gguf():  # pinned by the file's sha256; `hub_id` is the upstream model releases name as their base
+        info = gguf_info(cfg)
+        identity = {"base_model": cfg.base_model, "content_hash": info.sha256,
+                    "gguf_file": cfg.base_gguf_file or Path(cfg.base_model).name, "gguf": info.describe(),
+                    "hub_id": cfg.base_upstream or info.upstream_hub_id, "hub_revision": None}
+        if cfg.base_gguf_file:
+            identity["revision"] = cfg.base_revision
+        return identity
     local = cfg.base_model_path()
     if local is not None:
         return {"base_model": cfg.base_model, "content_hash": hash_tree(local)}

@@ -41,8 +41,19 @@ def copy_example_project(parent: Path) -> Path:
     for name in EXAMPLE_FILES:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, dest / name)
+            shutil.copytree(src, dest / name, copy_function=_link_gguf)
         elif src.exists():
             shutil.copy2(src, dest / name)
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     return dest
+
+
+def _link_gguf(src: str, dst: str) -> None:
+    """Copy a file; hard-link GGUF model files (models/smollm2/, ~100 MB, read-only) when the filesystem allows."""
+    if src.endswith(".gguf"):
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)

@@ -149,6 +149,7 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
                    manifest["base_revision"], manifest.get("base_model_content_hash")).pinned()
     lines += ["## Provenance", "", "| | |", "|---|---|",
               f"| base model | `{base}` |",
+              *_gguf_rows(manifest.get("base_model_identity") or {}),
               f"| data fingerprint | `{manifest['data_fingerprint'] or 'not recorded'}` |",
               f"| train config hash | `{manifest['config_hash'] or 'not recorded'}` |",
               f"| prompt template | `{manifest['prompt_template'] or 'not recorded'}` |",
@@ -171,6 +172,17 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
                   f"vllm serve {manifest['base_model']} --enable-lora --lora-modules {name}=adapters/{name}-{version}",
                   "```", ""]
     return "\n".join(lines)
+
+
+def _gguf_rows(identity: dict[str, Any]) -> list[str]:
+    """Provenance rows of a GGUF base: the file, its quantization and sha256, and the model it was converted from."""
+    gguf = identity.get("gguf")
+    if not isinstance(gguf, dict):
+        return []
+    rows = [f"| base GGUF | `{identity.get('gguf_file')}` ({gguf.get('quantization')}, sha256 `{gguf.get('sha256')}`) |"]
+    if identity.get("hub_id"):
+        rows.append(f"| GGUF converted from | `{identity['hub_id']}` |")
+    return rows
 
 
 def _eval_section(evals: dict[str, dict[str, dict[str, float]]]) -> list[str]:

@@ -85,9 +85,10 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     train_rows, valid_rows = _load_data(cfg)
 
     # 3. model and tokenizer
-    from adapterci.modelio import base_model_ref
+    from adapterci.modelio import resolve_base
 
-    spec = ModelSpec(ref=base_model_ref(cfg), revision=cfg.base_revision, lora=tc.lora, quantization=tc.quantization,
+    base = resolve_base(cfg, log)
+    spec = ModelSpec(ref=base.ref, revision=base.revision, lora=tc.lora, quantization=tc.quantization,
                      max_length=tc.max_length, gradient_checkpointing=tc.gradient_checkpointing, seed=tc.seed,
                      device="cuda" if cuda else "cpu")
     try:

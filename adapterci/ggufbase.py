@@ -1,0 +1,159 @@
+"""GGUF base models: a `.gguf` file dequantized once into a content-addressed cache that every stage loads.
+
+The cache lives in `$ADAPTERCI_HOME/cache/gguf/<sha256 of the file>/` (default home `~/.cache/adapterci`): a
+float32 safetensors model with its tokenizer (chat template included) and `adapterci-gguf.json` (what the file
+is). A conversion is built in a temp sibling under a file lock and renamed into place, so a second process waits
+for the first and a killed one leaves no half-written entry (its temp folder is removed by the next converter)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from adapterci.console import is_terminal, log_line
+from adapterci.fingerprint import hash_file
+from adapterci.runs import staged_dir, write_json_atomic
+
+INFO_JSON = "adapterci-gguf.json"
+# general.* metadata worth recording: what the file says it is and where it came from
+METADATA_KEYS = re.compile(r"^general\.(name|organization|basename|finetune|size_label|license|source\..*|"
+                           r"base_model\..*)$")
+_HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/([\w.-]+/[\w.-]+?)(?:/.*)?$")
+
+
+class GgufError(ValueError):
+    """The file is not a GGUF model transformers can load (corrupt, truncated, unsupported architecture)."""
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    """What a GGUF file is: its content hash, quantization, architecture and the upstream model it names."""
+
+    path: Path
+    sha256: str
+    quantization: str  # from general.file_type, e.g. Q4_1, F16
+    architecture: str
+    metadata: dict[str, Any] = field(default_factory=dict)  # general.name, general.source.url, ...
+
+    @property
+    def upstream_hub_id(self) -> str | None:
+        """The Hub id of the model the file was converted from, when its metadata names one."""
+        repo = self.metadata.get("general.source.huggingface.repository")
+        if isinstance(repo, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            return repo
+        match = _HUB_URL.match(str(self.metadata.get("general.source.url", "")))
+        return match.group(1) if match else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "quantization": self.quantization, "architecture": self.architecture,
+                "metadata": self.metadata}
+
+
+def cache_root() -> Path:
+    """Where converted GGUF models are kept: `$ADAPTERCI_HOME/cache/gguf` (default `~/.cache/adapterci`)."""
+    home = os.environ.get("ADAPTERCI_HOME") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "adapterci"
+    return Path(home).expanduser() / "cache" / "gguf"
+
+
+_MEMO: dict[tuple[str, int, int], GgufInfo] = {}
+
+
+def inspect(path: Path) -> GgufInfo:
+    """Read the header of a GGUF file (once per process while the file is unchanged: every stage asks);
+    GgufError when it is not a complete, readable GGUF file."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _MEMO:
+        _MEMO[key] = _read(path)
+    return _MEMO[key]
+
+
+def _read(path: Path) -> GgufInfo:
+    from gguf import GGUFReader, LlamaFileType
+
+    try:
+        reader = GGUFReader(path)
+    except (ValueError, OSError, IndexError, KeyError) as exc:  # bad magic, short header, truncated tensor data
+        raise GgufError(f"{path.name} is not a readable GGUF file ({exc})") from None
+    size = path.stat().st_size
+    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
+    if not reader.tensors or end > size:
+        raise GgufError(f"{path.name} is truncated: its tensors need {end} bytes, the file has {size}")
+    fields = {name: _value(f) for name, f in reader.fields.items()}
+    file_type = fields.get("general.file_type")
+    try:
+        quant = LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    except (TypeError, ValueError):
+        quant = "unknown"
+    return GgufInfo(path=path, sha256=hash_file(path), quantization=quant,
+                    architecture=str(fields.get("general.architecture", "unknown")),
+                    metadata={k: v for k, v in sorted(fields.items()) if METADATA_KEYS.match(k)})
+
+
+def _value(field_: Any) -> Any:
+    try:
+        return field_.contents()
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+def converted(info: GgufInfo, log: Callable[[str], None] = log_line) -> Path:
+    """The cache directory holding `info`'s model as float32 safetensors (converting it on first use)."""
+    final = cache_root() / info.sha256
+    if final.is_dir():
+        return final
+    from filelock import FileLock
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final.parent / f"{info.sha256}.lock")):
+        if final.is_dir():  # another process converted it while we waited
+            return final
+        for stale in final.parent.glob(f".{info.sha256}.tmp-*"):  # left by a killed converter
+            shutil.rmtree(stale, ignore_errors=True)
+        log(f"base model: converting {info.path.name} ({info.architecture}, {info.quantization}) to float32 "
+            f"safetensors in {final} (once)")
+        with staged_dir(final) as tmp:
+            _convert(info.path, tmp)
+            write_json_atomic(tmp / INFO_JSON, {"source_file": info.path.name, **info.describe()})
+    return final
+
+
+def _convert(path: Path, out: Path) -> None:
+    """Dequantize with transformers, then rebuild from the config: `save_pretrained` refuses GGUF-loaded models."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _quiet_progress():
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:  # e.g. unsupported architecture
+            raise GgufError(f"transformers cannot load {path.name}: {exc}") from None
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+@contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """No per-tensor progress bar in CI logs (transformers draws it with tqdm regardless of its own settings)."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    original = gguf_utils.tqdm
+    if not is_terminal():
+        gguf_utils.tqdm = lambda iterable, **kwargs: iterable
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
