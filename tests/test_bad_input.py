@@ -395,3 +395,49 @@ def test_a_run_directory_in_use_is_refused(command, example_project: Path) -> No
         holder.wait()
     with locked(run):  # free again once the other process is gone
         pass
+
+
+@pytest.mark.parametrize("raise_errors", [False, True])
+def test_an_unexpected_exception_is_one_line_unless_asked(raise_errors: bool, tmp_path: Path) -> None:
+    """Outside pytest a bug is one `Error: internal error` line (exit 1); ADAPTERCI_RAISE_ERRORS shows the traceback."""
+    import subprocess
+    import sys
+
+    script = ("import adapterci.cli.validate as v\n"
+              "def boom(*a, **k): raise RuntimeError('boom')\n"
+              "v.load_config = boom\n"
+              "from adapterci.cli import main\nmain()\n")
+    env = {k: v for k, v in os.environ.items() if k != "ADAPTERCI_RAISE_ERRORS"}
+    out = subprocess.run([sys.executable, "-c", script, "validate"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**env, **({"ADAPTERCI_RAISE_ERRORS": "1"} if raise_errors else {})}, timeout=120)
+    assert out.returncode == 1
+    if raise_errors:
+        assert "Traceback" in out.stderr and "RuntimeError: boom" in out.stderr
+    else:
+        assert out.stderr == ("Error: internal error: RuntimeError: boom (set ADAPTERCI_RAISE_ERRORS=1 for the "
+                              "traceback and report it)\n")
+
+
+@pytest.mark.slow
+def test_a_diverged_training_fails_and_writes_no_adapter(example_project: Path) -> None:
+    """A loss that becomes NaN (here: a LoRA weight poisoned during the real training) fails train, exit 1."""
+    import torch
+    from transformers import TrainerCallback
+
+    from adapterci.config import load_config
+    from adapterci.errors import StageFailed
+    from adapterci.train import train
+
+    edit(example_project, "epochs: 10", "epochs: 10\n  max_steps: 2")
+    config = load_config(example_project / "adapterci.yaml")
+
+    class Poison(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            with torch.no_grad():
+                next(p for n, p in model.named_parameters() if "lora_A" in n).fill_(float("nan"))
+
+    with pytest.raises(StageFailed) as info:
+        train(config, log=lambda _: None, callbacks=[Poison()])
+    assert info.value.exit_code == 1 and "training diverged: " in str(info.value)
+    assert "trained tensors are not finite (first: base_model." in str(info.value)
+    assert not (example_project / ".adapterci" / "run" / "adapter").exists()

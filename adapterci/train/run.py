@@ -133,9 +133,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return TrainResult(output, {})
-    if not math.isfinite(out.training_loss):
-        raise StageFailed("train", f"training diverged: the loss is {out.training_loss}; lower "
-                                   f"`train.learning_rate` ({tc.learning_rate}). No adapter was written")
+    _check_finite(trainer.model, out.training_loss, tc.learning_rate)
 
     # 7. adapter + provenance, atomically
     from adapterci.train.plot import plot_losses
@@ -158,6 +156,18 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     log(f"train: wrote {output} ({metrics['steps']} steps, {metrics['wall_time_s']:.1f}s, "
         f"{metrics['tokens_per_s']:.0f} tokens/s)")
     return TrainResult(output, metrics)
+
+
+def _check_finite(model, loss: float, learning_rate: float) -> None:
+    """A diverged training fails: TRL/transformers skip NaN losses in the average they report
+    (`logging_nan_inf_filter`), so the trained weights themselves are checked."""
+    import torch
+
+    bad = [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if bad or not math.isfinite(loss):
+        what = f"{len(bad)} trained tensors are not finite (first: {bad[0]})" if bad else f"the loss is {loss}"
+        raise StageFailed("train", f"training diverged: {what}; lower `train.learning_rate` ({learning_rate}). "
+                                   "No adapter was written")
 
 
 def _load_data(cfg):
