@@ -99,18 +99,20 @@ def plan(cfg, release: bool = True) -> list[Stage]:
 
 
 def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: Event | None = None,
-        champion: str = "auto") -> RunResult:
+        champion: str = "auto", base_ref: str | None = None) -> RunResult:
     """Run the planned stages into `run_dir`; stop at the first failure. Always writes the report and manifest.
 
     `champion` is what eval compares with besides the base model: `auto` (the registry's `stable`), `none`, a
     registry ref or an adapter directory. `on_stage` is called with each stage's record when it starts (status
-    `running`) and when it ends."""
+    `running`) and when it ends. When the gate fails, the regressions are attributed to training rows (those
+    added since `base_ref` when given) for the report; a failure there is noted, never fatal."""
     rd = run_dir_for(cfg, run_dir)
     with locked(rd):
-        return _run(cfg, rd, release, notify=on_stage or (lambda record: None), champion=champion)
+        return _run(cfg, rd, release, notify=on_stage or (lambda record: None), champion=champion,
+                    base_ref=base_ref)
 
 
-def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str) -> RunResult:
+def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref: str | None) -> RunResult:
     from adapterci.report import write_report
 
     _clear(rd)
@@ -145,6 +147,8 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str) -> RunRes
         notify(record)
     result.verdict = ctx.get("verdict")
     result.version = ctx.get("version")
+    if result.verdict == "FAIL":
+        _explain(cfg, rd, base_ref)
     try:
         _finish(cfg, rd, result, started, release)
         result.report = write_report(cfg, rd.path)
@@ -170,7 +174,7 @@ def _finish(cfg, rd: RunDir, result: RunResult, started: datetime, release: bool
 
 def _clear(rd: RunDir) -> None:
     """Remove the outputs of an earlier run so the report never mixes two runs."""
-    for path in (rd.check_dir, rd.adapter, rd.loss_png.parent, rd.eval_dir):
+    for path in (rd.check_dir, rd.adapter, rd.loss_png.parent, rd.eval_dir, rd.explain_dir):
         shutil.rmtree(path, ignore_errors=True)
     for path in (rd.gate_json, rd.release_json, rd.report_md, rd.manifest):
         path.unlink(missing_ok=True)
@@ -311,6 +315,17 @@ def _release(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     released = release(cfg, rd.adapter, run_dir=rd)
     ctx["version"] = released.version
     record.message = f"released {released.version}"
+
+
+def _explain(cfg, rd: RunDir, base_ref: str | None) -> None:
+    """Which training rows made the candidate regress (explain/attribution.json, shown in the report)."""
+    from adapterci.console import log_line
+    from adapterci.explain import explain
+
+    try:
+        explain(cfg, rd.path, base_ref=base_ref)
+    except (AdapterCIError, OSError) as exc:
+        log_line(f"explain: no attribution: {exc}")
 
 
 _RUNNERS = {"check": _check, "train": _train, "eval": _eval, "gate": _gate, "release": _release}

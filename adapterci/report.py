@@ -1,7 +1,8 @@
 """One Markdown report of a run, for the sticky PR comment and `$GITHUB_STEP_SUMMARY`.
 
 It reads only the run directory (check/check.json, adapter/adapterci-train.json, train/loss.png,
-eval/results.json, gate.json, release.json, serving.json, manifest.json) and tolerates missing files and keys: a run that
+eval/results.json, eval/regressions.jsonl, explain/attribution.json, gate.json, release.json, serving.json,
+manifest.json) and tolerates missing files and keys: a run that
 stopped early still gets a report of what it did.
 """
 
@@ -30,7 +31,7 @@ def render(run_dir: Path, name: str = "adapter") -> str:
     verdict = (gate or {}).get("verdict")
     check = _load(rd.check_json)
     lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release, check)}", ""]
-    for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _gate(gate), _release(release),
+    for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _failures(rd), _gate(gate), _release(release),
                     _serving(_load(rd.serving_json))):
         if section:
             lines += [*section, ""]
@@ -213,6 +214,21 @@ def _delta(deltas: dict, metric: str, other: str, by_role: dict) -> str:
     if isinstance(interval, (list, tuple)) and len(interval) == 2 and None not in interval:
         text += f" [{interval[0]:+.3f}, {interval[1]:+.3f}]"
     return text
+
+
+def _failures(rd: RunDir) -> list[str]:
+    """Regressions against the champion (or base) and, after `explain`, the training rows that caused them."""
+    import json
+
+    from adapterci.explain.render import attribution_markdown, regressions_markdown
+
+    try:
+        records = [json.loads(line) for line in rd.eval_regressions.read_text(encoding="utf-8").splitlines() if line]
+        lines = regressions_markdown(records)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        lines = []
+    attribution = attribution_markdown(_load(rd.attribution_json))
+    return _trim(lines + [""] + attribution) if attribution else lines
 
 
 def _gate(gate: dict | None) -> list[str] | None:

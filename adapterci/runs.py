@@ -4,6 +4,8 @@ Layout (all relative to the run directory, default `.adapterci/run` beside the c
     check/check.json  check/summary.md  check/data_docs/      adapterci check
     adapter/  (PEFT adapter + adapterci-train.json)  train/loss.png   adapterci train
     eval/results.json  eval/items.jsonl  eval/summary.md      adapterci eval
+    eval/regressions.jsonl                                     adapterci eval (item-level diff)
+    explain/attribution.json                                   adapterci explain (and run, on a FAIL)
     gate.json                                                  adapterci gate
     release.json  serving.json                                 adapterci release
     report.md  manifest.json                                   adapterci report / run
@@ -68,6 +70,18 @@ class RunDir:
     @property
     def eval_md(self) -> Path:
         return self.eval_dir / "summary.md"
+
+    @property
+    def eval_regressions(self) -> Path:
+        return self.eval_dir / "regressions.jsonl"
+
+    @property
+    def explain_dir(self) -> Path:
+        return self.path / "explain"
+
+    @property
+    def attribution_json(self) -> Path:
+        return self.explain_dir / "attribution.json"
 
     @property
     def gate_json(self) -> Path:
@@ -147,6 +161,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: list[Any]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_json(path: Path) -> Any:

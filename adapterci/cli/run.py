@@ -15,17 +15,21 @@ STYLE = {"running": "dim", "ran": "green", "cached": "cyan", "failed": "bold red
 @click.option("--champion", default="auto", show_default=True,
               help="Compare with this adapter besides the base: `auto` (the registry's stable), `none`, a ref or a "
                    "directory.")
+@click.option("--base-ref", default=None, metavar="GIT_REF",
+              help="On a gate FAIL, attribute the regressions to the training rows added since this git ref.")
 @run_dir_option
 @click.option("--dry", is_flag=True, help="Print the planned stages and exit without running them.")
 @json_option
-def run(config_path: str, release: bool, champion: str, run_dir: str | None, dry: bool, as_json: bool) -> None:
+def run(config_path: str, release: bool, champion: str, base_ref: str | None, run_dir: str | None, dry: bool,
+        as_json: bool) -> None:
     """Run the pipeline: check -> train -> eval -> gate -> release (on PASS).
 
     Stages whose inputs did not change reuse their cached outputs; a training interrupted on the same inputs
     continues from its last checkpoint. The report is written to the run directory (and appended to
     $GITHUB_STEP_SUMMARY) even when a stage fails; the exit code is the failing stage's: 1 check or gate
     failed, 2 usage or config error, 3 gate inconclusive. The run directory is locked while a command
-    writes it: a second one on the same directory refuses (use --run-dir).
+    writes it: a second one on the same directory refuses (use --run-dir). On a gate FAIL the report also
+    ranks the training rows behind the regressions (`adapterci explain`).
 
     \b
     adapterci run                      # the example project, offline, local registry
@@ -47,7 +51,7 @@ def run(config_path: str, release: bool, champion: str, run_dir: str | None, dry
     out = console()
     show = None if as_json else (lambda r: out.print(
         f"[{STYLE[r.status]}]{r.name:8} {r.status:8}[/] {f'{r.seconds:6.1f}s' if r.status != 'running' else ''}  {r.message}"))
-    result = pipeline.run(cfg, release=release, run_dir=run_dir, on_stage=show, champion=champion)
+    result = pipeline.run(cfg, release=release, run_dir=run_dir, on_stage=show, champion=champion, base_ref=base_ref)
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -96,7 +96,7 @@ def build_items(suite: SuiteData, raw: dict[str, list[dict[str, Any]]], eval_cfg
     for i, ex in enumerate(suite.examples):
         item: dict[str, Any] = {"suite": suite.config.name, "index": i, "source": f"{ex.source.file}:{ex.source.line}",
                                 "prompt": ex.prompt_text, "expected": ex.completion, "label": ex.meta.get("label"),
-                                "models": {}}
+                                "category": ex.meta.get("category"), "models": {}}
         for role, outputs in raw.items():
             out = outputs[i]
             answer = out["answer"]

@@ -62,9 +62,9 @@ class EvalResults:
 
     def write(self, results_json: Path, items_jsonl: Path) -> None:
         """Write both files atomically."""
-        from adapterci.runs import write_json_atomic, write_text_atomic
+        from adapterci.runs import write_json_atomic, write_jsonl_atomic
 
-        write_text_atomic(items_jsonl, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in self.items))
+        write_jsonl_atomic(items_jsonl, self.items)
         write_json_atomic(results_json, self.data)
 
     @classmethod

@@ -3,7 +3,7 @@
 Order: the eval sets are read (every bad item reported), then models and prompt formats are resolved and
 checked (a prompt mismatch fails before any model is loaded); then, model by model, each suite's raw outputs
 come from the cache or from the model (loaded only on a cache miss); finally per-item records, metrics,
-deltas and the three files are written into the run directory's `eval/`."""
+deltas and the four files are written into the run directory's `eval/`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
              run_dir: RunDir | None = None, log=None) -> EvalResults:
     """Evaluate base, champion (`auto`: the registry's `stable`, none before the first release; a directory, a
     ref, or None/`none` to skip) and the candidate (`adapter`: a directory or ref; default the run's adapter).
-    Writes eval/results.json, eval/items.jsonl and eval/summary.md; returns the results."""
+    Writes eval/results.json, eval/items.jsonl, eval/regressions.jsonl (the item-level diff of the candidate
+    against the champion or base) and eval/summary.md; returns the results."""
     from adapterci.modelio import load_tokenizer
 
     log = log or log_line
@@ -74,7 +75,7 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     results = EvalResults(data, items)
     for name in summaries:
         summaries[name]["deltas"] = deltas(results, name)
-    _write(results, run)
+    _write(results, run, cfg.eval)
     return results
 
 
@@ -132,11 +133,13 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
 
 
-def _write(results: EvalResults, run: RunDir) -> None:
-    from adapterci.runs import write_text_atomic
+def _write(results: EvalResults, run: RunDir, eval_cfg) -> None:
+    from adapterci.eval.diff import item_diff
+    from adapterci.runs import write_jsonl_atomic, write_text_atomic
 
     try:
         results.write(run.eval_json, run.eval_items)
+        write_jsonl_atomic(run.eval_regressions, item_diff(results, eval_cfg))
         write_text_atomic(run.eval_md, summary_markdown(results))
     except OSError as exc:
         raise StageFailed("eval", f"cannot write results into {run.eval_dir}: {exc}") from exc

@@ -1,0 +1,238 @@
+"""`explain(cfg)`: which training rows made the candidate regress.
+
+Order: the run's eval results and item-level diff are read (no eval results: exit 2); the regressions are
+grouped by suite and failure type (a label regression and a safety regression have different causes); the
+training rows in scope are loaded (with `base_ref`, the rows added or changed since that git ref; else all);
+then the rows are ranked per group, by LoRA gradient features when affordable, else by text similarity, and
+`explain/attribution.json` is written.
+
+The gradient score of a row is the mean, over the group's regressed items, of the cosine similarity between
+the row's gradient feature and the item's feature grad L(candidate's wrong answer) - grad L(right answer).
+A gradient step on a row with a positive score lowers the loss of the wrong answer relative to the right one,
+so the highest scores are the rows that pushed the candidate towards its regressions (TracIn's first-order
+argument, on the final adapter)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from adapterci.console import log_line
+from adapterci.errors import StageFailed, UsageError
+
+METHODS = ("auto", "gradient", "text")
+
+
+def explain(cfg, run_dir: str | Path | None = None, items: int = 10, top: int = 10, base_ref: str | None = None,
+            method: str = "auto", dim: int = 8192, log: Callable[[str], None] = log_line) -> dict[str, Any]:
+    """Rank the training rows by their influence on the run's top regressions (up to `items` per group of
+    suite and failure type); keep the `top` rows of each group. Writes and returns explain/attribution.json."""
+    from adapterci import __version__
+    from adapterci.eval.results import EvalResults
+    from adapterci.runs import run_dir_for, write_json_atomic
+
+    if method not in METHODS:
+        raise UsageError(f"unknown attribution method {method!r}: use one of {', '.join(METHODS)}")
+    started, cpu = time.perf_counter(), time.process_time()
+    rd = run_dir_for(cfg, run_dir)
+    results = EvalResults.load(rd.eval_json)
+    groups = _groups(regression_records(cfg, rd, results), items)
+    rows, added = _training_rows(cfg, base_ref)
+    scoped = [i for i in range(len(rows)) if added is None or i in added]
+    scope = "all training rows" if added is None else f"rows added or changed since `{base_ref}`"
+    if added is not None and not scoped:
+        scope, scoped = f"all training rows (none added or changed since `{base_ref}`)", list(range(len(rows)))
+    data: dict[str, Any] = {"adapterci_version": __version__, "method": None, "dim": None, "scope": scope,
+                            "base_ref": base_ref, "rows_scored": len(scoped), "items_per_group": items,
+                            "fallback_reason": None, "groups": []}
+    if groups and scoped:
+        adapter = _candidate_adapter(results, rd)
+        chosen, reason = _choose(method, rd, adapter, cfg, [rows[i] for i in scoped])
+        scores = None
+        if chosen == "gradient":
+            try:
+                scores = _gradient_scores(cfg, adapter, [rows[i] for i in scoped], groups, dim)
+                data["dim"] = dim
+            except (ValueError, OSError, RuntimeError) as exc:
+                if method == "gradient":
+                    raise StageFailed("explain", f"cannot compute gradient features: {exc}") from exc
+                chosen, reason = "text", f"gradient features failed ({exc})"
+        if scores is None:
+            scores = _text_scores([rows[i] for i in scoped], groups)
+        data["method"], data["fallback_reason"] = chosen, reason
+        flags = [added is not None and i in added for i in scoped]
+        data["groups"] = [_ranked(g, s, [rows[i] for i in scoped], flags, top) for g, s in zip(groups, scores)]
+    data["seconds"] = round(time.perf_counter() - started, 3)
+    data["cpu_seconds"] = round(time.process_time() - cpu, 3)
+    write_json_atomic(rd.attribution_json, data)
+    log(f"explain: {len(data['groups'])} group(s) of regressions, {len(scoped)} rows ranked by "
+        f"{data['method'] or 'nothing'} in {data['seconds']:.1f}s")
+    return data
+
+
+def regression_records(cfg, rd, results=None) -> list[dict[str, Any]]:
+    """The item-level diff of the run in `rd` (eval/regressions.jsonl; recomputed from the eval results for
+    runs written before it existed)."""
+    from adapterci.eval.diff import item_diff
+    from adapterci.eval.results import EvalResults
+
+    if rd.eval_regressions.is_file():
+        try:
+            return [json.loads(line) for line in rd.eval_regressions.read_text(encoding="utf-8").splitlines() if line]
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {rd.eval_regressions}: {exc}; re-run `adapterci eval`") from None
+    return item_diff(results or EvalResults.load(rd.eval_json), cfg.eval)
+
+
+def _groups(records: list[dict[str, Any]], items: int) -> list[dict[str, Any]]:
+    """Regressions by (suite, failure type), largest group first; each keeps its first `items` (the most
+    confident regressions come first in the diff)."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        if r["change"] == "regression":
+            grouped[(r["suite"], r["failure"])].append(r)
+    order = sorted(grouped, key=lambda k: -len(grouped[k]))
+    return [{"suite": s, "failure": f, "regressions": len(grouped[(s, f)]), "items": grouped[(s, f)][:items]}
+            for s, f in order]
+
+
+def _training_rows(cfg, base_ref: str | None):
+    """The training rows (validation rows are not trained on) and, with `base_ref`, the indices of the rows
+    added or changed since it (None without a base ref)."""
+    from adapterci.data.dataset import load_training_data
+    from adapterci.data.gitdiff import added_lines
+    from adapterci.data.load import display_path
+
+    train, _ = load_training_data(cfg)
+    if train.problems:
+        raise UsageError(f"the training data has {len(train.problems)} problem(s), e.g. {train.problems[0]}: "
+                         "run `adapterci check`")
+    if base_ref is None:
+        return train.examples, None
+    new = added_lines({display_path(p, cfg.base_dir): p for p in train.files}, cfg.base_dir, base_ref)
+    return train.examples, {i for i, ex in enumerate(train.examples) if (ex.source.file, ex.source.line) in new}
+
+
+def _candidate_adapter(results, rd) -> Path:
+    """The adapter directory eval scored as the candidate (the run's adapter unless eval was given another)."""
+    path = ((results.data.get("models") or {}).get("candidate") or {}).get("adapter")
+    return Path(path) if path and Path(path).is_dir() else rd.adapter
+
+
+def _choose(method: str, rd, adapter: Path, cfg, rows) -> tuple[str, str | None]:
+    """`gradient` or `text`, and why text similarity is used when `auto` falls back to it."""
+    if method == "text":
+        return "text", None
+    if not (adapter / "adapter_config.json").is_file():
+        if method == "gradient":
+            raise UsageError(f"no adapter in {adapter}: gradient attribution needs the candidate adapter")
+        return "text", f"the candidate adapter is not in {adapter}"
+    if method == "gradient":
+        return "gradient", None
+    from adapterci.runs import read_json
+
+    try:
+        trained = int(read_json(adapter / "adapterci-train.json")["train_tokens"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "gradient", None
+    from adapterci.data.checks.corpus import text_of
+    from adapterci.modelio import load_tokenizer
+
+    tokens = sum(len(ids) for ids in load_tokenizer(cfg)([text_of(ex) for ex in rows])["input_ids"])
+    if tokens > trained:
+        return "text", (f"gradients of {len(rows)} rows ({tokens} tokens) would cost more than the training "
+                        f"did ({trained} tokens)")
+    return "gradient", None
+
+
+def _item_examples(cfg, groups) -> dict[tuple[str, int], Any]:
+    """The eval examples behind the grouped regressions, checked against the run's item records."""
+    from adapterci.eval.items import read_suite
+
+    suites = {s.name: s for s in cfg.eval.suites}
+    wanted = {r["suite"] for g in groups for r in g["items"]}
+    loaded = {}
+    for name in wanted:
+        if name not in suites:
+            raise UsageError(f"eval suite `{name}` of the run is no longer in the config: re-run `adapterci eval`")
+        loaded[name] = read_suite(cfg, suites[name]).examples
+    out = {}
+    for g in groups:
+        for r in g["items"]:
+            examples = loaded[r["suite"]]
+            if r["index"] >= len(examples) or examples[r["index"]].prompt_text != r["prompt"]:
+                raise UsageError(f"eval set `{r['suite']}` changed since the run ({r['source']}): re-run `adapterci eval`")
+            out[(r["suite"], r["index"])] = examples[r["index"]]
+    return out
+
+
+def _right_answer(record: dict[str, Any]) -> str:
+    """What the candidate should have answered: the expected answer, or (safety) the reference model's answer."""
+    return record["expected"] if record.get("expected") is not None else record["answers"][record["reference"]]
+
+
+def _gradient_scores(cfg, adapter: Path, rows, groups, dim: int) -> list[list[float]]:
+    import numpy as np
+
+    from adapterci.eval.scoring import load_model
+    from adapterci.explain.gradients import features
+    from adapterci.modelio import load_tokenizer
+    from adapterci.prompting import PromptFormat
+    from adapterci.train.data import tokenize_examples
+
+    examples = _item_examples(cfg, groups)
+    tokenizer = load_tokenizer(cfg)
+    fmt = PromptFormat(cfg.prompt_template, tokenizer)
+    limit = cfg.train.max_length
+
+    def encode(exs) -> list[dict[str, list[int]]]:
+        # as training tokenizes them; rows are cut at `train.max_length` as the trainer saw them
+        tok = tokenize_examples(exs, fmt, tokenizer, 10**9, "truncate", cfg.train.completion_only_loss)
+        return [{"input_ids": r["input_ids"][:limit], "labels": r["labels"][:limit]} for r in tok.rows]
+
+    model = load_model(cfg, adapter, cfg.eval.seed)
+    pad = tokenizer.pad_token_id
+    batch = cfg.eval.batch_size
+    row_feats = _unit(features(model, encode(rows), pad, dim, cfg.train.seed, batch))
+    pairs = [(examples[(r["suite"], r["index"])], r) for g in groups for r in g["items"]]
+    wrong = [dataclasses.replace(ex, completion=r["answers"]["candidate"]) for ex, r in pairs]
+    right = [dataclasses.replace(ex, completion=_right_answer(r)) for ex, r in pairs]
+    item_feats = features(model, encode(wrong + right), pad, dim, cfg.train.seed, batch)
+    directions = _unit(item_feats[:len(pairs)] - item_feats[len(pairs):])
+    scores, start = [], 0
+    for g in groups:
+        n = len(g["items"])
+        scores.append((row_feats @ directions[start:start + n].mean(axis=0)).tolist())
+        start += n
+    del model
+    return scores if np.isfinite(np.array(scores)).all() else [[0.0] * len(rows) for _ in groups]
+
+
+def _unit(x):
+    import numpy as np
+
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def _text_scores(rows, groups) -> list[list[float]]:
+    from adapterci.data.checks.corpus import text_of
+    from adapterci.explain.textsim import rank
+
+    texts = [text_of(ex) for ex in rows]
+    return [rank(texts, [f"{r['prompt']}\n\n{r['answers']['candidate']}" for r in g["items"]]) for g in groups]
+
+
+def _ranked(group: dict[str, Any], scores: list[float], rows, added: list[bool], top: int) -> dict[str, Any]:
+    from adapterci.data.checks.corpus import text_of
+
+    order = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
+    return {"suite": group["suite"], "failure": group["failure"], "regressions": group["regressions"],
+            "items": [r["source"] for r in group["items"]],
+            "rows": [{"source": str(rows[i].source), "added": added[i],
+                      "score": round(float(scores[i]), 6), "text": text_of(rows[i])} for i in order]}
+
