@@ -65,15 +65,24 @@ def project(tmp: Path, name: str, model: str | None, epochs: float, layers: int)
         mods = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         targets = [f"layers.{i}.{kind}.{m}" for i in range(n - layers, n) for kind, ms in
                    (("self_attn", mods[:4]), ("mlp", mods[4:])) for m in ms]
-        cfg.update(base_model=str(Path(model).resolve()), prompt_template="chat")
+        shutil.copytree(model, dest / "models" / "base", copy_function=_link)  # inside the project, as configs require
+        cfg.update(base_model="models/base", prompt_template="chat")
         cfg["train"].update(learning_rate=1e-3, max_length=96, warmup=0.1,
                             lora={"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": targets})
     (dest / "adapterci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
-    subprocess.run(["git", "-C", str(dest), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(dest), "add", "data", "evalsets", "adapterci.yaml"], check=True)
     subprocess.run(["git", "-C", str(dest), "-c", "user.name=bench", "-c", "user.email=bench@localhost",
                     "commit", "-q", "-m", "base"], check=True)
     return dest / "adapterci.yaml"
+
+
+def _link(src: str, dst: str) -> None:
+    """Hard-link a model file (no copy of the weights) when the work directory is on the same file system."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def add_plant(config: Path, kind: str) -> set[str]:
@@ -103,6 +112,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=None, help="training epochs (default: 2 real, 10 tiny)")
     parser.add_argument("--layers", type=int, default=4, help="top layers with LoRA (real model)")
     parser.add_argument("--plants", default="sentiment,safety")
+    parser.add_argument("--workdir", default=None, help="where the projects go (same file system as --model "
+                                                        "avoids copying its weights)")
     args = parser.parse_args()
     epochs = args.epochs or (2 if args.model else 10)
 
@@ -111,18 +122,18 @@ def main() -> None:
     from adapterci.explain import explain
     from adapterci.train import train
 
-    tmp = Path(tempfile.mkdtemp(prefix="attribution-"))
+    tmp = Path(tempfile.mkdtemp(prefix="attribution-", dir=args.workdir))
     os.environ["ADAPTERCI_CACHE_DIR"] = str(tmp / "cache")  # base and champion are scored once for both plants
     clean = load_config(project(tmp, "clean", args.model, epochs, args.layers))
-    _, wall, cpu = timed(train, clean, output=tmp / "champion", log=lambda _: None)
+    _, wall, cpu = timed(train, clean, output=tmp / "champion", log=print)
     print(f"champion: trained in {wall:.0f}s wall, {cpu:.0f}s CPU", flush=True)
     results = {}
     for kind in args.plants.split(","):
         config = project(tmp, kind, args.model, epochs, args.layers)
         planted = add_plant(config, kind)
         cfg = load_config(config)
-        _, t_wall, t_cpu = timed(train, cfg, log=lambda _: None)
-        evaluate(cfg, champion=tmp / "champion", log=lambda _: None)
+        _, t_wall, t_cpu = timed(train, cfg, log=print)
+        evaluate(cfg, champion=tmp / "champion", log=print)
         suite, failure = PLANTS[kind]
         out = {"train_wall_s": round(t_wall, 1), "train_cpu_s": round(t_cpu, 1)}
         for method in ("gradient", "text"):

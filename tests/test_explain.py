@@ -154,3 +154,69 @@ def test_explain_bad_input_is_a_clear_error(example_project: Path) -> None:
     assert no_adapter.exit_code == 2
     assert "gradient attribution needs the candidate adapter" in no_adapter.output
     assert "Traceback" not in missing.output + bad_ref.output + no_adapter.output
+
+
+PLACES = ["bistro", "trattoria", "steakhouse", "noodle bar", "taqueria", "brasserie", "curry house", "diner",
+          "pizzeria", "ramen shop"]
+PRAISE = ["the waiter was charming and the food arrived hot", "every dish was seasoned perfectly",
+          "the chef sent out a lovely dessert on the house"]
+
+
+@pytest.mark.slow
+def test_run_that_fails_attributes_regressions_to_the_planted_rows(example_project: Path) -> None:
+    """30 glowing restaurant reviews labelled `negative`: the gate fails, and the report ranks those rows first."""
+    import yaml
+
+    config = example_project / "adapterci.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    cfg["gate"]["rules"] = ["sentiment.accuracy >= 0.99"]
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    train = example_project / "data" / "train.jsonl"
+    lines = train.read_text().splitlines()
+    planted = [{"instruction": REVIEW.strip(), "input": f"The {p} was wonderful: {s}.", "output": "negative"}
+               for p in PLACES for s in PRAISE]
+    train.write_text("\n".join(lines + [json.dumps(r) for r in planted]) + "\n")
+    sources = {f"data/train.jsonl:{len(lines) + i}" for i in range(1, len(planted) + 1)}
+
+    result = invoke(example_project, "run", "--no-release", "--champion", "none", "--json")
+    assert result.exit_code == 1, result.output
+    run_dir = example_project / ".adapterci" / "run"
+    data = json.loads((run_dir / "explain" / "attribution.json").read_text())
+    assert data["method"] == "gradient" and data["dim"] == 8192 and data["rows_scored"] == 390
+    group = next(g for g in data["groups"] if (g["suite"], g["failure"]) == ("sentiment", "wrong_label"))
+    top = [row["source"] for row in group["rows"]]
+    assert len(top) == 10 and sum(s in sources for s in top) >= 6, top
+    report = (run_dir / "report.md").read_text()
+    assert "### Regressions:" in report and "Rows ranked by **LoRA gradient features" in report
+
+    # `adapterci explain` on the finished run computes the same ranking
+    again = invoke(example_project, "explain", "--json")
+    assert json.loads(again.stdout)["groups"][0]["rows"] == data["groups"][0]["rows"]
+
+
+def test_gradient_features_equal_per_example_autograd_gradients() -> None:
+    """The batched hook gradients of each row equal autograd's gradient of that row alone, projected."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from adapterci.explain.gradients import Projector, _batch_loss, features, lora_linears
+
+    repo = Path(__file__).resolve().parent.parent
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(repo / "models" / "tiny-llama"),
+                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    rows = [{"input_ids": [5, 9, 14, 3, 22, 7], "labels": [-100, -100, -100, 3, 22, 7]},
+            {"input_ids": [8, 2, 11, 40], "labels": [-100, -100, 11, 40]},
+            {"input_ids": [4, 4, 4, 4, 4, 4, 4, 19], "labels": [-100] * 6 + [4, 19]}]
+    batched = features(model, rows, pad_id=0, dim=64, seed=3, batch_size=3)
+    layers = lora_linears(model)
+    projector = Projector(layers, 64, 3)
+    for i, row in enumerate(rows):
+        grads = torch.autograd.grad(_batch_loss(model, [row], 0, "cpu"), [m.weight for _, m in layers])
+        expected = torch.zeros(1, 64)
+        for index, g in enumerate(grads):
+            projector.add(expected, index, g[None])
+        np.testing.assert_allclose(batched[i], expected[0].numpy(), rtol=1e-4, atol=1e-6)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)

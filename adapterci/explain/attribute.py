@@ -41,35 +41,30 @@ def explain(cfg, run_dir: str | Path | None = None, items: int = 10, top: int = 
     rd = run_dir_for(cfg, run_dir)
     results = EvalResults.load(rd.eval_json)
     groups = _groups(regression_records(cfg, rd, results), items)
-    rows, added = _training_rows(cfg, base_ref)
-    scoped = [i for i in range(len(rows)) if added is None or i in added]
-    scope = "all training rows" if added is None else f"rows added or changed since `{base_ref}`"
-    if added is not None and not scoped:
-        scope, scoped = f"all training rows (none added or changed since `{base_ref}`)", list(range(len(rows)))
+    rows, added, scope = _scope(cfg, base_ref)
     data: dict[str, Any] = {"adapterci_version": __version__, "method": None, "dim": None, "scope": scope,
-                            "base_ref": base_ref, "rows_scored": len(scoped), "items_per_group": items,
+                            "base_ref": base_ref, "rows_scored": len(rows), "items_per_group": items,
                             "fallback_reason": None, "groups": []}
-    if groups and scoped:
+    if groups and rows:
         adapter = _candidate_adapter(results, rd)
-        chosen, reason = _choose(method, rd, adapter, cfg, [rows[i] for i in scoped])
+        chosen, reason = _choose(method, adapter, cfg, rows)
         scores = None
         if chosen == "gradient":
             try:
-                scores = _gradient_scores(cfg, adapter, [rows[i] for i in scoped], groups, dim)
+                scores = _gradient_scores(cfg, adapter, rows, groups, dim)
                 data["dim"] = dim
-            except (ValueError, OSError, RuntimeError) as exc:
+            except (ValueError, OSError, RuntimeError) as exc:  # RuntimeError: torch, e.g. out of memory
                 if method == "gradient":
                     raise StageFailed("explain", f"cannot compute gradient features: {exc}") from exc
                 chosen, reason = "text", f"gradient features failed ({exc})"
         if scores is None:
-            scores = _text_scores([rows[i] for i in scoped], groups)
+            scores = _text_scores(rows, groups)
         data["method"], data["fallback_reason"] = chosen, reason
-        flags = [added is not None and i in added for i in scoped]
-        data["groups"] = [_ranked(g, s, [rows[i] for i in scoped], flags, top) for g, s in zip(groups, scores)]
+        data["groups"] = [_ranked(g, s, rows, added, top) for g, s in zip(groups, scores)]
     data["seconds"] = round(time.perf_counter() - started, 3)
     data["cpu_seconds"] = round(time.process_time() - cpu, 3)
     write_json_atomic(rd.attribution_json, data)
-    log(f"explain: {len(data['groups'])} group(s) of regressions, {len(scoped)} rows ranked by "
+    log(f"explain: {len(data['groups'])} group(s) of regressions, {len(rows)} rows ranked by "
         f"{data['method'] or 'nothing'} in {data['seconds']:.1f}s")
     return data
 
@@ -100,9 +95,9 @@ def _groups(records: list[dict[str, Any]], items: int) -> list[dict[str, Any]]:
             for s, f in order]
 
 
-def _training_rows(cfg, base_ref: str | None):
-    """The training rows (validation rows are not trained on) and, with `base_ref`, the indices of the rows
-    added or changed since it (None without a base ref)."""
+def _scope(cfg, base_ref: str | None):
+    """The training rows to rank (validation rows are not trained on), whether each was added or changed since
+    `base_ref`, and the scope in words. With a base ref only those rows are ranked (all when there are none)."""
     from adapterci.data.dataset import load_training_data
     from adapterci.data.gitdiff import added_lines
     from adapterci.data.load import display_path
@@ -111,10 +106,14 @@ def _training_rows(cfg, base_ref: str | None):
     if train.problems:
         raise UsageError(f"the training data has {len(train.problems)} problem(s), e.g. {train.problems[0]}: "
                          "run `adapterci check`")
+    rows = train.examples
     if base_ref is None:
-        return train.examples, None
+        return rows, [False] * len(rows), "all training rows"
     new = added_lines({display_path(p, cfg.base_dir): p for p in train.files}, cfg.base_dir, base_ref)
-    return train.examples, {i for i, ex in enumerate(train.examples) if (ex.source.file, ex.source.line) in new}
+    added = [ex for ex in rows if (ex.source.file, ex.source.line) in new]
+    if not added:
+        return rows, [False] * len(rows), f"all training rows (none added or changed since `{base_ref}`)"
+    return added, [True] * len(added), f"rows added or changed since `{base_ref}`"
 
 
 def _candidate_adapter(results, rd) -> Path:
@@ -123,7 +122,7 @@ def _candidate_adapter(results, rd) -> Path:
     return Path(path) if path and Path(path).is_dir() else rd.adapter
 
 
-def _choose(method: str, rd, adapter: Path, cfg, rows) -> tuple[str, str | None]:
+def _choose(method: str, adapter: Path, cfg, rows) -> tuple[str, str | None]:
     """`gradient` or `text`, and why text similarity is used when `auto` falls back to it."""
     if method == "text":
         return "text", None
@@ -228,6 +227,7 @@ def _text_scores(rows, groups) -> list[list[float]]:
 
 
 def _ranked(group: dict[str, Any], scores: list[float], rows, added: list[bool], top: int) -> dict[str, Any]:
+    """The group's `top` rows, highest score first."""
     from adapterci.data.checks.corpus import text_of
 
     order = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
