@@ -1,16 +1,19 @@
 """Release, promote and roll back adapters in a registry (see DESIGN.md, "Registry semantics").
 
-release: upload the adapter, model card and manifest as one commit on `main` -> read the files back and compare
-hashes -> create the immutable version tag -> move `canary` -> read the refs back. A failure leaves the refs
-where they were (a tag created in this call is removed again) and says what happened; running `release`
-again finishes the job, reusing the uploaded commit instead of minting another version. Releasing content
-that is already released is a no-op that reports the existing version.
+release: choose the next version from the tags and every version a release commit on `main` already claims ->
+upload the adapter, model card and manifest as one commit on top of the `main` head that choice was made from
+(a concurrent upload makes it fail, and the round starts again) -> read the files back and compare hashes ->
+create the immutable version tag -> advance `canary` unless it serves a newer version. Every ref write is a
+create-if-absent or a compare-and-swap (registry/base.py), so faults and concurrent releases cannot make a ref
+go missing or backwards. A failure says what happened; running `release` again finishes the job, reusing the
+uploaded commit when it verifies (a leftover that does not verify is skipped). Releasing content that is
+already released is a no-op that reports the existing version.
 
-promote moves `stable` to the canary (or a version); rollback moves it to the previous stable; retract_canary (a
-canary analysis rolled it back) moves `canary` back to stable. The history of
-`stable` is kept in the registry as tags `stable-history-N`; an interrupted promote/rollback is repaired by the
-next one. Commit messages carry `adapterci-version:` and `adapterci-content:` lines: how a rerun finds its
-earlier upload.
+promote moves `stable` to the canary (or a version); rollback moves it to the version it served before;
+retract_canary (a canary analysis rolled it back) moves `canary` back to what `stable` serves. Each is one
+compare-and-swap of the ref, whose state carries its own history; a release never moves `canary` back to a commit
+it served before (so a rerun cannot undo a retraction). Commit messages carry `adapterci-version:` and
+`adapterci-content:` lines: how a rerun finds its earlier upload.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,15 +30,18 @@ from typing import Literal
 from adapterci.errors import GateFailed, RegistryError, UsageError
 from adapterci.fingerprint import hash_file, hash_json
 from adapterci.registry import RefConflict, Refs, Registry, open_registry
-from adapterci.registry.base import (HISTORY_PREFIX, MANIFEST, VERSION_RE, Commit, file_digest,
-                                     parse_version)
+from adapterci.registry.base import MANIFEST, VERSION_RE, Commit, RefRace, file_digest, parse_version
 from adapterci.registry.card import (BaseRef, build_manifest, model_card, portable_adapter_config,
                                      portable_provenance, read_tolerant)
 from adapterci.runs import RunDir, run_dir_for, write_json_atomic
 
 Bump = Literal["major", "minor", "patch"]
 TRAIN_JSON = "adapterci-train.json"
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8  # rounds of choosing a version; each lost round means another release took one
+
+
+class VerificationFailed(RegistryError):
+    """The files of an uploaded commit do not match the adapter."""
 
 
 @dataclass
@@ -62,7 +69,6 @@ class RefMove:
     previous: str | None
     no_op: bool
     registry: str
-    repaired: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -138,9 +144,10 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
     with tempfile.TemporaryDirectory(prefix="adapterci-release-") as tmp, reg.lock():
         base = _base_ref(cfg, train)
         published = _portable(files, base, Path(tmp) / "portable")
+        attempted: set[str] = set()  # versions this call uploaded (an upload whose answer was lost still counts)
         for _ in range(MAX_ATTEMPTS):
             try:
-                result = _release_once(cfg, reg, adapter_dir, published, content, rd, bump, base)
+                result = _release_once(cfg, reg, adapter_dir, published, content, rd, bump, base, attempted)
                 break
             except RefConflict:  # another writer took this version number: start over with the next one
                 continue
@@ -181,37 +188,57 @@ def _portable(files: dict[str, Path], base: BaseRef, dest: Path) -> dict[str, Pa
 
 
 def _release_once(cfg, reg: Registry, adapter_dir: Path, files: dict[str, Path], content: str,
-                  rd: RunDir | None, bump: Bump, base: BaseRef) -> ReleaseResult:
+                  rd: RunDir | None, bump: Bump, base: BaseRef, attempted: set[str]) -> ReleaseResult:
     refs = reg.refs()
     versions = refs.versions()
+    commits = reg.commits()
     tag_of = {sha: tag for tag, sha in versions.items()}
     latest = next(reversed(versions), None)
-    same = [c for c in reg.commits() if _trailer(c, "content") == content]
+    same = [c for c in commits if _trailer(c, "content") == content]
 
     for commit in same:  # already released: report it (and finish moving canary if that was interrupted)
         if commit.id in tag_of:
             version = tag_of[commit.id]
-            finishing = version == latest and refs.branches.get("canary") != commit.id
-            if finishing:
-                _verify(reg, commit.id, files)
-                _move_canary(reg, version, commit.id, created_tag=False)
-            return _result(reg, version, commit.id, content, no_op=not finishing, finished=finishing)
+            serves, moved = _advance_canary(reg, version, commit.id)
+            return _result(reg, version, commit.id, content, no_op=not moved, finished=moved, canary=serves)
 
-    resumable = [c for c in same if (v := _trailer(c, "version")) and VERSION_RE.match(v) and v not in versions
-                 and (latest is None or parse_version(v) > parse_version(latest))]
-    if resumable:  # uploaded by an earlier attempt that failed before tagging: finish that one
-        sha, version = resumable[0].id, _trailer(resumable[0], "version")
-    else:
-        version = next_version(versions, bump)
+    sha, version = _resumable(reg, same, versions, latest, files, attempted)
+    resumed = sha is not None
+    if sha is None:  # nothing to finish: claim the next number not named by any release commit
+        claimed = [v for c in commits if (v := _trailer(c, "version")) and VERSION_RE.match(v)]
+        version = next_version([*versions, *claimed], bump)
+        attempted.add(version)
         with tempfile.TemporaryDirectory(prefix="adapterci-release-") as tmp:
             stage = _stage(cfg, reg, Path(tmp) / "release", adapter_dir, files, content, version, rd, base)
-            sha = reg.upload(stage, f"Release {version}",
-                             f"adapterci-version: {version}\nadapterci-content: {content}")
-    _verify(reg, sha, files)
-    if not reg.create_tag(version, sha):  # already there: another writer (or our lost request) tagged it
-        raise RefConflict(f"{version} was tagged meanwhile")  # start over: the next round sees it released
-    _move_canary(reg, version, sha, created_tag=True)
-    return _result(reg, version, sha, content, no_op=False, finished=bool(resumable))
+            sha = reg.upload(stage, f"Release {version}", f"adapterci-version: {version}\nadapterci-content: {content}",
+                             parent=commits[0].id if commits else None)
+        _verify(reg, sha, files)
+    reg.create_tag(version, sha)  # False: our own earlier request created it
+    try:
+        serves, _ = _advance_canary(reg, version, sha)
+    except RegistryError as exc:
+        raise RegistryError(f"release {version}: commit {sha[:12]} is uploaded, verified and tagged, but moving "
+                            f"`canary` failed: {exc}. Run `adapterci release` again to finish.") from None
+    return _result(reg, version, sha, content, no_op=False, finished=resumed, canary=serves)
+
+
+def _resumable(reg: Registry, same: list[Commit], versions: dict[str, str], latest: str | None,
+               files: dict[str, Path], attempted: set[str]) -> tuple[str | None, str | None]:
+    """An upload of this content that stopped before tagging and whose files verify: one made by this call, or
+    one newer than every version (an older leftover is not tagged late: the release gets a new number, which
+    `canary` can move to). A leftover that does not verify is skipped; its version number stays unused."""
+    for commit in same:
+        version = _trailer(commit, "version")
+        if not version or not VERSION_RE.match(version) or version in versions:
+            continue
+        if version not in attempted and latest is not None and parse_version(version) <= parse_version(latest):
+            continue
+        try:
+            _verify(reg, commit.id, files)
+        except VerificationFailed:
+            continue
+        return commit.id, version
+    return None, None
 
 
 def _stage(cfg, reg: Registry, stage: Path, adapter_dir: Path, files: dict[str, Path], content: str,
@@ -230,7 +257,9 @@ def _stage(cfg, reg: Registry, stage: Path, adapter_dir: Path, files: dict[str, 
         files={rel: hash_file(path) for rel, path in files.items()}, base=base, train=train,
         results=read_tolerant(rd.eval_json if rd else None), gate=read_tolerant(rd.gate_json if rd else None),
         git_commit=git_commit(cfg.base_dir), released_at=_now())
-    write_json_atomic(stage / MANIFEST, manifest)
+    # unique per upload: a commit identical to main's head is skipped by the client without asking the Hub,
+    # which would bypass the `parent_commit` check that makes concurrent uploads safe
+    write_json_atomic(stage / MANIFEST, {**manifest, "upload_id": uuid.uuid4().hex})
     repo_id = reg.url[len("hf://"):] if reg.url.startswith("hf://") else None
     (stage / "README.md").write_text(model_card(manifest, repo_id), encoding="utf-8")
     return stage
@@ -248,26 +277,27 @@ def _verify(reg: Registry, sha: str, files: dict[str, Path]) -> None:
             problems.append(f"{rel} differs")
     problems += [f"{name} is missing" for name in (MANIFEST, "README.md") if name not in remote]
     if problems:
-        raise RegistryError(f"verification of the uploaded commit {sha[:12]} in {reg.url} failed: "
-                            f"{'; '.join(problems)}. No version was tagged; run `adapterci release` again")
+        raise VerificationFailed(f"verification of the uploaded commit {sha[:12]} in {reg.url} failed: "
+                                 f"{'; '.join(problems)}. No version was tagged; run `adapterci release` again")
 
 
-def _move_canary(reg: Registry, version: str, sha: str, created_tag: bool) -> None:
-    """Point `canary` at the new version unless it already points at a newer one; undo the tag on failure."""
-    refs = reg.refs()  # fresh: a concurrent release may have moved canary meanwhile
-    old = refs.branches.get("canary")
-    if _newer(refs, old, version):
-        return
-    try:
-        reg.move_ref("canary", sha)
-        after = reg.refs()
-        canary = after.branches.get("canary")
-        if after.tags.get(version) != sha or (canary != sha and not _newer(after, canary, version)):
-            raise RegistryError(f"read back: {version} -> {after.tags.get(version)}, canary -> {canary}")
-    except RegistryError as exc:
-        undone = _undo(reg, version if created_tag else None, old)
-        raise RegistryError(f"release {version}: commit {sha[:12]} is uploaded and verified, but moving `canary` "
-                            f"failed: {exc}. {undone} Run `adapterci release` again to finish.") from None
+def _advance_canary(reg: Registry, version: str, sha: str) -> tuple[bool, bool]:
+    """Point `canary` at `sha` unless it already serves it, served it before (a retracted or superseded release
+    stays where it was put) or serves a newer version. Compare-and-swap: when another writer moved it meanwhile,
+    read it again and decide again. Returns (serves `sha` now, moved by this call)."""
+    tried = False
+    for _ in range(MAX_ATTEMPTS):
+        refs = reg.refs()
+        state = refs.moving.get("canary")
+        if state is not None and (sha in state.history or _newer(refs, state.target, version)):
+            return state.target == sha, tried and state.target == sha
+        try:
+            tried = True
+            reg.set_ref("canary", sha, (*(state.history if state else ()), sha), state, f"canary -> {version}")
+            return True, True
+        except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
+            continue
+    raise RegistryError(f"`canary` kept moving in {reg.url} ({MAX_ATTEMPTS} attempts)")
 
 
 def _newer(refs: Refs, commit: str | None, version: str) -> bool:
@@ -276,27 +306,11 @@ def _newer(refs: Refs, commit: str | None, version: str) -> bool:
     return any(parse_version(t) > parse_version(version) for t in tags)
 
 
-def _undo(reg: Registry, tag: str | None, old_canary: str | None) -> str:
-    """Put the refs back as they were before this release; returns what was (or could not be) done."""
-    notes = []
-    try:
-        if tag:
-            reg.delete_tag(tag)
-            notes.append(f"The tag {tag} was removed.")
-        if reg.refs().branches.get("canary") != old_canary:
-            if old_canary:
-                reg.move_ref("canary", old_canary)
-            else:
-                reg.delete_ref("canary")
-        notes.append(f"`canary` is at {old_canary[:12] if old_canary else 'nothing'}, as before.")
-    except RegistryError as exc:
-        notes.append(f"Restoring the refs failed too ({exc}).")
-    return " ".join(notes)
-
-
-def _result(reg: Registry, version: str, sha: str, content: str, no_op: bool, finished: bool) -> ReleaseResult:
+def _result(reg: Registry, version: str, sha: str, content: str, no_op: bool, finished: bool,
+            canary: bool) -> ReleaseResult:
+    """`canary`: what this call knows about `canary` serving `sha` (a read right after a write may be stale)."""
     refs = reg.refs()
-    at = [name for name in ("canary", "stable") if refs.branches.get(name) == sha]
+    at = [name for name in ("canary", "stable") if refs.target(name) == sha or (name == "canary" and canary)]
     return ReleaseResult(version=version, commit=sha, no_op=no_op, url=f"{reg.url}@{version}", registry=reg.url,
                          content_hash=content, refs=[version, *at], finished=finished)
 
@@ -326,85 +340,80 @@ def promote(cfg, version: str | None = None, registry: Registry | None = None) -
         raise UsageError(f"{version!r} is not a version (expected vMAJOR.MINOR.PATCH, e.g. v0.1.0)")
     reg = registry or open_registry(cfg)
     with reg.lock():
-        refs, repaired = _repair_stable(reg)
+        refs = reg.refs()
         if version is not None:
             target = refs.tags.get(version)
             if target is None:
                 raise UsageError(f"unknown version {version} in {reg.url} (see `adapterci versions`)")
         else:
-            target = refs.branches.get("canary")
+            target = refs.target("canary")
             if target is None:
                 raise UsageError(f"{reg.url} has no `canary` yet: run `adapterci release` first")
-        current = refs.branches.get("stable")
-        if current == target:
-            return _move_result(reg, refs, target, current, no_op=True, repaired=repaired)
-        reg.move_ref("stable", target)
-        _push_history(reg, refs.stable_history(), target)
-        return _move_result(reg, refs, target, current, no_op=False, repaired=repaired)
+        state = refs.moving.get("stable")
+        if state is not None and state.target == target:
+            return _move_result(reg, refs, target, state.target, no_op=True)
+        previous = state.target if state else None
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                reg.set_ref("stable", target, (*(state.history if state else ()), target), state,
+                            f"stable -> {refs.version_of(target) or target[:12]} (promote)")
+                return _move_result(reg, refs, target, previous, no_op=False)
+            except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
+                refs = reg.refs()
+                state = refs.moving.get("stable")
+                if state is not None and state.target == target:
+                    return _move_result(reg, refs, target, previous, no_op=False)
+        raise RegistryError(f"`stable` kept moving in {reg.url} while promoting; run `adapterci promote` again")
 
 
 def rollback(cfg, registry: Registry | None = None) -> RefMove:
-    """Move `stable` back to the version it pointed at before the current one."""
-    reg = registry or open_registry(cfg)
-    with reg.lock():
-        refs, repaired = _repair_stable(reg)
-        history = refs.stable_history()
-        if len(history) < 2:
-            raise UsageError(f"{reg.url} has no earlier stable version to roll back to "
-                             f"({'`stable` was set only once' if history else '`stable` was never set'})")
-        current, target = history[-1], history[-2]
-        reg.move_ref("stable", target)
-        reg.delete_tag(f"{HISTORY_PREFIX}{len(history)}")
-        return _move_result(reg, refs, target, current, no_op=False, repaired=repaired)
-
-
-def retract_canary(cfg, commit: str | None = None, registry: Registry | None = None) -> RefMove:
-    """Move `canary` back to `stable`. With `commit`, only while `canary` still points there (a newer release
-    is not touched: RegistryError). A no-op when `canary` is already at stable."""
+    """Move `stable` back to the version it served before the current one."""
     reg = registry or open_registry(cfg)
     with reg.lock():
         refs = reg.refs()
-        stable, canary = refs.branches.get("stable"), refs.branches.get("canary")
-        if stable is None:
-            raise UsageError(f"{reg.url} has no `stable` to move `canary` back to")
-        if canary == stable:
-            return _move_result(reg, refs, stable, canary, no_op=True, repaired=None, ref="canary")
-        if commit is not None and canary != commit:
-            raise RegistryError(f"`canary` in {reg.url} moved to {(canary or 'nothing')[:12]} since the analysis of "
-                                f"{commit[:12]}: not rolled back; analyze the new canary")
-        reg.move_ref("canary", stable)
-        if reg.refs().branches.get("canary") != stable:
-            raise RegistryError(f"read back: `canary` in {reg.url} is not at stable {stable[:12]}; run it again")
-        return _move_result(reg, refs, stable, canary, no_op=False, repaired=None, ref="canary")
+        state = refs.moving.get("stable")
+        if state is None or len(state.history) < 2:
+            raise UsageError(f"{reg.url} has no earlier stable version to roll back to "
+                             f"({'`stable` was set only once' if state else '`stable` was never set'})")
+        target, history = state.history[-2], state.history[:-1]
+        try:
+            reg.set_ref("stable", target, history, state,
+                        f"stable -> {refs.version_of(target) or target[:12]} (rollback)")
+        except RefRace:  # done by our own request whose answer was lost, or a concurrent move: never roll twice
+            now = reg.refs().moving.get("stable")
+            if now is None or (now.target, now.history) != (target, history):
+                raise RegistryError(f"`stable` moved in {reg.url} while rolling back; nothing was changed by this "
+                                    "call: check `adapterci versions` and run `adapterci rollback` again if needed") from None
+        return _move_result(reg, refs, target, state.target, no_op=False)
 
 
-def _repair_stable(reg: Registry) -> tuple[Refs, str | None]:
-    """Bring `stable` and its history back in step after an interrupted promote or rollback."""
-    refs = reg.refs()
-    history, stable = refs.stable_history(), refs.branches.get("stable")
-    if stable is None and history:  # a move died between delete and create: put stable back where it was
-        reg.move_ref("stable", history[-1])
-        note = "restored `stable` after an interrupted move"
-    elif stable is not None and (not history or history[-1] != stable):
-        if len(history) >= 2 and history[-2] == stable:  # rollback moved stable but kept the old history entry
-            reg.delete_tag(f"{HISTORY_PREFIX}{len(history)}")
-            note = "finished an interrupted rollback"
-        else:  # promote moved stable but did not record it
-            _push_history(reg, history, stable)
-            note = "recorded an interrupted promote"
-    else:
-        return refs, None
-    return reg.refs(), note
-
-
-def _push_history(reg: Registry, history: list[str], sha: str) -> None:
-    if not history or history[-1] != sha:
-        reg.create_tag(f"{HISTORY_PREFIX}{len(history) + 1}", sha)
+def retract_canary(cfg, commit: str | None = None, registry: Registry | None = None) -> RefMove:
+    """Move `canary` back to what `stable` serves. With `commit`, only while `canary` still serves that commit (a
+    newer release is not touched: RegistryError). A no-op when `canary` already serves stable's commit."""
+    reg = registry or open_registry(cfg)
+    with reg.lock():
+        for _ in range(MAX_ATTEMPTS):
+            refs = reg.refs()
+            stable, state = refs.target("stable"), refs.moving.get("canary")
+            if stable is None:
+                raise UsageError(f"{reg.url} has no `stable` to move `canary` back to")
+            current = state.target if state else None
+            if current == stable:
+                return _move_result(reg, refs, stable, current, no_op=True, ref="canary")
+            if commit is not None and current != commit:
+                raise RegistryError(f"`canary` in {reg.url} moved to {(current or 'nothing')[:12]} since the analysis "
+                                    f"of {commit[:12]}: not rolled back; analyze the new canary")
+            try:
+                reg.set_ref("canary", stable, (*(state.history if state else ()), stable), state,
+                            f"canary -> {refs.version_of(stable) or stable[:12]} (retracted)")
+                return _move_result(reg, refs, stable, current, no_op=False, ref="canary")
+            except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
+                continue
+        raise RegistryError(f"`canary` kept moving in {reg.url}; run it again")
 
 
 def _move_result(reg: Registry, refs: Refs, target: str, previous: str | None, no_op: bool,
-                 repaired: str | None, ref: str = "stable") -> RefMove:
-    tag_of = {sha: tag for tag, sha in refs.versions().items()}
-    return RefMove(ref=ref, version=tag_of.get(target), commit=target,
-                   previous=tag_of.get(previous, previous) if previous else None, no_op=no_op,
-                   registry=reg.url, repaired=repaired)
+                 ref: str = "stable") -> RefMove:
+    return RefMove(ref=ref, version=refs.version_of(target), commit=target,
+                   previous=(refs.version_of(previous) or previous) if previous else None, no_op=no_op,
+                   registry=reg.url)

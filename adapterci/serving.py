@@ -26,7 +26,7 @@ def serving_manifest(cfg, ref: str | None = None, registry=None) -> dict[str, An
             raise UsageError(f"{ref!r} is not released in {reg.url} (see `adapterci versions`)")
         slots = [(ref, version.commit, 1.0)]
     else:
-        stable, canary = refs.branches.get("stable"), refs.branches.get("canary")
+        stable, canary = refs.target("stable"), refs.target("canary")
         share = cfg.canary.traffic
         if stable and canary and stable != canary:
             slots = [("stable", stable, round(1 - share, 6)), ("canary", canary, share)]

@@ -30,7 +30,7 @@ def hub_emulator(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     with HubEmulator(token=token, user=HUB_USER) as hub:
         for key, value in {"HF_ENDPOINT": hub.url, "HF_TOKEN": token, "HF_HUB_CACHE": str(cache),
                            "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1",
-                           "ADAPTERCI_HUB_RETRIES": "4", "ADAPTERCI_HUB_BACKOFF": "0.01", "ADAPTERCI_HUB_TIMEOUT": "2"}.items():
+                           "ADAPTERCI_HUB_RETRY_S": "1", "ADAPTERCI_HUB_BACKOFF": "0.05", "ADAPTERCI_HUB_TIMEOUT": "2"}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
@@ -69,3 +69,23 @@ def tiny_peft_adapter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
         "schema_version": 1, "adapterci_version": "0.1.0", "data_fingerprint": "d" * 64, "config_hash": "c" * 64,
         "prompt_template": "alpaca", "prompt_fingerprint": "p" * 64, "git_commit": None, "steps": 0}))
     return base_dir, adapter_dir
+
+
+@pytest.fixture
+def adapters(tiny_peft_adapter, tmp_path: Path):
+    """adapters(i): a copy of the tiny adapter whose content differs for each i (lora_dropout = i/100)."""
+    import json
+    import shutil
+
+    _, source = tiny_peft_adapter
+
+    def make(i: int) -> Path:
+        dest = tmp_path / f"adapter-{i}"
+        if not dest.exists():
+            shutil.copytree(source, dest)
+            config = json.loads((dest / "adapter_config.json").read_text())
+            config["lora_dropout"] = i / 100
+            (dest / "adapter_config.json").write_text(json.dumps(config, indent=2))
+        return dest
+
+    return make

@@ -59,13 +59,21 @@ def logs_for(project: Path, effect: str, name: str = "requests.jsonl", seed: int
     refs = open_registry(cfg).refs()
     requests = simulate(np.random.default_rng(seed), hours, PER_HOUR, SHARE, effect)
     return write_logs(requests, project / "logs" / name,
-                      versions or {"canary": "v0.1.1", "stable": refs.branches["stable"]}, cfg.canary.fields)
+                      versions or {"canary": "v0.1.1", "stable": refs.target("stable")}, cfg.canary.fields)
 
 
 def refs_of(project: Path) -> dict[str, str]:
+    """The version commit each moving ref serves."""
     from adapterci.registry import open_registry
 
-    return open_registry(load_config(project / "adapterci.yaml")).refs().branches
+    refs = open_registry(load_config(project / "adapterci.yaml")).refs()
+    return {name: refs.target(name) for name in ("canary", "stable")}
+
+
+def served(hub, ref: str) -> str:
+    """The version a branch of the emulator's repo serves: the manifest among the files it holds."""
+    repo = hub.state.repo("models", "tester/sentiment")
+    return json.loads(hub.state.blobs[repo.commits[repo.branches[ref]].files["adapterci.json"]])["version"]
 
 
 def run_canary(project: Path, *args: str):
@@ -243,7 +251,9 @@ def test_canary_act_promotes_rolls_back_and_never_moves_on_continue(project: Pat
     cfg = load_config(project / "adapterci.yaml")
     from adapterci.registry import open_registry
 
-    open_registry(cfg).move_ref("canary", v011)  # serve v0.1.1 again, and this time it is as good as stable
+    reg = open_registry(cfg)  # serve v0.1.1 again by hand (a release never moves canary back to a retracted commit)
+    state = reg.refs().moving["canary"]
+    reg.set_ref("canary", v011, (*state.history, v011), state, "canary -> v0.1.1 (by hand)")
     set_canary(project, max_age="2h")
     out = json.loads(run_canary(project, "--act", "--logs", str(logs_for(project, "equal", name="new.jsonl"))).output)
     assert out["verdict"] == "PROMOTE" and out["acted"]["ref"] == "stable" and out["acted"]["version"] == "v0.1.1"
@@ -276,28 +286,28 @@ def hub_project(example_project: Path, hub_emulator, tmp_path: Path) -> Path:
 
 def test_canary_act_rides_out_transient_hub_faults(hub_project: Path, hub_emulator) -> None:
     logs_for(hub_project, "latency +30%")
-    hub_emulator.add_fault(r"/branch/canary", method="DELETE", status=503, times=1)
-    hub_emulator.add_fault(r"/branch/canary", method="POST", status=502, times=1)
+    hub_emulator.add_fault(r"/commit/canary$", method="POST", status=503, times=1)
+    hub_emulator.add_fault(r"/commit/canary$", method="POST", action="drop", times=1)
     out = json.loads(run_canary(hub_project, "--act").output)
     assert out["verdict"] == "ROLLBACK" and out["acted"]["version"] == "v0.1.0"
     assert all(f["fired"] == 1 for f in hub_emulator.faults.list())
-    repo = hub_emulator.state.repo("models", "tester/sentiment")
-    assert repo.branches["canary"] == repo.branches["stable"] == repo.tags["v0.1.0"]
+    assert served(hub_emulator, "canary") == served(hub_emulator, "stable") == "v0.1.0"
 
 
 def test_canary_act_persistent_hub_outage_fails_cleanly_and_rerun_finishes(hub_project: Path, hub_emulator) -> None:
     repo = hub_emulator.state.repo("models", "tester/sentiment")
     set_canary(hub_project, max_age="2h")
     logs_for(hub_project, "equal")
-    hub_emulator.add_fault(r"/branch/stable", method="POST", status=503, times=-1)
+    hub_emulator.add_fault(r"/commit/stable$", method="POST", status=503, times=-1)
     result = run_canary(hub_project, "--act")
     assert result.exit_code == 1
     assert "Error:" in result.output and "Traceback" not in result.output
     assert repo.branches["canary"] == repo.tags["v0.1.1"]  # the canary is where it was
+    assert served(hub_emulator, "stable") == "v0.1.0"
     hub_emulator.faults.clear()
-    out = json.loads(run_canary(hub_project, "--act").output)  # the rerun repairs stable and promotes
+    out = json.loads(run_canary(hub_project, "--act").output)  # the rerun promotes
     assert out["verdict"] == "PROMOTE" and out["acted"]["version"] == "v0.1.1"
-    assert repo.branches["stable"] == repo.tags["v0.1.1"]
+    assert served(hub_emulator, "stable") == "v0.1.1"
 
 
 # --- serving ---------------------------------------------------------------------------------------------------
@@ -330,7 +340,7 @@ def test_serving_vllm_snippet_pins_hub_adapters_by_commit(hub_project: Path, hub
     repo = hub_emulator.state.repo("models", "tester/sentiment")
     result = CliRunner().invoke(cli, ["serving", "--config", str(hub_project / "adapterci.yaml"), "--format", "vllm"])
     assert result.exit_code == 0, result.output
-    stable, canary = repo.branches["stable"], repo.branches["canary"]
+    stable, canary = repo.tags["v0.1.0"], repo.tags["v0.1.1"]  # pinned by the commits the refs serve
     assert result.output.splitlines() == [
         f"hf download tester/sentiment --revision {stable} --local-dir adapters/sentiment-stable",
         f"hf download tester/sentiment --revision {canary} --local-dir adapters/sentiment-canary",

@@ -135,3 +135,89 @@ def test_hub_emulator_cli_serves_until_interrupted(tmp_path):
                              env={k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "ADAPTERCI_EMULATOR_TOKEN")},
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "needs a token" in missing.stderr
+
+
+def test_hub_emulator_revisions_ref_names_and_card_metadata_like_the_hub(hub_emulator):
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    card = b"---\nbase_model: org/base\nlibrary_name: peft\ntags: [lora]\n---\n# demo\n"
+    sha = api.create_commit(REPO_ID, [CommitOperationAdd("README.md", card)], commit_message="card").oid
+    api.create_tag(REPO_ID, tag="v1", revision=sha[:7])  # a short commit id names the commit
+    for rev in (sha[:7], sha[:12], "refs/heads/main", "refs/tags/v1", "v1"):
+        assert api.model_info(REPO_ID, revision=rev).sha == sha, rev
+    info = api.model_info(REPO_ID)
+    assert (info.library_name, info.card_data.base_model) == ("peft", "org/base")
+    assert info.tags == ["peft", "lora", "base_model:org/base"]
+    for bad in ("", "a b", "../x", "x.lock", "a~1"):
+        with pytest.raises(HfHubHTTPError) as refused:
+            api.create_tag(REPO_ID, tag=bad, revision=sha)
+        assert refused.value.response.status_code == 400, bad
+    assert {t.name for t in api.list_repo_refs(REPO_ID).tags} == {"v1"}
+    with pytest.raises(ValueError, match="Invalid metadata in README.md"):  # validate-yaml, before any upload
+        api.create_commit(REPO_ID, [CommitOperationAdd("README.md", b"---\nbase_model: [1, 2\n---\n")],
+                          commit_message="bad card")
+    assert api.model_info(REPO_ID).sha == sha
+
+
+def raw(hub, method: str, path: str, body: bytes = b"", headers: dict | None = None, length: int | None = None,
+        close_early: bool = False) -> tuple[int, dict, bytes] | None:
+    """One HTTP request over a plain socket (so a body can be cut short); None when the server did not answer."""
+    import socket
+
+    host, port = hub.url.rsplit("/", 1)[-1].split(":")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {hub.token}",
+             f"Content-Length: {len(body) if length is None else length}", "Connection: close",
+             *[f"{k}: {v}" for k, v in (headers or {}).items()]]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
+        if close_early:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    if not data:
+        return None
+    head, _, payload = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+    return status, fields, payload
+
+
+def test_hub_emulator_rejects_cut_and_malformed_commits_and_serves_ranges(hub_emulator):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    data = bytes(range(256)) * 4
+    head = api.create_commit(REPO_ID, [CommitOperationAdd("w.bin", data)], commit_message="w").oid
+    header = json.dumps({"key": "header", "value": {"summary": "cut"}}).encode()
+    line = json.dumps({"key": "file", "value": {"path": "x.txt", "content": "aGk=", "encoding": "base64"}}).encode()
+    payload = header + b"\n" + line + b"\n"
+    url = f"/api/models/{REPO_ID}/commit/main"
+    assert raw(hub_emulator, "POST", url, payload[:-30], length=len(payload), close_early=True) is None
+    status, _, body = raw(hub_emulator, "POST", url, header + b"\n" + line[:-20] + b"\n")  # cut mid-line
+    assert status == 400 and b"line 2 is malformed" in body
+    assert api.model_info(REPO_ID).sha == head  # neither request committed anything
+    resolve = f"/{REPO_ID}/resolve/main/w.bin"
+    status, fields, body = raw(hub_emulator, "GET", resolve, headers={"Range": "bytes=10-19"})
+    assert (status, body, fields["Content-Range"]) == (206, data[10:20], f"bytes 10-19/{len(data)}")
+    status, _, body = raw(hub_emulator, "GET", resolve, headers={"Range": "bytes=-4"})
+    assert (status, body) == (206, data[-4:])
+    status, fields, _ = raw(hub_emulator, "GET", resolve, headers={"Range": f"bytes={len(data)}-"})
+    assert (status, fields["Content-Range"]) == (416, f"bytes */{len(data)}")
+
+
+def test_hub_emulator_late_fault_acts_before_the_answer_is_lost(hub_emulator):
+    import httpx2
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    hub_emulator.add_fault(r"/tag/", method="POST", action="late", delay=1.5)
+    with pytest.raises(httpx2.TimeoutException):
+        httpx2.post(f"{hub_emulator.url}/api/models/{REPO_ID}/tag/main", json={"tag": "v1"}, timeout=0.5,
+                    headers={"authorization": f"Bearer {hub_emulator.token}"})
+    assert "v1" in {t.name for t in api.list_repo_refs(REPO_ID).tags}  # acted, although the client gave up

@@ -122,7 +122,7 @@ def test_release_rides_out_transient_faults(cfg, hub_emulator, tiny_peft_adapter
 def test_release_persistent_outage_fails_cleanly_and_rerun_finishes(cfg, hub_emulator, tiny_peft_adapter):
     _, adapter_dir = tiny_peft_adapter
     hub_emulator.add_fault(r"/tag/", method="POST", status=503, times=-1)
-    with pytest.raises(RegistryError, match=r"create tag v0.1.0 failed .* after 5 attempts: .*503"):
+    with pytest.raises(RegistryError, match=r"create tag v0.1.0 failed .* after \d+ attempts in [\d.]+ s: .*HTTP 503"):
         release(cfg, adapter_dir)
     assert open_registry(cfg).refs().tags == {}
     hub_emulator.faults.clear()
@@ -161,6 +161,6 @@ def test_promote_through_hub_uses_branches_not_main(cfg, hub_emulator, tiny_peft
     promote(cfg)
     repo = hub_emulator.state.repo("models", REPO_ID)
     assert repo.branches["canary"] == repo.branches["stable"] == released.commit == repo.tags["v0.1.0"]
-    assert repo.tags["stable-history-1"] == released.commit
+    assert set(repo.tags) == {"v0.1.0"}  # the history of `stable` lives in its own branch, not in tags
     assert json.loads(repo.commits[released.commit].files and hub_emulator.state.blobs[
         repo.commits[released.commit].files["adapterci.json"]])["version"] == "v0.1.0"

@@ -3,9 +3,10 @@
 Remote actions are replaced by the stand-ins in tests/actions/; act's `--json` log gives each job's result,
 which every test asserts (a job act skipped has no result at all, and act still exits 0).
 One project (with a short training: these tests are about the workflows, tests/test_workflows_gate.py about a
-gate that fails), one emulator and one runner cache serve the whole module, in this order: same-repository PR
-(trains), its rerun (cached), fork PR, approved fork PR (trains), push to main (reuses the PR's adapter and eval
-results), promote, release of the fork's adapter, promote, rollback.
+gate that fails), one emulator and one runner cache serve the whole module. Each test sets up what it needs and
+passes alone or in any order: the same-repository PR run (which trains) is a module fixture that the PR test and
+the push test (which must reuse its adapter) share; the registry dispatch test releases its own versions into a
+repo of its own.
 """
 
 from __future__ import annotations
@@ -162,18 +163,26 @@ def comments(ci) -> list[dict]:
     return json.loads(path.read_text())["comments"] if path.exists() else []
 
 
-def test_workflows_same_repo_pr_runs_the_pipeline_and_comments(ci) -> None:
+@pytest.fixture(scope="module")
+def pr_run(ci, tmp_path_factory: pytest.TempPathFactory) -> tuple[ActRun, Path, list[dict]]:
+    """The same-repository PR's first run (it trains and fills the runner cache), with a copy of its artifacts
+    and the comments as they were right after it."""
     run = run_pr(ci, pr_event(7))
+    artifacts = shutil.copytree(ci["home"] / "artifacts", tmp_path_factory.mktemp("pr-run") / "artifacts")
+    return run, artifacts, comments(ci)
+
+
+def test_workflows_same_repo_pr_runs_the_pipeline_and_comments(ci, pr_run) -> None:
+    run, artifacts, posted = pr_run
     assert run.jobs == {"check": "success", "train-eval-gate": "success", "comment": "success"}, run.log[-4000:]
     assert run.outputs[("train-eval-gate", "verdict")] == "PASS"
-    report = (artifact(ci, "report-pipeline") / "report.md").read_text()
+    report = (artifacts / "report-pipeline" / "report.md").read_text()
     assert report.startswith("<!-- adapterci-report -->")
     for section in ("### Data check", "### Training", "### Evaluation", "### Safety", "### Gate: ✅ PASS"):
         assert section in report
-    assert (artifact(ci, "report-pipeline") / "adapter" / "adapter_config.json").is_file()
-    assert (artifact(ci, "report-check") / "check" / "check.json").is_file()
+    assert (artifacts / "report-pipeline" / "adapter" / "adapter_config.json").is_file()
+    assert (artifacts / "report-check" / "check" / "check.json").is_file()
     assert any("### Gate" in s for s in run.summaries)  # the step summary carries the report
-    posted = comments(ci)
     assert len(posted) == 1 and posted[0]["issue_number"] == 7 and posted[0]["body"] == report
 
     rerun = run_pr(ci, pr_event(7))  # a new push to the same PR: the comment is updated, not added
@@ -201,10 +210,9 @@ def test_workflows_fork_pr_runs_on_gpu_after_the_safe_to_train_label(ci, tmp_pat
     assert "No champion yet" in report  # no registry token for a fork: compared with the base model only
     assert "| train | ✅ ran |" in report  # trained: the runner's shared cache is not offered to forks
     assert all(c["issue_number"] != 8 for c in comments(ci))
-    ci["fork_adapter"] = shutil.copytree(artifact(ci, "report-pipeline") / "adapter", tmp_path / "adapter")
 
 
-def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
+def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub, pr_run) -> None:
     run = act(ci["project"], "push", {"ref": "refs/heads/main"}, "adapter-release.yml", ci["home"],
               env=ci["env"], variables=ci["variables"], secrets={"HF_TOKEN": TOKEN, "HF_READ_TOKEN": TOKEN})
     assert run.jobs == {"train-eval-gate": "success", "release": "success"}, run.log[-4000:]
@@ -215,32 +223,42 @@ def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
     assert TOKEN not in run.log
 
 
-def test_workflows_dispatch_promotes_and_rolls_back(ci, hub) -> None:
-    repo = hub.state.repo("model", HUB_REPO)
+def serves(hub, repo_id: str, ref: str) -> str:
+    """The version the branch `ref` serves: the manifest in the files it holds."""
+    repo = hub.state.repo("model", repo_id)
+    return json.loads(hub.state.blobs[repo.commits[repo.resolve(ref)].files["adapterci.json"]])["version"]
+
+
+def test_workflows_dispatch_promotes_and_rolls_back(ci, hub, adapters) -> None:
+    registry = "acme/dispatch"  # its own repo: this test releases what it promotes
+
+    def release_by_hand(i: int) -> str:
+        env = {**os.environ, **ci["env"], "HF_TOKEN": TOKEN, "ADAPTERCI_REGISTRY": f"hf://{registry}"}
+        released = subprocess.run([str(BIN / "adapterci"), "release", "--adapter", str(adapters(i)), "--json"],
+                                  cwd=ci["project"], env=env, capture_output=True, text=True)
+        assert released.returncode == 0, released.stderr
+        return json.loads(released.stdout)["version"]
 
     def dispatch(operation: str, version: str = "") -> ActRun:
         event = {"inputs": {"operation": operation, "version": version}}
         return act(ci["project"], "workflow_dispatch", event, "adapter-registry.yml", ci["home"], env=ci["env"],
-                   variables=ci["variables"], secrets={"HF_TOKEN": TOKEN})
+                   variables={**ci["variables"], "ADAPTERCI_REGISTRY": f"hf://{registry}"},
+                   secrets={"HF_TOKEN": TOKEN})
 
+    assert release_by_hand(0) == "v0.1.0"
     promoted = dispatch("promote")
     assert promoted.jobs == {"registry": "success"}, promoted.log[-4000:]
     assert promoted.outputs[("registry", "version")] == "v0.1.0"
-    assert repo.resolve("stable") == repo.tags["v0.1.0"]
+    assert serves(hub, registry, "stable") == "v0.1.0"
 
-    # a different adapter (trained on the fork's data) gets released and promoted by hand ...
-    fork_adapter = ci["fork_adapter"]
-    env = {**os.environ, **ci["env"], "HF_TOKEN": TOKEN, "ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}"}
-    released = subprocess.run([str(BIN / "adapterci"), "release", "--adapter", str(fork_adapter), "--json"],
-                              cwd=ci["project"], env=env, capture_output=True, text=True)
-    assert released.returncode == 0, released.stderr
-    assert json.loads(released.stdout)["version"] == "v0.1.1"
+    # a different adapter gets released and promoted by name ...
+    assert release_by_hand(1) == "v0.1.1"
     assert dispatch("promote", "v0.1.1").outputs[("registry", "version")] == "v0.1.1"
-    assert repo.resolve("stable") == repo.tags["v0.1.1"]
+    assert serves(hub, registry, "stable") == "v0.1.1"
 
     # ... and rolled back by dispatch
     rolled = dispatch("rollback")
     assert rolled.jobs == {"registry": "success"}, rolled.log[-4000:]
     assert rolled.outputs[("registry", "version")] == "v0.1.0"
-    assert repo.resolve("stable") == repo.tags["v0.1.0"]
+    assert serves(hub, registry, "stable") == "v0.1.0" and serves(hub, registry, "canary") == "v0.1.1"
     assert TOKEN not in promoted.log + rolled.log

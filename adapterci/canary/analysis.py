@@ -212,9 +212,7 @@ def analyze(cfg, logs: list[str] | None = None, registry=None) -> CanaryDecision
     reg = registry or open_registry(cfg)
     refs = reg.refs()
     tag_of = {sha: tag for tag, sha in refs.versions().items()}
-    history = refs.stable_history()  # a promote interrupted between moving and recording leaves no branch
-    commits = {"canary": refs.branches.get("canary"),
-               "stable": refs.branches.get("stable") or (history[-1] if history else None)}
+    commits = {"canary": refs.target("canary"), "stable": refs.target("stable")}
     canary, stable = (Arm(ref, sha, tag_of.get(sha or "")) for ref, sha in commits.items())
     settings = {"significance": cc.significance, "min_requests": cc.min_requests, "max_age": cc.max_age,
                 "registry": reg.url}

@@ -102,8 +102,6 @@ def _show_move(move, as_json: bool) -> None:
     if as_json:
         emit_json(move.as_dict())
         return
-    if move.repaired:
-        click.echo(f"Note: {move.repaired}.")
     target = move.version or move.commit[:12]
     if move.no_op:
         click.echo(f"`stable` already points at {target}: nothing to do.")

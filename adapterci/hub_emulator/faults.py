@@ -3,7 +3,8 @@
 A rule matches on method, a regex searched in the request path and optionally a substring of the body;
 it fires `times` times (-1: until cleared). Actions:
   status  answer with `status` (default 503) and a JSON error
-  delay   sleep `delay` seconds, then answer normally (the client may have timed out by then)
+  delay   sleep `delay` seconds, then act and answer (the client may have timed out by then)
+  late    act at once, answer after `delay` seconds (a timeout after the server acted: the answer is lost)
   drop    read half of the request body, then close the connection without answering (a dropped upload)
 """
 
@@ -18,7 +19,7 @@ from typing import Literal
 @dataclass
 class Fault:
     path: str
-    action: Literal["status", "delay", "drop"] = "status"
+    action: Literal["status", "delay", "late", "drop"] = "status"
     method: str | None = None
     status: int = 503
     delay: float = 0.0
@@ -27,7 +28,7 @@ class Fault:
     fired: int = 0
 
     def __post_init__(self) -> None:
-        if self.action not in ("status", "delay", "drop"):
+        if self.action not in ("status", "delay", "late", "drop"):
             raise ValueError(f"unknown fault action {self.action!r}")
         if self.action == "drop" and self.body_contains:
             raise ValueError("a `drop` fault fires before the body is read: `body_contains` cannot be used")

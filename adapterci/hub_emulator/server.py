@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adapterci.hub_emulator.cardmeta import front_matter, model_info_fields, validated
 from adapterci.hub_emulator.faults import Fault, FaultTable
 from adapterci.hub_emulator.state import DEFAULT_BRANCH, HubError, HubState, Repo, hub_date
 
@@ -93,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.query = parse_qs(split.query)
         self.parts = [p for p in split.path.split("/") if p]  # split BEFORE unquoting
         self.fault_name: str | None = None
+        self.answer_delay = 0.0
         length = int(self.headers.get("Content-Length") or 0)
         if self.parts[:1] != ["_emulator"]:
             drop = self.emu.faults.take(method, split.path, None, drops=True)
@@ -103,11 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
         self.body = self.rfile.read(length) if length else b""  # always read the body (keep-alive)
+        if len(self.body) < length:  # the client went away mid-request: nothing of it may take effect
+            self._log(split.path, 0, self.fault_name or "short body")
+            self.close_connection = True
+            return
         if self.parts[:1] != ["_emulator"]:
             fault = self.emu.faults.take(method, split.path, self.body, drops=False)
-            if fault and fault.action == "delay":
-                self.fault_name = "delay"
-                time.sleep(fault.delay)
+            if fault and fault.action in ("delay", "late"):
+                self.fault_name = fault.action
+                if fault.action == "delay":
+                    time.sleep(fault.delay)
+                else:
+                    self.answer_delay = fault.delay
             elif fault:
                 self.fault_name = "status"
                 self._error(HubError(fault.status, f"Injected fault: HTTP {fault.status}"))
@@ -118,12 +128,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(exc)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        if self.answer_delay:  # a `late` fault: acted (and released the state lock), now answer late
+            time.sleep(self.answer_delay)
+            self.answer_delay = 0.0
+            self._send(*self.deferred)
 
     def _log(self, path: str, status: int, fault: str | None) -> None:
         self.emu.requests.append({"method": self.method, "path": path, "status": status, "fault": fault})
 
     def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
+        if self.answer_delay:
+            self.deferred = (status, body, content_type, headers)
+            return
         self._log(urlsplit(self.path).path, status, self.fault_name)
         try:
             self.send_response(status)
@@ -180,6 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
         if p == ["api", "agent-harnesses"]:
             return self._json({"standardEnvVars": [], "harnesses": {}})
         if p == ["api", "validate-yaml"] and m == "POST":
+            try:
+                front_matter(str(self._body_json().get("content") or ""))
+            except ValueError as exc:
+                return self._json({"errors": [{"message": str(exc)}], "warnings": []}, 400)
             return self._json({"errors": [], "warnings": []})
         if p == ["api", "repos", "create"] and m == "POST":
             return self._create_repo()
@@ -284,10 +305,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _repo_info(self, repo: Repo, rev: str) -> dict:
         commit = repo.commits[repo.resolve(rev)]
         blobs = self.emu.state.blobs
+        readme = blobs[commit.files["README.md"]] if "README.md" in commit.files else None
         return {"id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
                 "sha": commit.id, "private": repo.private, "disabled": False, "gated": False,
-                "downloads": 0, "likes": 0, "tags": [], "createdAt": hub_date(repo.created),
-                "lastModified": hub_date(commit.date),
+                "downloads": 0, "likes": 0, "createdAt": hub_date(repo.created),
+                "lastModified": hub_date(commit.date), **model_info_fields(readme),
                 "siblings": [{"rfilename": path, "size": len(blobs[sha]), "blobId": sha}
                              for path, sha in sorted(commit.files.items())]}
 
@@ -324,19 +346,25 @@ class _Handler(BaseHTTPRequestHandler):
         header: dict = {}
         adds: dict[str, bytes] = {}
         deletes: list[str] = []
-        for line in self.body.decode().splitlines():
+        for number, line in enumerate(self.body.decode(errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
-            item = json.loads(line)
-            key, value = item.get("key"), item.get("value", {})
-            if key == "header":
-                header = value
-            elif key == "file":
-                adds[value["path"]] = base64.b64decode(value["content"])
-            elif key in ("deletedFile", "deletedFolder"):
-                deletes.append(value["path"] + ("/" if key == "deletedFolder" and not value["path"].endswith("/") else ""))
-            else:
-                raise HubError(400, f"unsupported commit operation {key!r} (the emulator serves uploadMode=regular)")
+            try:
+                item = json.loads(line)
+                key, value = item.get("key"), item.get("value", {})
+                if key == "header":
+                    header = dict(value)
+                elif key == "file":
+                    adds[str(value["path"])] = base64.b64decode(value["content"], validate=True)
+                elif key in ("deletedFile", "deletedFolder"):
+                    path = str(value["path"])
+                    deletes.append(path + ("/" if key == "deletedFolder" and not path.endswith("/") else ""))
+                else:
+                    raise HubError(400, f"unsupported commit operation {key!r} (the emulator serves uploadMode=regular)")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise HubError(400, f"commit payload line {number} is malformed: {type(exc).__name__}") from None
+        if "README.md" in adds:
+            validated(adds["README.md"])
         commit = self.emu.state.commit(repo, branch, adds, deletes, header.get("summary", ""),
                                        header.get("description", ""), header.get("parentCommit"))
         prefix = URL_PREFIX[repo.repo_type]
@@ -352,10 +380,14 @@ class _Handler(BaseHTTPRequestHandler):
                                    {"X-Repo-Commit": commit.id})
             data = self.emu.state.blobs[sha]
         headers = {"X-Repo-Commit": commit.id, "ETag": f'"{sha}"', "Accept-Ranges": "bytes"}
-        start = _range_start(self.headers.get("Range"))
-        if start and self.method == "GET":
-            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            return self._send(206, data[start:], "application/octet-stream", headers)
+        wanted = _byte_range(self.headers.get("Range"), len(data)) if self.method == "GET" else None
+        if wanted == (0, 0):
+            headers["Content-Range"] = f"bytes */{len(data)}"
+            return self._send(416, b"", "application/octet-stream", headers)
+        if wanted is not None:
+            start, stop = wanted
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+            return self._send(206, data[start:stop], "application/octet-stream", headers)
         self._send(200, data, "application/octet-stream", headers)
 
 
@@ -364,7 +396,14 @@ def _dir_oid(path: str, commit: str) -> str:
     return hashlib.sha1(f"{commit}:{path}".encode()).hexdigest()
 
 
-def _range_start(header: str | None) -> int:
-    if header and header.startswith("bytes=") and header[6:].split("-")[0].isdigit():
-        return int(header[6:].split("-")[0])
-    return 0
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """`Range: bytes=A-B`, `bytes=A-` or `bytes=-N` -> [start, stop); (0, 0) when unsatisfiable; None: whole file."""
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, stop = max(size - int(last), 0), size
+    else:
+        start, stop = int(first), min(int(last) + 1, size) if last else size
+    return (start, stop) if start < stop else (0, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,13 +55,22 @@ class Repo:
     tags: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, rev: str) -> str:
-        """A branch, tag or full commit id -> commit id; 404 RevisionNotFound otherwise."""
+        """A branch, tag (also as `refs/heads/X`, `refs/tags/X`), commit id or unique commit id prefix of at least
+        7 hex digits -> commit id; 404 RevisionNotFound otherwise."""
+        if rev.startswith("refs/heads/") and rev[len("refs/heads/"):] in self.branches:
+            return self.branches[rev[len("refs/heads/"):]]
+        if rev.startswith("refs/tags/") and rev[len("refs/tags/"):] in self.tags:
+            return self.tags[rev[len("refs/tags/"):]]
         if rev in self.branches:
             return self.branches[rev]
         if rev in self.tags:
             return self.tags[rev]
         if rev in self.commits:
             return rev
+        if re.fullmatch(r"[0-9a-f]{7,39}", rev):
+            found = [sha for sha in self.commits if sha.startswith(rev)]
+            if len(found) == 1:
+                return found[0]
         raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
 
     def history(self, rev: str) -> list[Commit]:
@@ -144,6 +154,8 @@ class HubState:
 
     # --- refs --------------------------------------------------------------------------------------------
     def create_ref(self, repo: Repo, kind: str, name: str, rev: str) -> None:
+        if not valid_ref_name(name):
+            raise HubError(400, f"Invalid {kind} name: {name!r}")
         with self.lock:
             table = repo.tags if kind == "tag" else repo.branches
             if name in table:
@@ -186,6 +198,13 @@ class HubState:
             self.repos[(repo.repo_type, repo.repo_id)] = repo
         for path in (self.data_dir / "blobs").glob("*"):
             self.blobs[path.name] = path.read_bytes()
+
+
+def valid_ref_name(name: str) -> bool:
+    """git's rules for a ref name (`git check-ref-format`), which the Hub applies to tags and branches."""
+    return bool(name) and not (
+        name.startswith(("/", ".", "-")) or name.endswith(("/", ".", ".lock")) or ".." in name or "//" in name
+        or "@{" in name or name == "@" or "/." in name or re.search(r"[\x00-\x20\x7f~^:?*\[\\]", name))
 
 
 def _plural(repo_type: str) -> str:

@@ -1,9 +1,11 @@
 """The registry model shared by every backend: commits, refs, versions, and the `Registry` protocol.
 
 A registry holds commits (each one release's files) on the `main` branch, immutable version tags
-`vMAJOR.MINOR.PATCH`, moving refs `canary` and `stable` (branches, never `main`), and the history of stable
-moves as tags `stable-history-N`. Backends implement the primitive operations; `list_versions` and
-`resolve_ref` build the views on top of them, so both backends answer the same way.
+`vMAJOR.MINOR.PATCH`, and the moving refs `canary` and `stable` (never `main`). A moving ref is moved only by
+compare-and-swap (`set_ref` names the state it saw), so it never goes missing and concurrent writers cannot
+overwrite each other blindly; its state says which version commit it serves and, for `stable`, which ones it
+served before (what `rollback` walks back). Backends implement the primitive operations; `list_versions` and
+`resolve_ref` build the views on top of them, so both backends answer the same way. See docs/registry.md.
 """
 
 from __future__ import annotations
@@ -20,12 +22,43 @@ from adapterci.errors import RegistryError, UsageError
 
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 MOVING_REFS = ("canary", "stable")
-HISTORY_PREFIX = "stable-history-"
 MANIFEST = "adapterci.json"
+REF_STATE = "adapterci-ref.json"  # on a moved ref's commit: the RefState it records
 
 
 class RefConflict(RegistryError):
-    """A ref already exists and points at another commit (someone else took this version)."""
+    """A version was taken by another writer (its tag points elsewhere, or `main` moved under an upload)."""
+
+
+class RefRace(RegistryError):
+    """A moving ref is no longer in the state the writer saw: read it again and decide again."""
+
+
+@dataclass(frozen=True)
+class RefState:
+    """A moving ref: `head` (what a writer must have seen to move it), the version commit it serves (`target`)
+    and the targets it served, oldest first, ending with `target` (what `rollback` walks back)."""
+
+    head: str
+    target: str
+    history: tuple[str, ...]
+
+    def as_json(self, name: str) -> dict[str, Any]:
+        """The content of `adapterci-ref.json` (without `head`: a commit cannot name itself)."""
+        return {"ref": name, "target": self.target, "history": list(self.history)}
+
+    @classmethod
+    def from_json(cls, head: str, raw: bytes | None, where: str) -> "RefState":
+        try:
+            data = json.loads(raw or b"")
+            target, history = data["target"], tuple(data["history"])
+            if not (isinstance(target, str) and history and history[-1] == target
+                    and all(isinstance(h, str) for h in history)):
+                raise ValueError("target must end history")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(f"{where}: {REF_STATE} is missing or malformed ({exc}): this ref was not moved by "
+                                "adapterci") from None
+        return cls(head, target, history)
 
 
 @dataclass(frozen=True)
@@ -42,17 +75,22 @@ class Refs:
 
     tags: dict[str, str] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
+    moving: dict[str, RefState] = field(default_factory=dict)
 
     def versions(self) -> dict[str, str]:
         """Version tags, oldest first."""
         found = {name: sha for name, sha in self.tags.items() if VERSION_RE.match(name)}
         return dict(sorted(found.items(), key=lambda kv: parse_version(kv[0])))
 
-    def stable_history(self) -> list[str]:
-        """Commits `stable` pointed at, oldest first (the tags `stable-history-N`)."""
-        found = [(int(n[len(HISTORY_PREFIX):]), sha) for n, sha in self.tags.items()
-                 if n.startswith(HISTORY_PREFIX) and n[len(HISTORY_PREFIX):].isdigit()]
-        return [sha for _, sha in sorted(found)]
+    def target(self, name: str) -> str | None:
+        """The version commit the moving ref `name` serves, or None when it was never set."""
+        state = self.moving.get(name)
+        return state.target if state else None
+
+    def version_of(self, commit: str | None) -> str | None:
+        """The newest version tag on `commit`."""
+        tags = [t for t, s in self.versions().items() if s == commit]
+        return tags[-1] if tags else None
 
 
 @dataclass
@@ -71,21 +109,25 @@ class Version:
 
 
 class Registry(Protocol):
-    """What a backend provides. Commits land on `main`; refs move only through these calls."""
+    """What a backend provides. Commits land on `main`; refs move only through these calls.
+
+    `upload` commits on top of `parent` (main's head as the caller saw it) and raises RefConflict when main has
+    moved. `create_tag` creates an immutable tag: True if created, False if it already points at the commit,
+    RefConflict if it points elsewhere. `set_ref` moves a moving ref from `expected` (None: absent) to serve
+    `target`, recording `history`; RefRace when the ref is no longer at `expected`."""
 
     url: str
 
     def lock(self) -> AbstractContextManager: ...
     def refs(self) -> Refs: ...
     def commits(self) -> list[Commit]: ...
-    def upload(self, folder: Path, title: str, message: str) -> str: ...
+    def upload(self, folder: Path, title: str, message: str, parent: str | None) -> str: ...
     def tree(self, commit: str) -> dict[str, str]: ...
     def read_file(self, commit: str, path: str) -> bytes | None: ...
     def download_commit(self, commit: str, dest: Path) -> Path: ...
     def create_tag(self, name: str, commit: str) -> bool: ...
-    def delete_tag(self, name: str) -> None: ...
-    def move_ref(self, name: str, commit: str) -> None: ...
-    def delete_ref(self, name: str) -> None: ...
+    def set_ref(self, name: str, target: str, history: tuple[str, ...], expected: RefState | None,
+                title: str) -> None: ...
     def versions(self) -> list[Version]: ...
     def resolve(self, ref: str) -> Version | None: ...
     def download(self, ref: str, dest: Path) -> Path: ...
@@ -134,7 +176,7 @@ def list_versions(reg: Registry) -> list[Version]:
     out = []
     for tag, sha in reversed(refs.versions().items()):
         out.append(Version(tag, sha, dates.get(sha), manifest_summary(reg.read_file(sha, MANIFEST)),
-                           [name for name in MOVING_REFS if refs.branches.get(name) == sha]))
+                           [name for name in MOVING_REFS if refs.target(name) == sha]))
     return out
 
 
@@ -144,7 +186,7 @@ def resolve_ref(reg: Registry, ref: str) -> Version | None:
     if VERSION_RE.match(ref):
         sha = refs.tags.get(ref)
     elif ref in MOVING_REFS:
-        sha = refs.branches.get(ref)
+        sha = refs.target(ref)
     elif re.fullmatch(r"[0-9a-f]{7,40}", ref):
         sha = next((s for s in refs.versions().values() if s.startswith(ref)), None)
     else:

@@ -1,30 +1,34 @@
 """`hf://OWNER/NAME`: the Hugging Face Hub through the real `huggingface_hub` client.
 
-Releases are commits on `main`, versions are tags, `canary`/`stable` are branches (the client cannot move a
-ref, so a move is delete + create). Transient failures (5xx, 429, timeouts, dropped connections) are retried
-with exponential backoff; every error is rewritten without the token. `huggingface_hub` is imported lazily:
-it reads `HF_ENDPOINT` once at import.
+Releases are commits on `main` made with `parent_commit` (the Hub answers 412 when `main` moved), versions are
+tags, `canary`/`stable` are branches. A branch is created once at a version commit and from then on moved only
+by a commit guarded by `parent_commit` that copies the target version's files and records the ref's state in
+`adapterci-ref.json`: the Hub's compare-and-swap, so a ref never goes missing and a concurrent move is refused
+instead of lost (docs/registry.md). Transient failures are retried in one layer with a total time budget
+(`hubhttp.py`); every error is rewritten without the token. `huggingface_hub` is imported lazily: it reads
+`HF_ENDPOINT` once at import.
 
-Environment: HF_TOKEN (or the usual `hf auth login`), ADAPTERCI_HUB_RETRIES (default 4),
-ADAPTERCI_HUB_BACKOFF (first wait in seconds, default 1), ADAPTERCI_HUB_TIMEOUT (per request, default 60 s).
+Environment: HF_TOKEN (or the usual `hf auth login`), ADAPTERCI_HUB_RETRY_S (time budget of one call's retries,
+default 20 s), ADAPTERCI_HUB_BACKOFF (first wait in seconds, default 1), ADAPTERCI_HUB_TIMEOUT (per request,
+default 60 s).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from adapterci.errors import RegistryError
-from adapterci.registry.base import Commit, RefConflict, Refs, RegistryViews
+from adapterci.registry.base import (MOVING_REFS, REF_STATE, Commit, RefConflict, RefRace, Refs, RefState,
+                                     RegistryViews)
 
 T = TypeVar("T")
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
 
 
@@ -33,37 +37,42 @@ class HubRegistry(RegistryViews):
         self.repo_id = repo_id
         self.url = f"hf://{repo_id}"
         self.private = private
-        self.retries = int(os.environ.get("ADAPTERCI_HUB_RETRIES", "4"))
+        self.retry_s = float(os.environ.get("ADAPTERCI_HUB_RETRY_S", "20"))
         self.backoff = float(os.environ.get("ADAPTERCI_HUB_BACKOFF", "1"))
+        self.timeout = float(os.environ.get("ADAPTERCI_HUB_TIMEOUT", "60"))
         self._api = None
         self._repo_ready = False
 
     @property
     def api(self):
         if self._api is None:
-            import httpx2
-            from huggingface_hub import HfApi
-            from huggingface_hub.utils import get_session
+            from huggingface_hub import HfApi, set_client_factory
 
-            get_session().timeout = httpx2.Timeout(float(os.environ.get("ADAPTERCI_HUB_TIMEOUT", "60")))
+            from adapterci.registry.hubhttp import client_factory
+
+            set_client_factory(client_factory(self.timeout))  # process-wide: the client has one shared session
             self._api = HfApi()
         return self._api
 
     # --- primitives --------------------------------------------------------------------------------------
     def lock(self):
-        """No cross-process lock on the Hub: version tags are claimed with create-if-absent instead."""
+        """No cross-process lock on the Hub: every write is a create-if-absent or a `parent_commit` swap."""
         return nullcontext()
 
     def refs(self) -> Refs:
         from huggingface_hub.errors import RepositoryNotFoundError
 
         try:
-            refs = self._call("list refs", lambda: self.api.list_repo_refs(self.repo_id))
+            listed = self._call("list refs", lambda: self.api.list_repo_refs(self.repo_id))
         except RepositoryNotFoundError:
             self._check_token()  # "not found" may mean "not visible with this token"
             return Refs()
-        return Refs(tags={t.name: t.target_commit for t in refs.tags},
-                    branches={b.name: b.target_commit for b in refs.branches})
+        tags = {t.name: t.target_commit for t in listed.tags}
+        branches = {b.name: b.target_commit for b in listed.branches}
+        released = set(Refs(tags=tags).versions().values())
+        moving = {name: self._ref_state(name, head, released) for name in MOVING_REFS
+                  if (head := branches.get(name)) is not None}
+        return Refs(tags=tags, branches=branches, moving=moving)
 
     def commits(self) -> list[Commit]:
         from huggingface_hub.errors import RepositoryNotFoundError
@@ -75,24 +84,25 @@ class HubRegistry(RegistryViews):
         return [Commit(c.commit_id, c.title, c.message, c.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
                 for c in found]
 
-    def upload(self, folder: Path, title: str, message: str) -> str:
-        """One commit on `main` holding exactly the files of `folder` (stale files are deleted)."""
+    def upload(self, folder: Path, title: str, message: str, parent: str | None) -> str:
+        """One commit on `main` on top of `parent`, holding exactly the files of `folder` (stale files deleted).
+        RefConflict when `main` is no longer at `parent` (the Hub's 412), nothing committed. `folder` must differ
+        from every commit: the client answers an unchanged tree with the head, without asking the Hub."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         self._ensure_repo()
+        if parent is None:  # the repo was created just now (by us or a concurrent release): read its head again
+            raise RefConflict(f"{self.url} had no commits when the version was chosen")
         files = {p.relative_to(folder).as_posix(): p for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+        current = set(self._paths(parent))
 
         def commit() -> str:
-            # Pinned to the head we diffed against: the client skips files it believes unchanged, so a commit
-            # landing on a newer head would inherit someone else's files. A moved head answers 412: retry.
-            info = self.api.repo_info(self.repo_id, revision="main")
-            head, current = info.sha, {s.rfilename for s in info.siblings or []}
             ops = [CommitOperationAdd(rel, str(path)) for rel, path in files.items()]
             ops += [CommitOperationDelete(p) for p in sorted(current - set(files) - {".gitattributes"})]
             return self.api.create_commit(self.repo_id, ops, commit_message=title, commit_description=message,
-                                          parent_commit=head).oid
+                                          parent_commit=parent).oid
 
-        return self._call("upload", commit, retry_status={412})
+        return self._guarded("upload", commit, RefConflict(f"`main` of {self.url} moved since it was read"))
 
     def tree(self, commit: str) -> dict[str, str]:
         from huggingface_hub.hf_api import RepoFile
@@ -118,7 +128,7 @@ class HubRegistry(RegistryViews):
 
         with tempfile.TemporaryDirectory() as tmp:
             self._call("download", lambda: snapshot_download(self.repo_id, revision=commit, local_dir=tmp))
-            shutil.copytree(tmp, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache"))
+            shutil.copytree(tmp, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache", REF_STATE))
         return Path(dest)
 
     def create_tag(self, name: str, commit: str) -> bool:
@@ -129,42 +139,59 @@ class HubRegistry(RegistryViews):
         except RegistryError as exc:
             if _status(exc.__cause__) != 409:
                 raise
-            current = self.refs().tags.get(name)
-            if current != commit:
-                raise RefConflict(f"tag {name} already points at {(current or '?')[:12]}") from None
-            return False
+        current = self.refs().tags.get(name)
+        if current != commit:
+            raise RefConflict(f"tag {name} already points at {(current or 'a commit not listed yet')[:12]}")
+        return False
 
-    def delete_tag(self, name: str) -> None:
-        from huggingface_hub.errors import RevisionNotFoundError
+    def set_ref(self, name: str, target: str, history: tuple[str, ...], expected: RefState | None,
+                title: str) -> None:
+        """Create the branch at `target` (expected None; 409 -> RefRace), or commit onto it with `parent_commit`
+        = the head that was seen: the target's files plus `adapterci-ref.json` (412 -> RefRace)."""
+        from huggingface_hub import CommitOperationAdd, CommitOperationCopy, CommitOperationDelete
 
-        try:
-            self._call(f"delete tag {name}", lambda: self.api.delete_tag(self.repo_id, tag=name))
-        except RevisionNotFoundError:
-            pass
-
-    def move_ref(self, name: str, commit: str) -> None:
-        if name == "main":
-            raise RegistryError("the default branch `main` is not a moving ref")
-        current = self.refs().branches.get(name)
-        if current == commit:
+        if name not in MOVING_REFS:
+            raise RegistryError(f"{name!r} is not a moving ref ({', '.join(MOVING_REFS)})")
+        race = RefRace(f"`{name}` of {self.url} moved since it was read")
+        if expected is None:
+            if history != (target,):
+                raise RegistryError(f"a new `{name}` starts with its target as its whole history")
+            self._guarded(f"create {name}", lambda: self.api.create_branch(self.repo_id, branch=name,
+                                                                          revision=target), race)
             return
-        if current is not None:
-            self.delete_ref(name)
-        try:
-            self._call(f"move {name}", lambda: self.api.create_branch(self.repo_id, branch=name, revision=commit))
-        except RegistryError as exc:
-            if _status(exc.__cause__) != 409 or self.refs().branches.get(name) != commit:
-                raise
+        want, have = set(self._paths(target)), set(self._paths(expected.head))
+        state = json.dumps(RefState(expected.head, target, history).as_json(name), indent=2).encode()
 
-    def delete_ref(self, name: str) -> None:
-        from huggingface_hub.errors import RevisionNotFoundError
+        def commit() -> str:
+            ops = [CommitOperationCopy(p, p, src_revision=target) for p in sorted(want)]
+            ops += [CommitOperationDelete(p) for p in sorted(have - want - {REF_STATE})]
+            ops.append(CommitOperationAdd(REF_STATE, state))
+            return self.api.create_commit(self.repo_id, ops, commit_message=title, revision=name,
+                                          parent_commit=expected.head).oid
 
-        try:
-            self._call(f"delete {name}", lambda: self.api.delete_branch(self.repo_id, branch=name))
-        except RevisionNotFoundError:
-            pass
+        self._guarded(f"move {name}", commit, race)
 
     # --- plumbing ----------------------------------------------------------------------------------------
+    def _ref_state(self, name: str, head: str, released: set[str]) -> RefState:
+        """A branch created at a release commit serves it; a moved one says what it serves in its ref file."""
+        raw = None if head in released else self.read_file(head, REF_STATE)
+        if raw is None:
+            return RefState(head, head, (head,))
+        return RefState.from_json(head, raw, f"`{name}` of {self.url} at {head[:12]}")
+
+    def _paths(self, commit: str) -> list[str]:
+        info = self._call("list files", lambda: self.api.model_info(self.repo_id, revision=commit))
+        return [s.rfilename for s in info.siblings or []]
+
+    def _guarded(self, what: str, fn: Callable[[], T], conflict: RegistryError) -> T:
+        """`_call`, with the Hub's answer to a lost race (409 exists, 412 stale parent) raised as `conflict`."""
+        try:
+            return self._call(what, fn)
+        except RegistryError as exc:
+            if _status(exc.__cause__) in (409, 412):
+                raise conflict from None
+            raise
+
     def _check_token(self) -> None:
         try:
             self._call("check the token", self.api.whoami)
@@ -179,25 +206,27 @@ class HubRegistry(RegistryViews):
             self._call("create repo", lambda: self.api.create_repo(self.repo_id, private=self.private, exist_ok=True))
             self._repo_ready = True
 
-    def _call(self, what: str, fn: Callable[[], T], retry_status: set[int] = frozenset()) -> T:
-        """Run one client call, retrying transient failures (and `retry_status`) with exponential backoff.
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one client call; transient failures are retried within ADAPTERCI_HUB_RETRY_S (hubhttp.retrying).
 
         Not-found errors pass through unchanged for callers that expect them; every other failure becomes a
-        RegistryError whose message never contains the token."""
+        RegistryError (the client's exception as its cause) whose message never contains the token."""
         from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised as RegistryError
-                if (_transient(exc) or _status(exc) in retry_status) and attempt < self.retries:
-                    time.sleep(self.backoff * 2 ** attempt)
-                    continue
-                tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise RegistryError(f"{what} failed on {self.url}{tries}: {scrub(_describe(exc))}") from exc
-        raise AssertionError("unreachable")
+        from adapterci.registry.hubhttp import retrying
+
+        def gave_up(exc: BaseException, attempts: int, elapsed: float) -> RegistryError:
+            return RegistryError(f"{what} failed on {self.url} after {attempts} attempts in {elapsed:.1f} s: "
+                                 f"{scrub(_describe(exc))} (retries stop after ADAPTERCI_HUB_RETRY_S="
+                                 f"{self.retry_s:g} s)")
+
+        self.api  # noqa: B018 - installs the client factory before the first request
+        try:
+            return retrying(fn, _transient, self.retry_s, self.backoff, gave_up)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, RegistryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised as RegistryError
+            raise RegistryError(f"{what} failed on {self.url}: {scrub(_describe(exc))}") from exc
 
 
 def scrub(text: str) -> str:
@@ -224,11 +253,14 @@ def _transient(exc: BaseException) -> bool:
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
+    from adapterci.registry.hubhttp import TRANSIENT_STATUS, HubTransient
+
     if isinstance(exc, OfflineModeIsEnabled):
         return False
     if isinstance(exc, HfHubHTTPError):
         return _status(exc) in TRANSIENT_STATUS
-    return isinstance(exc, (httpx2.TransportError, LocalEntryNotFoundError, ConnectionError, TimeoutError))
+    return isinstance(exc, (HubTransient, httpx2.TransportError, LocalEntryNotFoundError, ConnectionError,
+                            TimeoutError))
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """`file://PATH`: the embedded registry. Commits are content-addressed folders, refs one JSON file replaced
 atomically, and a file lock serialises writers (two processes never lose a ref or mint one version twice).
 
-    PATH/refs.json                      {"branches": {"main": SHA, "canary": SHA}, "tags": {"v0.1.0": SHA}}
+    PATH/refs.json                      {"branches": {"main": SHA}, "tags": {"v0.1.0": SHA},
+                                         "moving": {"canary": {"head", "target", "history"}}}
     PATH/commits/SHA/commit.json        id, parent, title, message, date, files
     PATH/commits/SHA/files/...          the release's files
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from adapterci.errors import RegistryError
-from adapterci.registry.base import Commit, RefConflict, Refs, RegistryViews, git_blob_sha1
+from adapterci.registry.base import (MOVING_REFS, Commit, RefConflict, RefRace, Refs, RefState, RegistryViews,
+                                     git_blob_sha1)
 from adapterci.runs import read_json, staged_dir, write_json_atomic
 
 DEFAULT_BRANCH = "main"
@@ -37,7 +39,8 @@ class LocalRegistry(RegistryViews):
 
     def refs(self) -> Refs:
         data = self._read_refs()
-        return Refs(tags=dict(data["tags"]), branches=dict(data["branches"]))
+        moving = {name: RefState(m["head"], m["target"], tuple(m["history"])) for name, m in data["moving"].items()}
+        return Refs(tags=dict(data["tags"]), branches=dict(data["branches"]), moving=moving)
 
     def commits(self) -> list[Commit]:
         out, sha = [], self._read_refs()["branches"].get(DEFAULT_BRANCH)
@@ -47,10 +50,11 @@ class LocalRegistry(RegistryViews):
             sha = meta["parent"]
         return out
 
-    def upload(self, folder: Path, title: str, message: str) -> str:
-        """One commit holding exactly the files of `folder`, on top of `main`."""
+    def upload(self, folder: Path, title: str, message: str, parent: str | None) -> str:
+        """One commit holding exactly the files of `folder`, on top of `main` when main is still at `parent`."""
         with self.lock():
-            parent = self._read_refs()["branches"].get(DEFAULT_BRANCH)
+            if self._read_refs()["branches"].get(DEFAULT_BRANCH) != parent:
+                raise RefConflict(f"`main` of {self.url} moved since it was read")
             files = {p.relative_to(folder).as_posix(): git_blob_sha1(p.read_bytes())
                      for p in sorted(Path(folder).rglob("*")) if p.is_file()}
             date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -93,28 +97,30 @@ class LocalRegistry(RegistryViews):
             self._update_refs(lambda refs: refs["tags"].__setitem__(name, commit))
             return True
 
-    def delete_tag(self, name: str) -> None:
+    def set_ref(self, name: str, target: str, history: tuple[str, ...], expected: RefState | None,
+                title: str) -> None:
+        """Compare-and-swap under the lock: `name` moves to serve `target` only while it is still at `expected`."""
+        if name not in MOVING_REFS:
+            raise RegistryError(f"{name!r} is not a moving ref ({', '.join(MOVING_REFS)})")
         with self.lock():
-            self._update_refs(lambda refs: refs["tags"].pop(name, None))
-
-    def move_ref(self, name: str, commit: str) -> None:
-        if name == DEFAULT_BRANCH:
-            raise RegistryError("the default branch `main` is not a moving ref")
-        with self.lock():
-            self._files(commit)
-            self._update_refs(lambda refs: refs["branches"].__setitem__(name, commit))
-
-    def delete_ref(self, name: str) -> None:
-        with self.lock():
-            self._update_refs(lambda refs: refs["branches"].pop(name, None))
+            self._files(target)
+            current = self.refs().moving.get(name)
+            if current != expected:
+                raise RefRace(f"`{name}` moved since it was read")
+            head = hashlib.sha1(json.dumps([expected.head if expected else None, target, list(history), title])
+                                .encode()).hexdigest()
+            state = {"head": head, "target": target, "history": list(history)}
+            self._update_refs(lambda refs: refs["moving"].__setitem__(name, state))
 
     # --- storage -----------------------------------------------------------------------------------------
     def _read_refs(self) -> dict:
         path = self.root / "refs.json"
         try:
             data = read_json(path) if path.exists() else {}
-            return {"branches": dict(data.get("branches", {})), "tags": dict(data.get("tags", {}))}
-        except (ValueError, TypeError, AttributeError) as exc:  # truncated or hand-edited
+            return {"branches": dict(data.get("branches", {})), "tags": dict(data.get("tags", {})),
+                    "moving": {name: {"head": str(m["head"]), "target": str(m["target"]), "history": list(m["history"])}
+                               for name, m in dict(data.get("moving", {})).items()}}
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # truncated or hand-edited
             raise RegistryError(f"{path} is not a valid refs file ({exc}): restore it from a backup; nothing was "
                                 "changed") from None
 

@@ -1,0 +1,107 @@
+"""The one retry layer of the `hf://` backend.
+
+huggingface_hub retries some calls itself (`http_backoff`: pagination, preupload, LFS batch; 5 retries and up
+to 23 s each) and not others. Wrapping those in a retry loop of our own multiplies the requests and the time
+before a clear error. So while a registry call runs (`fail_fast()`), the HTTP transport of the client's shared
+session turns every transient failure (5xx, 408, 429, timeouts, dropped connections) into `HubTransient` at
+once, before the client's own backoff can see it, and `retrying` is the only place that waits and tries again:
+exponential backoff within a total time budget, then one error naming the call, the attempts and the time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
+
+import httpx2
+
+T = TypeVar("T")
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_FAIL_FAST: contextvars.ContextVar[bool] = contextvars.ContextVar("adapterci_hub_fail_fast", default=False)
+
+
+class HubTransient(Exception):
+    """A failure worth retrying: a transient HTTP status or a transport error, with what was asked."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class FailFastTransport(httpx2.BaseTransport):
+    """Raises HubTransient for transient failures while `fail_fast()` is active; otherwise a plain transport."""
+
+    def __init__(self, inner: httpx2.BaseTransport):
+        self.inner = inner
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if not _FAIL_FAST.get():
+            return self.inner.handle_request(request)
+        what = f"{request.method} {request.url.path}"
+        try:
+            response = self.inner.handle_request(request)
+        except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
+            raise HubTransient(f"{what}: {type(exc).__name__} ({exc or 'no answer'})") from exc
+        if response.status_code not in TRANSIENT_STATUS:
+            return response
+        response.read()
+        response.close()
+        raise HubTransient(f"{what}: HTTP {response.status_code} {_error_text(response)}".rstrip(),
+                           response.status_code)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def client_factory(timeout_s: float) -> Callable[[], httpx2.Client]:
+    """A huggingface_hub client factory (`set_client_factory`): the client's own settings plus a per-request
+    timeout and the fail-fast transport."""
+    from huggingface_hub.utils._http import hf_request_event_hook  # what the default factory installs
+
+    def make() -> httpx2.Client:
+        return httpx2.Client(event_hooks={"request": [hf_request_event_hook]}, follow_redirects=True,
+                             timeout=httpx2.Timeout(timeout_s), transport=FailFastTransport(httpx2.HTTPTransport()))
+
+    return make
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    token = _FAIL_FAST.set(True)
+    try:
+        yield
+    finally:
+        _FAIL_FAST.reset(token)
+
+
+def retrying(fn: Callable[[], T], transient: Callable[[BaseException], bool], budget_s: float, backoff_s: float,
+             describe: Callable[[BaseException, int, float], Exception]) -> T:
+    """`fn()`, retried on `transient` failures with exponential backoff (first wait `backoff_s`, at most 8 s)
+    while the next attempt can still start within `budget_s` of the first (one retry always: a request that
+    timed out may have taken effect, and only asking again tells); then `describe(last error, attempts,
+    elapsed)` is raised. Other failures propagate unchanged."""
+    start, wait, attempt = time.monotonic(), backoff_s, 0
+    while True:
+        attempt += 1
+        try:
+            with fail_fast():
+                return fn()
+        except Exception as exc:  # noqa: BLE001 - classified by `transient`
+            elapsed = time.monotonic() - start
+            if not transient(exc) or (attempt > 1 and elapsed + wait > budget_s):
+                if transient(exc):
+                    raise describe(exc, attempt, elapsed) from exc
+                raise
+        time.sleep(wait)
+        wait = min(wait * 2, 8.0)
+
+
+def _error_text(response: httpx2.Response) -> str:
+    try:
+        data = json.loads(response.content or b"{}")
+    except ValueError:
+        return ""
+    return str(data.get("error") or "")[:200] if isinstance(data, dict) else ""

@@ -1,0 +1,94 @@
+"""Releases under faults on the Hub emulator with the real client: how many fault cases end consistent, and how
+long a release takes to give a clear error under a persistent 5xx.
+
+    .venv/bin/python bench/release_faults.py [--runs 3]
+
+Part 1 plays every case of adapterci.hub_emulator.faultmatrix (release, first release, promote and rollback × each
+Hub call they make × {persistent 503, an answer after the client's timeout although the server acted, a dropped
+connection, SIGKILL of the client}) with short test timeouts, and counts the cases whose registry passes the audit
+after the fault and after a rerun (goal: all). Part 2 uses the default retry settings (ADAPTERCI_HUB_RETRY_S=20,
+ADAPTERCI_HUB_BACKOFF=1) and times a release while listing the refs answers 503 forever (goal: a clear error
+within 30 s), as a ratio of a clean release measured in the same run, with the number of requests it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from adapterci.hub_emulator import HubEmulator  # noqa: E402  (does not import huggingface_hub)
+from release_time import build_adapter, timed, variant  # noqa: E402
+
+FAST = {"ADAPTERCI_HUB_TIMEOUT": "1", "ADAPTERCI_HUB_RETRY_S": "1", "ADAPTERCI_HUB_BACKOFF": "0.05"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="clean releases for the baseline")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="adapterci-bench-"))
+    token = "hf_" + secrets.token_hex(16)
+    with HubEmulator(token=token) as hub:
+        os.environ.update(HF_ENDPOINT=hub.url, HF_TOKEN=token, HF_HOME=str(root / "hf"), HF_HUB_DISABLE_TELEMETRY="1",
+                          HF_HUB_DISABLE_XET="1", ADAPTERCI_REGISTRY="hf://tester/faults")
+        os.environ.pop("HF_HUB_OFFLINE", None)  # set before anything imports huggingface_hub
+        from adapterci.config import load_config
+        from adapterci.errors import RegistryError
+        from adapterci.hub_emulator.faultmatrix import CASES, Scenario
+        from adapterci.release import release
+
+        source = build_adapter(root / "adapter")
+        made: dict[int, Path] = {}
+
+        def adapters(i: int) -> Path:
+            if i not in made:
+                made[i] = variant(source, root, i)
+            return made[i]
+
+        cfg = load_config(REPO / "adapterci.yaml")
+        os.environ.update(FAST)
+        scenario = Scenario(hub, cfg, "tester/faults", adapters, late_s=1.5, snapshots={})
+        start, failures = time.perf_counter(), {}
+        for op, call, kind in CASES:
+            violations = scenario.run(op, call, kind)
+            if violations:
+                failures[f"{op} / {call} / {kind}"] = violations
+        matrix_s = time.perf_counter() - start
+        for key in FAST:
+            os.environ.pop(key)
+
+        cfg.registry = "hf://tester/timing"
+        clean = [timed(lambda: release(cfg, adapters(10 + i))) for i in range(args.runs)]
+        hub.add_fault(r"/refs$", method="GET", status=503, times=-1)
+        before, error = len(hub.requests), ""
+        began = time.perf_counter()
+        try:
+            release(cfg, adapters(99))
+        except RegistryError as exc:
+            error = str(exc)
+        outage_s, requests = time.perf_counter() - began, len(hub.requests) - before
+    base = statistics.median(clean)
+    print(f"fault cases consistent after the fault and after a rerun: {len(CASES) - len(failures)}/{len(CASES)} "
+          f"({matrix_s:.0f} s for the matrix)")
+    for case, violations in failures.items():
+        print(f"  INCONSISTENT {case}: {'; '.join(violations)}")
+    print(f"clean release (baseline): median {base:.2f} s over {args.runs}")
+    print(f"persistent 503 on list refs: {'clear error' if error else 'NO ERROR'} after {outage_s:.1f} s "
+          f"(x{outage_s / base:.0f} baseline; goal <= 30 s), {requests} requests")
+    print(f"  {error}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Release, promote and rollback under real faults: each Hub call × {5xx, a timeout after the server acted, a
+dropped connection, SIGKILL of the client}, and parallel releases with injected delays. After every case the
+emulator's own state is audited (adapterci.hub_emulator.faultmatrix): no version minted twice, every tag on a
+complete commit matching its manifest, `canary`/`stable` present and serving exactly their version; then the
+operation runs again without faults and must leave the refs where they belong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from adapterci.config import load_config
+from adapterci.hub_emulator.faultmatrix import CASES, Scenario, audit
+
+pytestmark = pytest.mark.xdist_group("registry")
+REPO_ID = "tester/sentiment"
+LATE_S = 1.5  # > ADAPTERCI_HUB_TIMEOUT below: the client gives up before the answer comes
+_SNAPSHOTS: dict = {}
+
+
+@pytest.fixture
+def scenario(example_project, hub_emulator, adapters, monkeypatch) -> Scenario:
+    for key, value in {"ADAPTERCI_HUB_TIMEOUT": "1", "ADAPTERCI_HUB_RETRY_S": "1", "ADAPTERCI_HUB_BACKOFF": "0.05",
+                       "ADAPTERCI_REGISTRY": f"hf://{REPO_ID}"}.items():
+        monkeypatch.setenv(key, value)
+    cfg = load_config(example_project / "adapterci.yaml")
+    return Scenario(hub_emulator, cfg, REPO_ID, adapters, LATE_S, _SNAPSHOTS)
+
+
+@pytest.mark.parametrize("op,call,kind", CASES, ids=[f"{op}-{call.replace(' ', '_')}-{kind}" for op, call, kind in CASES])
+def test_release_fault_matrix_stays_consistent_and_rerun_finishes(scenario, op, call, kind):
+    assert scenario.run(op, call, kind) == []
+
+
+@pytest.mark.parametrize("faults", ["delays", "late answers"])
+def test_release_parallel_releases_end_with_canary_on_the_highest(scenario, hub_emulator, adapters, faults):
+    scenario.seed("released")
+    if faults == "delays":  # every writer's reads go stale while the others commit
+        hub_emulator.add_fault(r"/refs$", action="delay", delay=0.3, times=6)
+        hub_emulator.add_fault(r"/commit/main$", action="delay", delay=0.4, times=3)
+        hub_emulator.add_fault(r"/commit/canary$", action="delay", delay=0.5, times=2)
+    else:  # writes that land after their client gave up, and a canary swap answered late
+        hub_emulator.add_fault(r"/commit/main$", action="late", delay=LATE_S, times=2)
+        hub_emulator.add_fault(r"/commit/canary$", action="late", delay=LATE_S, times=2)
+        hub_emulator.add_fault(r"/tag/", method="POST", action="late", delay=LATE_S, times=1)
+    procs = [subprocess.Popen([*scenario.command("release")[:-1], str(adapters(i)), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(1, 5)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-1500:] for _, err in outs]
+    assert sorted(json.loads(out)["version"] for out, _ in outs) == ["v0.1.1", "v0.1.2", "v0.1.3", "v0.1.4"]
+    found = audit(hub_emulator, REPO_ID)
+    assert found.problems == [] and found.serving == {"canary": "v0.1.4", "stable": "v0.1.0"}
+    assert all(f["fired"] for f in hub_emulator.faults.list())
