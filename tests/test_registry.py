@@ -236,3 +236,18 @@ def test_release_skips_a_leftover_upload_that_does_not_verify(backend, adapters,
     assert (done.version, done.finished, done.refs) == ("v0.1.2", False, ["v0.1.2", "canary"])
     assert release(backend.cfg, source).no_op
     assert set(backend.visible_refs()["tags"]) == {"v0.1.0", "v0.1.2"}
+
+
+def test_release_rerun_never_undoes_a_canary_retraction(backend, adapters):
+    from adapterci.release import retract_canary
+
+    v1 = release(backend.cfg, adapters(0))
+    promote(backend.cfg)
+    v2 = release(backend.cfg, adapters(1))
+    moved = retract_canary(backend.cfg, v2.commit)
+    assert (moved.ref, moved.version, moved.previous) == ("canary", "v0.1.0", "v0.1.1")
+    assert backend.visible_refs()["canary"] == v1.commit
+    again = release(backend.cfg, adapters(1))  # a CI rerun of the retracted release
+    assert (again.version, again.no_op, again.refs) == ("v0.1.1", True, ["v0.1.1"])
+    assert backend.visible_refs()["canary"] == v1.commit
+    assert release(backend.cfg, adapters(2)).refs == ["v0.1.2", "canary"]  # a newer release is the canary again
