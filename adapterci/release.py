@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -145,12 +146,12 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
         base = _base_ref(cfg, train)
         published = _portable(files, base, Path(tmp) / "portable")
         attempted: set[str] = set()  # versions this call uploaded (an upload whose answer was lost still counts)
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             try:
                 result = _release_once(cfg, reg, adapter_dir, published, content, rd, bump, base, attempted)
                 break
             except RefConflict:  # another writer took this version number: start over with the next one
-                continue
+                _after_race(attempt)
         else:
             raise RegistryError(f"could not claim a version in {reg.url} after {MAX_ATTEMPTS} attempts "
                                 "(other releases kept taking the next number); run `adapterci release` again")
@@ -286,7 +287,7 @@ def _advance_canary(reg: Registry, version: str, sha: str) -> tuple[bool, bool]:
     stays where it was put) or serves a newer version. Compare-and-swap: when another writer moved it meanwhile,
     read it again and decide again. Returns (serves `sha` now, moved by this call)."""
     tried = False
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         refs = reg.refs()
         state = refs.moving.get("canary")
         if state is not None and (sha in state.history or _newer(refs, state.target, version)):
@@ -296,8 +297,14 @@ def _advance_canary(reg: Registry, version: str, sha: str) -> tuple[bool, bool]:
             reg.set_ref("canary", sha, (*(state.history if state else ()), sha), state, f"canary -> {version}")
             return True, True
         except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
-            continue
+            _after_race(attempt)
     raise RegistryError(f"`canary` kept moving in {reg.url} ({MAX_ATTEMPTS} attempts)")
+
+
+def _after_race(attempt: int) -> None:
+    """Wait a little after losing a race (0.05 s doubling, at most 2 s): the winner's write may not show in the
+    Hub's listings yet, and reading again at once would only lose again."""
+    time.sleep(min(0.05 * 2 ** attempt, 2.0))
 
 
 def _newer(refs: Refs, commit: str | None, version: str) -> bool:
@@ -353,12 +360,13 @@ def promote(cfg, version: str | None = None, registry: Registry | None = None) -
         if state is not None and state.target == target:
             return _move_result(reg, refs, target, state.target, no_op=True)
         previous = state.target if state else None
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             try:
                 reg.set_ref("stable", target, (*(state.history if state else ()), target), state,
                             f"stable -> {refs.version_of(target) or target[:12]} (promote)")
                 return _move_result(reg, refs, target, previous, no_op=False)
             except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
+                _after_race(attempt)
                 refs = reg.refs()
                 state = refs.moving.get("stable")
                 if state is not None and state.target == target:
@@ -380,7 +388,12 @@ def rollback(cfg, registry: Registry | None = None) -> RefMove:
             reg.set_ref("stable", target, history, state,
                         f"stable -> {refs.version_of(target) or target[:12]} (rollback)")
         except RefRace:  # done by our own request whose answer was lost, or a concurrent move: never roll twice
-            now = reg.refs().moving.get("stable")
+            now = state
+            for attempt in range(MAX_ATTEMPTS):  # a read that still shows `state` lags behind the Hub: wait
+                if now != state:
+                    break
+                _after_race(attempt)
+                now = reg.refs().moving.get("stable")
             if now is None or (now.target, now.history) != (target, history):
                 raise RegistryError(f"`stable` moved in {reg.url} while rolling back; nothing was changed by this "
                                     "call: check `adapterci versions` and run `adapterci rollback` again if needed") from None
@@ -392,7 +405,7 @@ def retract_canary(cfg, commit: str | None = None, registry: Registry | None = N
     newer release is not touched: RegistryError). A no-op when `canary` already serves stable's commit."""
     reg = registry or open_registry(cfg)
     with reg.lock():
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             refs = reg.refs()
             stable, state = refs.target("stable"), refs.moving.get("canary")
             if stable is None:
@@ -408,7 +421,7 @@ def retract_canary(cfg, commit: str | None = None, registry: Registry | None = N
                             f"canary -> {refs.version_of(stable) or stable[:12]} (retracted)")
                 return _move_result(reg, refs, stable, current, no_op=False, ref="canary")
             except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
-                continue
+                _after_race(attempt)
         raise RegistryError(f"`canary` kept moving in {reg.url}; run it again")
 
 

@@ -221,3 +221,17 @@ def test_hub_emulator_late_fault_acts_before_the_answer_is_lost(hub_emulator):
         httpx2.post(f"{hub_emulator.url}/api/models/{REPO_ID}/tag/main", json={"tag": "v1"}, timeout=0.5,
                     headers={"authorization": f"Bearer {hub_emulator.token}"})
     assert "v1" in {t.name for t in api.list_repo_refs(REPO_ID).tags}  # acted, although the client gave up
+
+
+def test_hub_emulator_stale_fault_lags_listings_behind_writes(hub_emulator):
+    import time
+
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    time.sleep(0.3)
+    api.create_tag(REPO_ID, tag="v1")
+    hub_emulator.add_fault(r"/refs$", method="GET", action="stale", delay=0.2, times=1)
+    assert [t.name for t in api.list_repo_refs(REPO_ID).tags] == []  # the listing of 0.2 s ago
+    assert [t.name for t in api.list_repo_refs(REPO_ID).tags] == ["v1"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_workflows import BIN, HUB_REPO, TOKEN, act, make_project
+from test_workflows import BIN, HUB_REPO, TOKEN, act, make_project, serves
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("act")]
 
@@ -40,7 +40,7 @@ def test_workflows_canary_reports_rolls_back_then_continues(tmp_path: Path) -> N
             done = subprocess.run([str(BIN / "adapterci"), *args], cwd=project, env=env, capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
         repo = hub.state.repo("model", HUB_REPO)
-        v010, v011 = repo.tags["v0.1.0"], repo.tags["v0.1.1"]
+        v010 = repo.tags["v0.1.0"]
         requests = simulate(np.random.default_rng(0), 4, 2500, 0.2, "latency +30%")
         write_logs(requests, project / "logs" / "requests.jsonl", {"canary": "v0.1.1", "stable": v010}, LogFields())
 
@@ -52,13 +52,13 @@ def test_workflows_canary_reports_rolls_back_then_continues(tmp_path: Path) -> N
         report_only = run("workflow_dispatch", {"inputs": {"act": False}})
         assert report_only.jobs == {"canary": "failure"}, report_only.log[-4000:]  # ROLLBACK fails the run ...
         assert report_only.outputs[("canary", "verdict")] == "ROLLBACK"
-        assert repo.resolve("canary") == v011  # ... but without `act` nothing moved
+        assert serves(hub, HUB_REPO, "canary") == "v0.1.1"  # ... but without `act` nothing moved
 
         hourly = run("schedule", {"schedule": "17 * * * *"})
         assert hourly.jobs == {"canary": "failure"}, hourly.log[-4000:]
         assert hourly.outputs[("canary", "verdict")] == "ROLLBACK"
         assert hourly.outputs[("canary", "exit-code")] == "1"
-        assert repo.resolve("canary") == repo.resolve("stable") == v010
+        assert serves(hub, HUB_REPO, "canary") == serves(hub, HUB_REPO, "stable") == "v0.1.0"
         summary = next(s for s in hourly.summaries if "adapterci canary" in s)
         assert "❌ ROLLBACK" in summary and "| `latency.p95 <= stable * 1.10` | ❌ VIOLATED |" in summary
         assert "### Error types" in summary and "Acted: `canary` -> v0.1.0" in summary

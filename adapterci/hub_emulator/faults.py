@@ -6,6 +6,7 @@ it fires `times` times (-1: until cleared). Actions:
   delay   sleep `delay` seconds, then act and answer (the client may have timed out by then)
   late    act at once, answer after `delay` seconds (a timeout after the server acted: the answer is lost)
   drop    read half of the request body, then close the connection without answering (a dropped upload)
+  stale   answer a read with the refs as they were `delay` seconds ago (a replica lagging behind the writes)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Literal
 @dataclass
 class Fault:
     path: str
-    action: Literal["status", "delay", "late", "drop"] = "status"
+    action: Literal["status", "delay", "late", "drop", "stale"] = "status"
     method: str | None = None
     status: int = 503
     delay: float = 0.0
@@ -28,7 +29,7 @@ class Fault:
     fired: int = 0
 
     def __post_init__(self) -> None:
-        if self.action not in ("status", "delay", "late", "drop"):
+        if self.action not in ("status", "delay", "late", "drop", "stale"):
             raise ValueError(f"unknown fault action {self.action!r}")
         if self.action == "drop" and self.body_contains:
             raise ValueError("a `drop` fault fires before the body is read: `body_contains` cannot be used")

@@ -96,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.parts = [p for p in split.path.split("/") if p]  # split BEFORE unquoting
         self.fault_name: str | None = None
         self.answer_delay = 0.0
+        self.stale_s = 0.0
         length = int(self.headers.get("Content-Length") or 0)
         if self.parts[:1] != ["_emulator"]:
             drop = self.emu.faults.take(method, split.path, None, drops=True)
@@ -112,12 +113,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.parts[:1] != ["_emulator"]:
             fault = self.emu.faults.take(method, split.path, self.body, drops=False)
-            if fault and fault.action in ("delay", "late"):
+            if fault and fault.action in ("delay", "late", "stale"):
                 self.fault_name = fault.action
                 if fault.action == "delay":
                     time.sleep(fault.delay)
-                else:
+                elif fault.action == "late":
                     self.answer_delay = fault.delay
+                else:
+                    self.stale_s = fault.delay
             elif fault:
                 self.fault_name = "status"
                 self._error(HubError(fault.status, f"Injected fault: HTTP {fault.status}"))
@@ -264,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
         arg = unquote(rest[1]) if len(rest) > 1 else None
         with state.lock:
             repo = self._readable(repo_type, repo_id)
+            if self.stale_s and m == "GET":
+                repo = repo.as_of(time.time() - self.stale_s)
             if action is None and m == "GET":
                 return self._json(self._repo_info(repo, DEFAULT_BRANCH))
             if action == "revision" and arg and m == "GET":

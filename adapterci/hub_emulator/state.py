@@ -53,6 +53,19 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    ref_log: list[tuple[float, dict[str, str], dict[str, str]]] = field(default_factory=list)  # (time, branches, tags)
+
+    def record(self) -> None:
+        """Remember the refs as they are now (what a lagging replica answers later, see `as_of`)."""
+        self.ref_log = [*self.ref_log[-999:], (_now(), dict(self.branches), dict(self.tags))]
+
+    def as_of(self, when: float) -> "Repo":
+        """This repo with the refs it had at `when` (commits are immutable and stay): a stale read."""
+        past = [entry for entry in self.ref_log if entry[0] <= when]
+        if not past:
+            return self
+        _, branches, tags = past[-1]
+        return Repo(self.repo_type, self.repo_id, self.private, self.created, self.commits, dict(branches), dict(tags))
 
     def resolve(self, rev: str) -> str:
         """A branch, tag (also as `refs/heads/X`, `refs/tags/X`), commit id or unique commit id prefix of at least
@@ -149,6 +162,7 @@ class HubState:
         commit = Commit(sha, parent, title, message, date, files)
         repo.commits[sha] = commit
         repo.branches[branch] = sha
+        repo.record()
         self._save()
         return commit
 
@@ -161,6 +175,7 @@ class HubState:
             if name in table:
                 raise HubError(409, f"{kind.capitalize()} {name} already exists")
             table[name] = repo.resolve(rev)
+            repo.record()
             self._save()
 
     def delete_ref(self, repo: Repo, kind: str, name: str) -> None:
@@ -171,6 +186,7 @@ class HubState:
             if kind == "branch" and name == DEFAULT_BRANCH:
                 raise HubError(403, "You cannot delete the default branch")
             del table[name]
+            repo.record()
             self._save()
 
     # --- persistence -------------------------------------------------------------------------------------
