@@ -441,3 +441,18 @@ def test_a_diverged_training_fails_and_writes_no_adapter(example_project: Path) 
     assert info.value.exit_code == 1 and "training diverged: " in str(info.value)
     assert "trained tensors are not finite (first: base_model." in str(info.value)
     assert not (example_project / ".adapterci" / "run" / "adapter").exists()
+
+
+def test_release_publishes_only_known_adapter_files(example_project: Path, adapter: Path) -> None:
+    """Extra files beside the adapter (a symlinked note, a pickle, scratch) are never published."""
+    (adapter / "notes.txt").symlink_to("/etc/hostname")
+    (adapter / "adapter_model.bin").write_bytes(b"pickle")
+    (adapter / "training_args.bin").write_bytes(b"pickle")
+    (adapter / "sub").mkdir()
+    (adapter / "sub" / "x.safetensors").write_bytes(b"x")
+    result = CliRunner().invoke(cli, ["release", *cfg(example_project), "--adapter", str(adapter), "--json"])
+    assert result.exit_code == 0, result.output
+    commit = json.loads(result.output)["commit"]
+    files = example_project / ".adapterci" / "registry" / "commits" / commit / "files"
+    assert sorted(p.name for p in files.rglob("*")) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors", "adapterci-train.json", "adapterci.json"]
