@@ -52,7 +52,9 @@ class HubEmulator:
         return self.faults.add(Fault(path=path, **kwargs))
 
     def start(self) -> "HubEmulator":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-emulator", daemon=True)
+        # a short poll interval: `stop()` waits for the serving loop to notice (0.5 s by default, per emulator)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="hub-emulator", daemon=True)
         self._thread.start()
         return self
 
