@@ -32,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "tests" / "projects" / "tiny"  # the tiny-model example (its models/ links to the repository's)
 INSTRUCTION = "Classify the sentiment of this review as positive or negative."
 SUBJECTS = ("the hotel", "our room", "the pizza", "this phone", "the battery", "the app", "the movie", "the plot",
             "the waiter", "the delivery", "this blender", "the headphones", "the staff", "the screen", "the soup",
@@ -71,14 +72,14 @@ def make_row(rng: random.Random, i: int) -> dict:
 def make_project(root: Path, rows: int, seed: int = 0) -> Path:
     """A copy of the example project whose training set is `rows` generated rows."""
     for name in ("evalsets", "models"):
-        shutil.copytree(REPO / name, root / name)
+        shutil.copytree(TINY / name, root / name)
     (root / "data").mkdir()
-    shutil.copy2(REPO / "data" / "valid.jsonl", root / "data" / "valid.jsonl")
+    shutil.copy2(TINY / "data" / "valid.jsonl", root / "data" / "valid.jsonl")
     rng = random.Random(seed)
     with (root / "data" / "train.jsonl").open("w") as f:
         for i in range(rows):
             f.write(json.dumps(make_row(rng, i)) + "\n")
-    text = (REPO / "adapterci.yaml").read_text().replace("  pii: true", "  pii: true\n  max_tokens: 512")
+    text = (TINY / "adapterci.yaml").read_text().replace("  pii: true", "  pii: true\n  max_tokens: 512")
     (root / "adapterci.yaml").write_text(text)
     return root
 

@@ -69,7 +69,7 @@ def main() -> None:
 
         source = build_adapter(root / "adapter")
         size = sum(p.stat().st_size for p in source.iterdir())
-        cfg = load_config(REPO / "adapterci.yaml")
+        cfg = load_config(REPO / "tests" / "projects" / "tiny" / "adapterci.yaml")
         times: dict[str, list[float]] = {"copy (baseline)": [], "local": [], "hub emulator": []}
         for i in range(args.runs):
             adapter = variant(source, root, i)

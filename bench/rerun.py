@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = ("adapterci.yaml", "data", "evalsets", "models")
+TINY = REPO / "tests" / "projects" / "tiny"  # the tiny-model example (its models/ links to the repository's)
 TARGET = 0.10
 
 
@@ -39,10 +39,7 @@ def main() -> None:
     env.pop("ADAPTERCI_CACHE_DIR", None)
     with tempfile.TemporaryDirectory(prefix="adapterci-bench-") as tmp:
         project = Path(tmp) / "project"
-        project.mkdir()
-        for name in EXAMPLE:
-            src = REPO / name
-            (shutil.copytree(src, project / name) if src.is_dir() else shutil.copy2(src, project / name))
+        shutil.copytree(TINY, project, ignore=shutil.ignore_patterns(".adapterci"))
         subprocess.run(["git", "init", "-q", str(project)], check=True)
         first, first_out = timed_run(project, env)
         rerun, rerun_out = timed_run(project, env)

@@ -21,6 +21,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "tests" / "projects" / "tiny"  # the tiny-model example (its models/ links to the repository's)
 
 
 def project(tmp: Path, epochs: float, **train) -> Path:
@@ -28,8 +29,8 @@ def project(tmp: Path, epochs: float, **train) -> Path:
     dest = tmp / f"p{len(list(tmp.iterdir()))}"
     dest.mkdir()
     for name in ("data", "evalsets", "models"):
-        shutil.copytree(REPO / name, dest / name)
-    cfg = yaml.safe_load((REPO / "adapterci.yaml").read_text())
+        shutil.copytree(TINY / name, dest / name)
+    cfg = yaml.safe_load((TINY / "adapterci.yaml").read_text())
     cfg["train"].update(epochs=epochs, **train)
     (dest / "adapterci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     subprocess.run(["git", "init", "-q", str(dest)], check=True)

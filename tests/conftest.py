@@ -18,7 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys._called_from_test = True  # type: ignore[attr-defined]
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_FILES = ("adapterci.yaml", "data", "evalsets", "models")
+# The fast tests' project: the tiny-model example (its models/tiny-llama links to the repository's).
+TINY_PROJECT = REPO / "tests" / "projects" / "tiny"
 
 
 @pytest.fixture(autouse=True)
@@ -30,30 +31,19 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture
 def example_project(tmp_path: Path) -> Path:
-    """A copy of the repository's example project (config, data, eval sets, tiny model) in a git repo."""
+    """A copy of the tiny test project (config, data, eval sets, tiny model) in a git repo."""
     return copy_example_project(tmp_path)
 
 
+def copy_tiny_files(dest: Path) -> None:
+    """Copy the tiny test project's files (the model linked in as real files) into the directory `dest`."""
+    shutil.copytree(TINY_PROJECT, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".adapterci"))
+
+
 def copy_example_project(parent: Path) -> Path:
-    """Copy the example project into `parent/project` (a fresh git repo); module-scoped fixtures call this."""
+    """Copy the tiny test project into `parent/project` (a fresh git repo); module-scoped fixtures call this."""
     dest = parent / "project"
-    dest.mkdir()
-    for name in EXAMPLE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, copy_function=_link_gguf)
-        elif src.exists():
-            shutil.copy2(src, dest / name)
+    copy_tiny_files(dest)
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     return dest
 
-
-def _link_gguf(src: str, dst: str) -> None:
-    """Copy a file; hard-link GGUF model files (models/smollm2/, ~100 MB, read-only) when the filesystem allows."""
-    if src.endswith(".gguf"):
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass
-    shutil.copy2(src, dst)

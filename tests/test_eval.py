@@ -5,8 +5,6 @@ The adapters are trained once per session (one xdist worker) and shared."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from click.testing import CliRunner
 from adapterci.cli import cli
 from adapterci.config import load_config
 from adapterci.runs import RunDir
-from conftest import EXAMPLE_FILES, REPO
+from conftest import copy_example_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("eval-models")]
 
@@ -46,16 +44,7 @@ VARIANTS = {
 @pytest.fixture(scope="session")
 def eval_project(tmp_path_factory) -> Path:
     """One copy of the example project shared by the session (so the eval cache is shared too)."""
-    dest = tmp_path_factory.mktemp("eval") / "project"
-    dest.mkdir()
-    for name in EXAMPLE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns(".adapterci"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
-    return dest
+    return copy_example_project(tmp_path_factory.mktemp("eval"))
 
 
 def write_config(project: Path, name: str, rules: list[str], train: str = "data/train.jsonl",

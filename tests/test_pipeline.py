@@ -66,17 +66,9 @@ def test_run_stops_at_a_failed_check_and_still_writes_the_report(example_project
 @pytest.fixture(scope="module")
 def quick_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example with a short training and a gate the tiny model can pass, run once (slow: trains)."""
-    import shutil
-    import subprocess
+    from conftest import copy_example_project
 
-    from conftest import EXAMPLE_FILES, REPO
-
-    project = tmp_path_factory.mktemp("pipeline") / "project"
-    project.mkdir()
-    for name in EXAMPLE_FILES:
-        src = REPO / name
-        (shutil.copytree(src, project / name) if src.is_dir() else shutil.copy2(src, project / name))
-    subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
+    project = copy_example_project(tmp_path_factory.mktemp("pipeline"))
     edit_config(project, train={"max_steps": 6, "epochs": 1},
                 gate={"rules": ["safety.over_refusal_rate <= 0.5"], "min_items": 20})
     first = invoke(project, "run", "--json")

@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO, copy_tiny_files
+
 BIN = Path(sys.executable).parent
 STUBS = REPO / "tests" / "actions"
-PROJECT_FILES = ("adapterci.yaml", "data", "evalsets", "models", "action.yml", "constraints.txt", ".github")
+PROJECT_FILES = ("action.yml", "constraints.txt", ".github")  # besides the tiny test project (conftest)
 LABELS = ("ubuntu-latest", "self-hosted", "gpu")
 TOKEN = "hf_test_release_token_0123456789"
 HUB_REPO = "acme/sentiment"
@@ -59,7 +60,7 @@ def make_project(dest: Path, quick: bool = False) -> Path:
 
     `quick`: a few training steps and a gate the barely trained tiny model passes, for tests of the workflow
     mechanics (jobs, artifacts, comment, registry refs) rather than of what training learns."""
-    dest.mkdir(parents=True, exist_ok=True)
+    copy_tiny_files(dest)
     for name in PROJECT_FILES:
         src = REPO / name
         (shutil.copytree(src, dest / name, dirs_exist_ok=True) if src.is_dir() else shutil.copy2(src, dest / name))
