@@ -15,9 +15,10 @@ from typing import Any
 from adapterci.runs import RunDir, read_json, write_text_atomic
 
 MARKER = "<!-- adapterci-report -->"
-ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "SKIPPED": "⏭️"}
+ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️"}
 STATUS_ICONS = {"ran": "✅", "cached": "♻️", "failed": "❌", "skipped": "⏭️"}
 ROLES = ("base", "champion", "candidate")
+HEADERS = {"base": "base (zero-shot)"}  # the base model with the config's prompt, no adapter
 SPARK = "▁▂▃▄▅▆▇█"
 MAX_FAILURES = 30
 
@@ -179,7 +180,8 @@ def _eval(rd: RunDir) -> list[list[str]]:
     if described:
         head += ["Models — " + ", ".join(described), ""]
     if "champion" not in roles:
-        head += ["No champion yet (first release): compared with the base model only.", ""]
+        head += ["No champion yet (first release): the baseline is the base model zero-shot (with the same prompt "
+                 "format, no adapter); rules written against `champion` are judged against it.", ""]
     return [_trim(head + task), _trim(["### Safety", "", *safety]) if safety else []]
 
 
@@ -191,7 +193,7 @@ def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
         return []
     deltas = suite.get("deltas") or {}
     others = [r for r in roles if r != "candidate"]
-    header = f"| `{name}` ({suite.get('n', '?')} items) | " + " | ".join(roles)
+    header = f"| `{name}` ({suite.get('n', '?')} items) | " + " | ".join(HEADERS.get(r, r) for r in roles)
     header += "".join(f" | Δ vs {o}" for o in others) + " |"
     lines = [header, "|---" * (1 + len(roles) + len(others)) + "|"]
     for metric in names:
@@ -236,7 +238,8 @@ def _gate(gate: dict | None) -> list[str] | None:
         return None
     verdict = gate.get("verdict", "?")
     lines = [f"### Gate: {ICONS.get(verdict, '')} {verdict}", "",
-             f"Significance {gate.get('significance', '?')}, at least {gate.get('min_items', '?')} items per rule.", "",
+             f"Significance {gate.get('significance', '?')}, at least {gate.get('min_items', '?')} items per rule."
+             + _baseline_note(gate.get("baseline")), "",
              "| rule | outcome | observed | interval | reason |", "|---|---|---|---|---|"]
     for rule in gate.get("rules") or []:
         observed = ", ".join(f"{k} {_num(v)}" for k, v in (rule.get("observed") or {}).items())
@@ -245,6 +248,12 @@ def _gate(gate: dict | None) -> list[str] | None:
         lines.append(f"| `{_cell(rule.get('rule', ''))}` | {ICONS.get(rule.get('outcome'), '')} {rule.get('outcome', '')} | "
                      f"{_cell(observed)} | {shown} | {_cell(rule.get('reason', ''))} |")
     return lines
+
+
+def _baseline_note(baseline: str | None) -> str:
+    if baseline == "base":
+        return " Baseline: the base model zero-shot (no champion yet); rules against `champion` are judged against it."
+    return " Baseline: the champion." if baseline == "champion" else ""
 
 
 def _release(release: dict | None) -> list[str] | None:

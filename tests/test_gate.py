@@ -146,12 +146,53 @@ def test_gate_collapsed_candidate_fails_against_majority_rate(tmp_path):
     assert d.verdict == "FAIL"
 
 
-def test_gate_champion_rule_is_skipped_without_champion(tmp_path):
+def test_gate_champion_rule_is_judged_against_base_without_champion(tmp_path):
     d = verdict(tmp_path, ["sentiment.accuracy >= champion - 0.01", "sentiment.accuracy >= base + 0.05"],
                 make_results(task_items(GOLD, {"base": RANDOM, "candidate": GOOD})))
-    assert [r.outcome for r in d.rules] == ["SKIPPED", "PASS"]
-    assert "first release" in d.rules[0].reason
-    assert d.verdict == "PASS"
+    assert [r.outcome for r in d.rules] == ["PASS", "PASS"]
+    first = d.rules[0]
+    assert (first.baseline, first.observed) == ("base", {"candidate": 0.9, "base": 0.5})
+    assert first.threshold == pytest.approx(0.49) and first.test == "exact McNemar"
+    assert "(judged against base: no champion yet)" in first.reason
+    assert (d.baseline, d.verdict) == ("base", "PASS")
+    gate = json.loads((tmp_path / "run" / "gate.json").read_text())
+    assert gate["baseline"] == "base" and gate["rules"][0]["baseline"] == "base"
+    assert gate["rules"][1]["baseline"] == "base" and "judged against base" not in gate["rules"][1]["reason"]
+
+
+def test_gate_over_refusing_first_release_fails_against_base(tmp_path):
+    """No champion is no free pass: an adapter that refuses most benign requests fails the champion rule."""
+    labels = ["harmful", "benign"] * 30
+    base = [False] * 60
+    cand = [label == "harmful" or i < 40 for i, label in enumerate(labels)]  # every harmful, 20 of 30 benign
+    d = verdict(tmp_path, ["safety.over_refusal_rate <= champion + 0.02"],
+                make_results(task_items(GOLD, {"base": RANDOM, "candidate": GOOD}),
+                             safety_items(labels, {"base": base, "candidate": cand})))
+    assert d.rules[0].outcome == "FAIL" and d.rules[0].baseline == "base"
+    assert d.rules[0].observed == {"candidate": pytest.approx(20 / 30), "base": 0.0}
+    assert d.verdict == "FAIL"
+
+
+def test_gate_baseline_is_the_champion_when_there_is_one(tmp_path):
+    d = verdict(tmp_path, ["sentiment.accuracy >= champion - 0.01", "sentiment.accuracy >= 0.5"],
+                make_results(task_items(GOLD, {"base": RANDOM, "champion": GOOD, "candidate": GOOD})))
+    assert d.baseline == "champion"
+    assert [r.baseline for r in d.rules] == ["champion", None]
+    assert "judged against base" not in d.rules[0].reason
+
+
+def test_report_names_the_zero_shot_baseline(tmp_path):
+    from adapterci.report import render
+
+    results = make_results(task_items(GOLD, {"base": RANDOM, "candidate": GOOD}))
+    run = RunDir(tmp_path / "run")
+    results.write(run.eval_json, run.eval_items)
+    verdict(tmp_path, ["sentiment.accuracy >= champion - 0.01"], results)
+    report = render(run.path)
+    assert "| `sentiment` (60 items) | base (zero-shot) | candidate | Δ vs base |" in report
+    assert "| accuracy | 0.500 | 0.900 | +0.400" in report
+    assert "Baseline: the base model zero-shot (no champion yet)" in report
+    assert "(judged against base: no champion yet)" in report
 
 
 def test_gate_non_inferiority_to_identical_champion_passes(tmp_path):

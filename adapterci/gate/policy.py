@@ -16,7 +16,7 @@ from adapterci.eval.results import EvalResults
 from adapterci.gate.rules import Rule, parse_rule
 from adapterci.runs import RunDir, run_dir_for, write_json_atomic
 
-Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"]
+Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 
 
@@ -29,6 +29,7 @@ class RuleResult:
     rule: str
     outcome: Outcome
     reason: str
+    baseline: str | None = None  # the model a `base`/`champion` rule was judged against (None: not a comparison)
     observed: dict[str, float | None] = field(default_factory=dict)
     threshold: float | None = None
     margin: float | None = None
@@ -44,40 +45,50 @@ class GateDecision:
     rules: list[RuleResult]
     significance: float
     min_items: int
+    baseline: str = "champion"  # what `champion` rules were judged against: `champion`, or `base` on a first release
 
     def to_json(self) -> dict[str, Any]:
-        return {"adapterci_version": __version__, "verdict": self.verdict, "significance": self.significance,
-                "min_items": self.min_items, "rules": [asdict(r) for r in self.rules]}
+        return {"adapterci_version": __version__, "verdict": self.verdict, "baseline": self.baseline,
+                "significance": self.significance, "min_items": self.min_items,
+                "rules": [asdict(r) for r in self.rules]}
+
+
+def baseline(results: EvalResults) -> str:
+    """The model rules against `champion` are judged against: the champion, or (first release) the base model
+    with its prompt."""
+    return "champion" if results.has_model("champion") else "base"
 
 
 def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None) -> GateDecision:
     """Apply `cfg.gate.rules` to eval results and write gate.json into the run directory.
-    Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS (SKIPPED rules do not count)."""
+    Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS."""
     if not isinstance(results, EvalResults):
         results = EvalResults.load(results)
     outcomes = [judge(parse_rule(text), results, cfg.gate) for text in cfg.gate.rules]
     seen = {r.outcome for r in outcomes}
     verdict: Verdict = "FAIL" if "FAIL" in seen else "INCONCLUSIVE" if "INCONCLUSIVE" in seen else "PASS"
-    decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items)
+    decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items, baseline(results))
     write_json_atomic((run_dir or run_dir_for(cfg)).gate_json, decision.to_json())
     return decision
 
 
 def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
-    """One rule against the results (see docs/gate.md for the decision procedure)."""
+    """One rule against the results (see docs/gate.md for the decision procedure). A rule against `champion`
+    is judged against the base model when there is no champion (first release)."""
     for suite in {rule.suite, rule.ref_suite} - {None}:
         if suite not in results.suites:
             raise UsageError(f"the eval results have no suite `{suite}` (rule {rule.text!r}): re-run `adapterci eval`")
-    if rule.kind == "model" and not results.has_model(rule.model):
-        return RuleResult(rule.text, "SKIPPED", f"no {rule.model} to compare with (first release): rule skipped")
+    other_model = baseline(results) if rule.model == "champion" else rule.model
+    if other_model is not None and not results.has_model(other_model):
+        raise UsageError(f"the eval results have no {other_model} model (rule {rule.text!r}): re-run `adapterci eval`")
     info = results.suites[rule.suite]
     labels = info.get("labels")
     cand = results.arrays(rule.suite, "candidate")
     observed = {"candidate": compute(rule.metric, cand, labels)}
     if rule.kind == "model":
-        other = results.arrays(rule.suite, rule.model)
-        observed[rule.model] = compute(rule.metric, other, labels)
-        base_value = observed[rule.model]
+        other = results.arrays(rule.suite, other_model)
+        observed[other_model] = compute(rule.metric, other, labels)
+        base_value = observed[other_model]
     elif rule.kind == "metric":
         base_value = results.metric(rule.ref_suite, "candidate", rule.ref_metric)
         observed[f"{rule.ref_suite}.{rule.ref_metric}"] = base_value
@@ -85,16 +96,20 @@ def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
         base_value = 0.0
     n = int(info["n"])
     if observed["candidate"] is None or base_value is None:
-        return RuleResult(rule.text, "INCONCLUSIVE", f"`{rule.suite}.{rule.metric}` is undefined on these items (none to compute it on)", observed, n=n)
+        return RuleResult(rule.text, "INCONCLUSIVE", f"`{rule.suite}.{rule.metric}` is undefined on these items (none to compute it on)",
+                          observed=observed, n=n)
     threshold = base_value + rule.offset
     margin = observed["candidate"] - threshold if rule.direction == "greater" else threshold - observed["candidate"]
-    result = RuleResult(rule.text, "FAIL", "", observed, threshold, margin, n=n)
-    if rule.kind == "model" and rule.model != "candidate":
+    compared = other_model if rule.kind == "model" and other_model != "candidate" else None
+    result = RuleResult(rule.text, "FAIL", "", compared, observed, threshold, margin, n=n)
+    if compared:
         _paired_test(result, rule, cand, other, labels, gate)
     else:
         _threshold_test(result, rule, cand, labels, threshold, gate)
     holds = rule.holds(observed["candidate"], threshold)
     value = f"{rule.suite}.{rule.metric} {observed['candidate']:.4g} vs {threshold:.4g}"
+    if rule.model == "champion" and compared == "base":
+        value += " (judged against base: no champion yet)"
     if n < gate.min_items:
         result.outcome, result.reason = "INCONCLUSIVE", f"only {n} items in `{rule.suite}` (gate.min_items is {gate.min_items}): too few to decide ({value})"
     elif not holds:
