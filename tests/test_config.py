@@ -57,6 +57,16 @@ def test_unknown_keys_and_bad_values_name_key_and_line(tmp_path):
     assert len(found) == 5
 
 
+def test_lora_layers_to_transform_are_checked_indices(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL + "train:\n  lora: {layers_to_transform: [29, 27, 28]}\n"))
+    assert cfg.train.lora.layers_to_transform == [27, 28, 29]
+    assert load_config(write(tmp_path, MINIMAL)).train.lora.layers_to_transform is None
+    for value, why in (("[-1]", "layer indices must be >= 0"), ("[3, 3]", "layer indices must be unique"),
+                       ("[]", "List should have at least 1 item")):
+        found = problems(write(tmp_path, MINIMAL + f"train:\n  lora:\n    layers_to_transform: {value}\n"))
+        assert found[0].startswith(f"line 7: `train.lora.layers_to_transform`: {why}"), found
+
+
 def test_missing_required_key(tmp_path):
     found = problems(write(tmp_path, "name: demo\nbase_model: org/model\n"))
     assert found == ["line 1: `data`: Field required"]

@@ -207,6 +207,28 @@ def test_train_missing_base_model_is_config_error(example_project):
     assert "`base_model`" in result.output and "tiny-llama" in result.output
 
 
+def test_train_layer_beyond_the_model_is_config_error(example_project):
+    data = yaml.safe_load((example_project / "adapterci.yaml").read_text())
+    cfg = edit_config(example_project, lora={**data["train"]["lora"], "layers_to_transform": [1, 2]})
+    result = CliRunner().invoke(cli, ["train", "--config", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert ("`train.lora.layers_to_transform`: layer 2 does not exist; the base model has 2 layers (0-1)"
+            in result.output) and "Traceback" not in result.output
+    assert not (example_project / ".adapterci" / "run" / "adapter").exists()
+
+
+@pytest.mark.slow
+def test_train_layers_to_transform_adapts_only_those_layers(example_project):
+    from adapterci.train import train
+
+    lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"], "layers_to_transform": [1]}
+    cfg = load_config(edit_config(example_project, lora=lora, max_steps=2, batch_size=8))
+    result = train(cfg, log=lambda _: None)
+    names = set(adapter_tensors(result.adapter_dir))
+    assert names and all(".layers.1." in n for n in names), sorted(names)
+    assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["layers_to_transform"] == [1]
+
+
 def test_train_bad_data_names_file_and_line(example_project):
     with (example_project / "data" / "train.jsonl").open("a") as f:
         f.write('{"instruction": "Classify", "output": 3}\n{not json\n')

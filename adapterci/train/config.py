@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from adapterci.configbase import StrictModel
 
@@ -17,6 +17,21 @@ class LoraSettings(StrictModel):
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: str | list[str] = Field("all-linear", description="Modules to adapt: `all-linear` or a list of module names.")
     modules_to_save: list[str] | None = Field(None, description="Modules trained fully and saved with the adapter (e.g. `embed_tokens`, `lm_head`).")
+    layers_to_transform: list[int] | None = Field(
+        None, min_length=1,
+        description="Adapt only these decoder layers (0-based indices; PEFT `layers_to_transform`), e.g. the last "
+                    "few. Backward then stops at the lowest adapted layer: much faster on CPU. Default: every layer.")
+
+    @field_validator("layers_to_transform")
+    @classmethod
+    def _layer_indices(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if any(i < 0 for i in value):
+            raise ValueError("layer indices must be >= 0")
+        if len(set(value)) != len(value):
+            raise ValueError("layer indices must be unique")
+        return sorted(value)
 
 
 class EarlyStopping(StrictModel):

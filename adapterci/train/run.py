@@ -91,6 +91,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     spec = ModelSpec(ref=base.ref, revision=base.revision, lora=tc.lora, quantization=tc.quantization,
                      max_length=tc.max_length, gradient_checkpointing=tc.gradient_checkpointing, seed=tc.seed,
                      device="cuda" if cuda else "cpu")
+    _check_layers(cfg, spec)
     try:
         model, tokenizer = get_backend(backend_name).load(spec)
     except (OSError, ValueError) as exc:
@@ -188,6 +189,22 @@ def _load_data(cfg):
     if not train.examples:
         raise StageFailed("train", "no training rows")
     return train.examples, valid.examples
+
+
+def _check_layers(cfg, spec: ModelSpec) -> None:
+    """`train.lora.layers_to_transform` must name layers the base model has (read from its config, cheap)."""
+    layers = spec.lora.layers_to_transform
+    if not layers:
+        return
+    from transformers import AutoConfig
+
+    try:
+        count = AutoConfig.from_pretrained(spec.ref, revision=spec.revision).num_hidden_layers
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"`base_model`: cannot read the model config of {spec.ref!r}: {exc}", str(cfg.path)) from None
+    if layers[-1] >= count:
+        raise ConfigError(f"`train.lora.layers_to_transform`: layer {layers[-1]} does not exist; the base model has "
+                          f"{count} layers (0-{count - 1})", str(cfg.path))
 
 
 def _resume_point(ckpt: Path, resume: bool, log) -> str | None:

@@ -29,7 +29,19 @@ def load(spec) -> tuple[Any, Any]:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
     set_seed(spec.seed)  # LoRA initialisation draws from the global RNG
     lora = spec.lora
+    targets = lora.target_modules
+    if lora.layers_to_transform and targets == "all-linear":  # PEFT takes layer indices only with module names
+        targets = linear_module_names(model)
     model = get_peft_model(model, LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-        modules_to_save=lora.modules_to_save, task_type="CAUSAL_LM"))
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+        modules_to_save=lora.modules_to_save, layers_to_transform=lora.layers_to_transform, task_type="CAUSAL_LM"))
     return model, tokenizer
+
+
+def linear_module_names(model) -> list[str]:
+    """The names of the model's linear layers except the output head: what PEFT's `all-linear` adapts."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and module is not head})

@@ -24,7 +24,7 @@ def load(spec) -> tuple[Any, Any]:
     model = FastLanguageModel.get_peft_model(
         model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=ALL_LINEAR if lora.target_modules == "all-linear" else lora.target_modules,
-        modules_to_save=lora.modules_to_save, bias="none",
+        modules_to_save=lora.modules_to_save, layers_to_transform=lora.layers_to_transform, bias="none",
         use_gradient_checkpointing="unsloth" if spec.gradient_checkpointing else False,
         random_state=spec.seed, max_seq_length=spec.max_length)
     return model, tokenizer
