@@ -55,6 +55,7 @@ class StageRecord:
     status: str
     reused: bool = False
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # user + system CPU time of this process and its children (all cores)
     fingerprint: str | None = None
     exit_code: int = 0
     message: str = ""
@@ -92,6 +93,15 @@ class RunResult:
 Event = Callable[[StageRecord], None]
 
 
+def _cpu_seconds() -> float:
+    """CPU time used so far by this process and its waited-for children: on a shared machine the stages' cost,
+    where wall time also counts the other processes' load."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def plan(cfg, release: bool = True) -> list[Stage]:
     """The stages `run` will execute, in order. Reads nothing but the config."""
     names = STAGES if release else STAGES[:-1]
@@ -125,7 +135,7 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref:
             continue
         notify(StageRecord(stage.name, "running"))
         record = StageRecord(stage.name, "ran")
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
         try:
             _RUNNERS[stage.name](cfg, rd, ctx, record)
         except AdapterCIError as exc:
@@ -140,6 +150,7 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref:
             err.__cause__ = exc
             result.error = err
         record.seconds = round(time.perf_counter() - t0, 3)
+        record.cpu_seconds = round(_cpu_seconds() - cpu0, 3)
         record.reused = record.status == "cached"
         if result.error is not None:
             record.status, record.exit_code, record.message = "failed", result.error.exit_code, str(result.error)

@@ -80,8 +80,9 @@ def _stages(manifest: dict) -> list[str] | None:
         return None
     rows = [f"| {s['name']} | {STATUS_ICONS.get(s.get('status'), '')} {s.get('status', '')}"
             f"{' (reused)' if s.get('reused') and s.get('status') == 'failed' else ''} | "
-            f"{_seconds(s.get('seconds'))} | {_cell(s.get('message', ''))} |" for s in stages]
-    return ["| stage | status | time | notes |", "|---|---|---:|---|", *rows]
+            f"{_seconds(s.get('seconds'))} | {_seconds(s.get('cpu_seconds'))} | {_cell(s.get('message', ''))} |"
+            for s in stages]
+    return ["| stage | status | time | CPU time | notes |", "|---|---|---:|---:|---|", *rows]
 
 
 def _check(rd: RunDir) -> list[str] | None:

@@ -86,10 +86,13 @@ def test_run_releases_on_pass_and_reports_everything(quick_project: Path) -> Non
     report = (run_dir / "report.md").read_text()
     assert "released **v0.1.0**" in report
     for part in ("### Data check: ✅ passed", "### Training", "![loss curve](train/loss.png)",
-                 "| `sentiment` (104 items) | base | candidate | Δ vs base |", "### Safety", "### Gate: ✅ PASS",
+                 "| `sentiment` (104 items) | base (zero-shot) | candidate | Δ vs base |", "### Safety", "### Gate: ✅ PASS",
                  "`safety.over_refusal_rate <= 0.5` | ✅ PASS"):
         assert part in report
     assert (run_dir / "train" / "loss.png").is_file()
+    assert "| stage | status | time | CPU time | notes |" in report
+    train = next(s for s in read_json(run_dir / "manifest.json")["stages"] if s["name"] == "train")
+    assert train["cpu_seconds"] > 0 and train["seconds"] > 0
 
 
 @pytest.mark.slow

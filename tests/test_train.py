@@ -212,8 +212,9 @@ def test_train_layer_beyond_the_model_is_config_error(example_project):
     cfg = edit_config(example_project, lora={**data["train"]["lora"], "layers_to_transform": [1, 2]})
     result = CliRunner().invoke(cli, ["train", "--config", str(cfg)])
     assert result.exit_code == 2, result.output
-    assert ("`train.lora.layers_to_transform`: layer 2 does not exist; the base model has 2 layers (0-1)"
-            in result.output) and "Traceback" not in result.output
+    line = next(i for i, text in enumerate(cfg.read_text().splitlines(), 1) if "layers_to_transform" in text)
+    assert (f"line {line}: `train.lora.layers_to_transform`: layer 2 does not exist; the base model has 2 layers "
+            "(0-1)" in result.output) and "Traceback" not in result.output
     assert not (example_project / ".adapterci" / "run" / "adapter").exists()
 
 

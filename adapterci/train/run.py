@@ -201,10 +201,10 @@ def _check_layers(cfg, spec: ModelSpec) -> None:
     try:
         count = AutoConfig.from_pretrained(spec.ref, revision=spec.revision).num_hidden_layers
     except (OSError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"`base_model`: cannot read the model config of {spec.ref!r}: {exc}", str(cfg.path)) from None
+        raise cfg.error("base_model", f"cannot read the model config of {spec.ref!r}: {exc}") from None
     if layers[-1] >= count:
-        raise ConfigError(f"`train.lora.layers_to_transform`: layer {layers[-1]} does not exist; the base model has "
-                          f"{count} layers (0-{count - 1})", str(cfg.path))
+        raise cfg.error("train.lora.layers_to_transform",
+                        f"layer {layers[-1]} does not exist; the base model has {count} layers (0-{count - 1})")
 
 
 def _resume_point(ckpt: Path, resume: bool, log) -> str | None:
