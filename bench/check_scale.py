@@ -123,9 +123,7 @@ def hostile(tmp: Path) -> bool:
     (project / "bomb.yaml").write_text(BOMB)
     with (project / "line.jsonl").open("w") as f:
         f.write('{"prompt": "' + "x" * (20 << 20) + '", "completion": "positive"}\n')
-    shutil.copy2(REPO / "adapterci.yaml", project / "adapterci.yaml")
-    for name in ("data", "models", "evalsets"):
-        shutil.copytree(REPO / name, project / name)
+    shutil.copytree(TINY, project, dirs_exist_ok=True)
     cli = [sys.executable, "-m", "adapterci"]
     # peak RSS of RUSAGE_CHILDREN is a running maximum: measure the small baselines first, then the big inputs
     cases = [("valid config (baseline)", cli + ["validate", "adapterci.yaml"]),
