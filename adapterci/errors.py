@@ -92,3 +92,9 @@ class InternalError(AdapterCIError):
     """An unexpected exception (a bug), flattened to one line outside tests. Exit 1."""
 
     exit_code = 1
+
+
+class ReleaseRefused(AdapterCIError):
+    """No trusted PASS verdict vouches for the adapter to release. Exit 1."""
+
+    exit_code = 1

@@ -8,7 +8,9 @@ Reuse: the train stage is content-addressed by `adapterci.train.inputs_fingerpri
 prompt format, seed) under `cache_dir(cfg, "adapters")`; the check stage by a fingerprint of its inputs under
 `cache_dir(cfg, "check")`; the eval stage by the adapter's fingerprint, the registry's `stable` commit (the
 champion), the eval sets and settings under `cache_dir(cfg, "eval-results")` (and below that, eval keeps its
-own per-model cache, so a new champion re-scores only the champion).
+own per-model cache, so a new champion re-scores only the champion). Caches are per trust domain
+(`adapterci.provenance`), and a cached entry is reused only when the digests it records match what is recomputed
+now: the adapter's files, the eval results and the policy the gate judged.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from adapterci import __version__
 from adapterci.errors import (AdapterCIError, CheckFailed, FileSystemError, GateFailed, GateInconclusive,
                               StageFailed)
 from adapterci.fingerprint import hash_file, hash_json, hash_tree
+from adapterci.provenance import (adapter_digests, eval_set_hashes, results_provenance, stamp, trust_domain,
+                                  verdict_provenance)
 from adapterci.runs import RunDir, cache_dir, locked, run_dir_for, staged_dir, write_json_atomic
 
 STAGES = ("check", "train", "eval", "gate", "release")
@@ -234,7 +238,7 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 
     record.fingerprint = ctx["adapter_fingerprint"] = inputs_fingerprint(cfg)
     cached = cache_dir(cfg, "adapters") / record.fingerprint
-    if (cached / "adapter" / "adapter_config.json").is_file():
+    if _vouched(cached / "provenance.json", cached / "adapter"):
         shutil.copytree(cached / "adapter", rd.adapter, dirs_exist_ok=True)
         if (cached / "loss.png").is_file():
             rd.loss_png.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +256,21 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         shutil.copytree(rd.adapter, tmp / "adapter")
         if rd.loss_png.is_file():
             shutil.copy2(rd.loss_png, tmp / "loss.png")
+        write_json_atomic(tmp / "provenance.json", {"trust_domain": trust_domain(), "adapter": adapter_digests(rd.adapter)})
+
+
+def _vouched(record_path: Path, adapter_dir: Path, **expected: Any) -> bool:
+    """Whether a cached entry's provenance record was written in this trust domain for exactly the files of
+    `adapter_dir` (and the `expected` digests): a planted or stale entry is ignored, not reused."""
+    from adapterci.runs import read_json
+
+    try:
+        prov = read_json(record_path)
+        prov = prov.get("provenance", prov)
+        return (prov.get("trust_domain") == trust_domain() and prov.get("adapter") == adapter_digests(adapter_dir)
+                and all(prov.get(k) == v for k, v in expected.items()))
+    except (OSError, ValueError, AttributeError, AdapterCIError):
+        return False
 
 
 def eval_fingerprint(cfg, adapter_fingerprint: str, champion: str = "auto") -> str:
@@ -287,11 +306,12 @@ def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 
     record.fingerprint = ctx["eval_fingerprint"] = eval_fingerprint(cfg, ctx["adapter_fingerprint"], ctx["champion"])
     cached = cache_dir(cfg, "eval-results") / record.fingerprint
-    if (cached / "results.json").is_file():
+    if _vouched(cached / "results.json", rd.adapter, eval_sets=eval_set_hashes(cfg)):
         shutil.copytree(cached, rd.eval_dir, dirs_exist_ok=True)
         record.status, record.message = "cached", "adapter, champion and eval sets unchanged: reused eval results"
         return
-    ctx["results"] = evaluate(cfg, rd.adapter, champion=ctx["champion"], run_dir=rd)
+    evaluate(cfg, rd.adapter, champion=ctx["champion"], run_dir=rd)
+    stamp(rd.eval_json, results_provenance(cfg, rd.adapter))
     with staged_dir(cached) as tmp:
         shutil.copytree(rd.eval_dir, tmp, dirs_exist_ok=True)
 
@@ -302,14 +322,16 @@ def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     record.fingerprint = hash_json({"adapterci": __version__, "eval": ctx["eval_fingerprint"],
                                     "gate": cfg.gate.model_dump(mode="json")})
     cached = cache_dir(cfg, "gate") / record.fingerprint / "gate.json"
-    if cached.is_file():
+    provenance = verdict_provenance(cfg, rd.adapter, rd.eval_json)
+    if _vouched(cached, rd.adapter, **provenance):
         shutil.copy2(cached, rd.gate_json)
         verdict = read_json(rd.gate_json)["verdict"]
         record.status = "cached"
     else:
         from adapterci.gate import decide
 
-        verdict = decide(cfg, ctx.get("results", rd.eval_json), run_dir=rd).verdict
+        verdict = decide(cfg, rd.eval_json, run_dir=rd).verdict
+        stamp(rd.gate_json, provenance)
         with staged_dir(cached.parent) as tmp:
             shutil.copy2(rd.gate_json, tmp / "gate.json")
     ctx["verdict"] = verdict
@@ -323,7 +345,7 @@ def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 def _release(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     from adapterci.release import release
 
-    released = release(cfg, rd.adapter, run_dir=rd)
+    released = release(cfg, rd.adapter, run_dir=rd, verified=True)
     ctx["version"] = released.version
     record.message = f"released {released.version}"
 

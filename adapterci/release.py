@@ -127,11 +127,13 @@ def content_hash(files: dict[str, Path]) -> str:
 
 # --- release ---------------------------------------------------------------------------------------------------
 def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = None, bump: Bump = "patch",
-            registry: Registry | None = None) -> ReleaseResult:
+            registry: Registry | None = None, verified: bool = False) -> ReleaseResult:
     """Release `adapter_dir` as the next version and move `canary` to it; writes release.json into the run dir.
 
     Eval results and the gate verdict come from the run directory: the given one, or the default one when the
-    adapter is that run's adapter. A run whose gate verdict is FAIL is refused (GateFailed, exit 1)."""
+    adapter is that run's adapter. A run whose gate verdict is FAIL is refused (GateFailed, exit 1). `verified`
+    also refuses (ReleaseRefused, exit 1) unless a trusted run's PASS verdict vouches for exactly these files
+    (`provenance.verify_release`): what the CLI and `adapterci run` require."""
     next_version([], bump)  # validates `bump` before anything else
     adapter_dir = Path(adapter_dir).resolve()
     files = adapter_files(adapter_dir)
@@ -139,6 +141,10 @@ def release(cfg, adapter_dir: str | Path, run_dir: RunDir | str | Path | None = 
     gate = read_tolerant(rd.gate_json) if rd is not None else None
     if gate and gate.get("verdict") == "FAIL":
         raise GateFailed(f"the gate verdict in {rd.gate_json} is FAIL: this adapter is not released")  # type: ignore[union-attr]
+    if verified:
+        from adapterci.provenance import verify_release
+
+        verify_release(cfg, rd, adapter_dir)
     reg = registry or open_registry(cfg)
     content = content_hash(files)
     train = read_tolerant(adapter_dir / TRAIN_JSON)

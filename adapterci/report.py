@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from adapterci.markdown import cell as _cell, code as _code
 from adapterci.runs import RunDir, read_json, write_text_atomic
 
 MARKER = "<!-- adapterci-report -->"
@@ -31,8 +32,10 @@ def render(run_dir: Path, name: str = "adapter") -> str:
     release = _load(rd.release_json)
     verdict = (gate or {}).get("verdict")
     check = _load(rd.check_json)
-    lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release, check)}", ""]
-    for section in (_stages(manifest), _check(rd), _train(rd), *_eval(rd), _failures(rd), _gate(gate), _release(release),
+    pr = _load(rd.pr_json)
+    lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release, check, pr)}", ""]
+    for section in (_stages(manifest), *_pr(pr), _check(rd), _train(rd), *_eval(rd), _failures(rd), _gate(gate),
+                    _release(release),
                     _serving(_load(rd.serving_json))):
         if section:
             lines += [*section, ""]
@@ -61,7 +64,10 @@ def outcome(run_dir: Path) -> dict[str, Any]:
 # --- sections ---------------------------------------------------------------------------------------------------
 
 
-def _headline(manifest: dict, verdict: str | None, release: dict | None, check: dict | None) -> str:
+def _headline(manifest: dict, verdict: str | None, release: dict | None, check: dict | None,
+              pr: dict | None) -> str:
+    if pr and pr.get("refused"):
+        return "⛔ refused: the pull request changes more than data"
     failed = next((s for s in manifest.get("stages", []) if s.get("status") == "failed"), None)
     if failed and failed.get("name") not in ("gate",):
         return f"❌ {failed['name']} failed"
@@ -85,6 +91,46 @@ def _stages(manifest: dict) -> list[str] | None:
     return ["| stage | status | time | CPU time | notes |", "|---|---|---:|---:|---|", *rows]
 
 
+def _pr(pr: dict | None) -> list[list[str]]:
+    """What a PR run took from the pull request (or why it refused it), and the policy change it was not allowed."""
+    if not isinstance(pr, dict):
+        return []
+    head = _code(str(pr.get("head_sha", ""))[:12])
+    if pr.get("refused"):
+        return [["### Pull request refused", "",
+                 f"Head {head} changes more than data, so nothing of it ran on the GPU runner. A pull request may "
+                 "change only `data/**`, `evalsets/**` and the `data` and `train` keys of `adapterci.yaml`.", "",
+                 "| path | refused because |", "|---|---|",
+                 *[f"| {_code(r.get('path'))} | {_cell(r.get('reason'))} |" for r in pr["refused"][:MAX_FAILURES]
+                   if isinstance(r, dict)]]]
+    taken = ", ".join(_code(t) for t in pr.get("taken") or []) or "nothing"
+    sections = [["### Pull request", "", f"Data taken from head {head}: {taken}."]]
+    policy = pr.get("policy") or {}
+    if policy.get("changed"):
+        lines = ["### Policy change (not applied)", "",
+                 "This pull request changes the release policy. It is judged with the default branch's policy; "
+                 "the change takes effect only once merged.", "", "| | default branch (used) | this PR |", "|---|---|---|"]
+        rules, model = policy.get("rules") or {}, policy.get("base_model") or {}
+        if rules.get("old") != rules.get("new"):
+            lines.append(f"| gate rules | {'<br>'.join(_code(r) for r in rules.get('old') or []) or '–'} | "
+                         f"{'<br>'.join(_code(r) for r in rules.get('new') or []) or '–'} |")
+        if model.get("old") != model.get("new"):
+            lines.append(f"| base model | {_code(model.get('old'))} | {_code(model.get('new'))} |")
+        for suite in policy.get("suites") or []:
+            lines.append(f"| suite {_code(suite.get('name'))} | {_items(suite, 'old')} | {_items(suite, 'new')} |")
+        shown = {"gate", "base_model"}
+        for entry in policy.get("keys") or []:
+            if entry.get("key") not in shown:
+                lines.append(f"| {_code(entry.get('key'))} | {_code(entry.get('old'))} | {_code(entry.get('new'))} |")
+        sections.append(lines)
+    return sections
+
+
+def _items(suite: dict, side: str) -> str:
+    path, n = suite.get(f"{side}_path"), suite.get(f"{side}_items")
+    return "–" if path is None else f"{_code(path)}: {n if n is not None else 'missing'} items"
+
+
 def _check(rd: RunDir) -> list[str] | None:
     data = _load(rd.check_json)
     if data is None:
@@ -101,12 +147,12 @@ def _check(rd: RunDir) -> list[str] | None:
         for c in checks:
             count = c.get("failure_count", len(c.get("failures") or []))
             result = "✅ pass" if c.get("passed") else f"❌ fail ({count})"
-            lines.append(f"| `{c.get('name', '?')}` | {result} | {_cell(c.get('summary', ''))} |")
+            lines.append(f"| {_code(c.get('name', '?'))} | {result} | {_cell(c.get('summary', ''))} |")
         lines.append("")
     failures = list(_check_failures(data))
     if failures:
         lines += ["| failed check | where | problem |", "|---|---|---|"]
-        lines += [f"| `{_cell(c)}` | `{_cell(w)}` | {_cell(m)} |" for c, w, m in failures[:MAX_FAILURES]]
+        lines += [f"| {_code(c)} | {_code(w)} | {_cell(m)} |" for c, w, m in failures[:MAX_FAILURES]]
         if len(failures) > MAX_FAILURES:
             lines.append(f"\n… and {len(failures) - MAX_FAILURES} more in `check/check.json`")
         lines.append("")
@@ -177,7 +223,7 @@ def _eval(rd: RunDir) -> list[list[str]]:
         table = _suite_table(name, suite, roles)
         (safety if suite.get("kind") == "safety" else task).extend(table)
     head = ["### Evaluation", ""]
-    described = [f"{r}: `{_model_name(models.get(r))}`" for r in roles if models.get(r) is not None]
+    described = [f"{r}: {_code(_model_name(models.get(r)))}" for r in roles if models.get(r) is not None]
     if described:
         head += ["Models — " + ", ".join(described), ""]
     if "champion" not in roles:
@@ -194,7 +240,7 @@ def _suite_table(name: str, suite: dict, roles: list[str]) -> list[str]:
         return []
     deltas = suite.get("deltas") or {}
     others = [r for r in roles if r != "candidate"]
-    header = f"| `{name}` ({suite.get('n', '?')} items) | " + " | ".join(HEADERS.get(r, r) for r in roles)
+    header = f"| {_code(name)} ({suite.get('n', '?')} items) | " + " | ".join(HEADERS.get(r, r) for r in roles)
     header += "".join(f" | Δ vs {o}" for o in others) + " |"
     lines = [header, "|---" * (1 + len(roles) + len(others)) + "|"]
     for metric in names:
@@ -246,7 +292,7 @@ def _gate(gate: dict | None) -> list[str] | None:
         observed = ", ".join(f"{k} {_num(v)}" for k, v in (rule.get("observed") or {}).items())
         interval = rule.get("interval")
         shown = f"[{_num(interval[0])}, {_num(interval[1])}]" if isinstance(interval, (list, tuple)) and len(interval) == 2 else ""
-        lines.append(f"| `{_cell(rule.get('rule', ''))}` | {ICONS.get(rule.get('outcome'), '')} {rule.get('outcome', '')} | "
+        lines.append(f"| {_code(rule.get('rule', ''))} | {ICONS.get(rule.get('outcome'), '')} {rule.get('outcome', '')} | "
                      f"{_cell(observed)} | {shown} | {_cell(rule.get('reason', ''))} |")
     return lines
 
@@ -272,7 +318,7 @@ def _serving(serving: dict | None) -> list[str] | None:
     if not isinstance(adapters, list) or not adapters:
         return None
     lines = ["### Serving", "", "| adapter | version | commit | traffic |", "|---|---|---|---:|"]
-    lines += [f"| `{_cell(a.get('name', '?'))}` | {_cell(a.get('version') or '–')} | `{str(a.get('commit', ''))[:12]}` | "
+    lines += [f"| {_code(a.get('name', '?'))} | {_cell(a.get('version') or '–')} | `{str(a.get('commit', ''))[:12]}` | "
               f"{a.get('weight', 0):.0%} |" for a in adapters if isinstance(a, dict)]
     command = ((serving or {}).get("vllm") or {}).get("command")
     return lines + (["", "```sh", *((serving.get("vllm") or {}).get("download") or []), command, "```"] if command else [])
@@ -314,11 +360,6 @@ def _num(v: Any) -> str:
 
 def _seconds(v: Any) -> str:
     return f"{v:.1f} s" if isinstance(v, (int, float)) else ""
-
-
-def _cell(text: Any) -> str:
-    """Make text safe inside a Markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _sparkline(values: list[float]) -> str:

@@ -9,6 +9,7 @@ Layout (all relative to the run directory, default `.adapterci/run` beside the c
     gate.json                                                  adapterci gate
     release.json  serving.json                                 adapterci release
     report.md  manifest.json                                   adapterci report / run
+    pr.json                                                    adapterci pr materialize
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ class RunDir:
     def manifest(self) -> Path:
         return self.path / "manifest.json"
 
+    @property
+    def pr_json(self) -> Path:
+        """What `adapterci pr materialize` took from a pull request, refused, and its policy change."""
+        return self.path / "pr.json"
+
 
 _HELD: dict[str, Any] = {}
 
@@ -136,11 +142,15 @@ def run_dir_for(cfg, override: str | Path | None = None) -> RunDir:
 
 
 def cache_dir(cfg, kind: str) -> Path:
-    """A content-addressed cache folder (`adapters`, `eval`, ...) shared by all runs of a project.
+    """A content-addressed cache folder (`adapters`, `eval`, ...) shared by the runs of one trust domain.
 
-    `ADAPTERCI_CACHE_DIR` moves it (e.g. to a CI runner's persistent disk, shared by PR and main runs)."""
+    `ADAPTERCI_CACHE_DIR` moves the cache root (e.g. to a CI runner's persistent disk); below it every trust
+    domain (`ADAPTERCI_TRUST_DOMAIN`: default-branch, pr, local) has its own folder, so a run never reads what
+    a run of another domain wrote."""
+    from adapterci.provenance import trust_domain
+
     root = os.environ.get("ADAPTERCI_CACHE_DIR")
-    return (Path(root).expanduser() if root else cfg.workdir / "cache") / kind
+    return (Path(root).expanduser() if root else cfg.workdir / "cache") / trust_domain() / kind
 
 
 def write_text_atomic(path: Path, text: str) -> None:

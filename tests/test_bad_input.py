@@ -84,12 +84,12 @@ def release_pickle(project: Path, adapter: Path) -> list[str]:
 
     torch.save(load_file(adapter / "adapter_model.safetensors"), adapter / "adapter_model.bin")
     (adapter / "adapter_model.safetensors").unlink()
-    return ["release", *cfg(project), "--adapter", str(adapter)]
+    return ["release", *cfg(project), "--unverified", "--adapter", str(adapter)]
 
 
 def release_symlink(project: Path, adapter: Path) -> list[str]:
     (adapter / "tokenizer_config.json").symlink_to("/etc/hostname")
-    return ["release", *cfg(project), "--adapter", str(adapter)]
+    return ["release", *cfg(project), "--unverified", "--adapter", str(adapter)]
 
 
 def eval_pickle(project: Path, adapter: Path) -> list[str]:
@@ -318,7 +318,7 @@ DISK_COMMANDS = {
     "check": lambda project, fs, adapter: ["check", *cfg(project), "--run-dir", str(fs / "run")],
     "run": lambda project, fs, adapter: ["run", *cfg(project), "--run-dir", str(fs / "run")],
     "train": lambda project, fs, adapter: ["train", *cfg(project), "--run-dir", str(fs / "run")],
-    "release": lambda project, fs, adapter: ["release", *cfg(project), "--adapter", str(adapter)],
+    "release": lambda project, fs, adapter: ["release", *cfg(project), "--unverified", "--adapter", str(adapter)],
 }
 
 
@@ -366,7 +366,7 @@ def test_truncated_eval_cache_entry_is_a_miss(example_project: Path, monkeypatch
     cache.store(config, "k", outputs)
     assert cache.load(config, "k", 3) == outputs
     assert cache.load(config, "k", 4) is None  # fewer outputs than items: computed again, not an IndexError
-    path = example_project / "cache" / "eval" / "k.json"
+    path = cache.cache_dir(config, "eval") / "k.json"
     path.write_text(path.read_text()[:40])
     assert cache.load(config, "k", 3) is None
 

@@ -39,7 +39,9 @@ def test_init_writes_config_workflows_and_readme(scaffolded) -> None:
     config = (target / "adapterci.yaml").read_text()
     assert "name: movie-reviews\n" in config and "base_model: models/tiny-llama\n" in config
     workflows = sorted(p.name for p in (target / ".github" / "workflows").iterdir())
-    assert workflows == ["adapter-canary.yml", "adapter-pr.yml", "adapter-registry.yml", "adapter-release.yml"]
+    assert workflows == ["adapter-canary.yml", "adapter-pr-gpu.yml", "adapter-pr.yml", "adapter-registry.yml",
+                         "adapter-release.yml"]
+    assert (target / ".github" / "scripts" / "sticky-comment.js").is_file()
     assert f"uses: {PINNED_ACTION}\n" in (target / ".github" / "workflows" / "adapter-pr.yml").read_text()
     readme = (target / "README.md").read_text()
     assert readme.startswith("# Movie Reviews\n") and "## Adapter CI" in readme and "`movie-reviews`" in readme

@@ -138,14 +138,14 @@ def test_hub_token_never_appears_in_output(cfg, hub_emulator, tiny_peft_adapter,
     monkeypatch.setenv("ADAPTERCI_REGISTRY", f"hf://{REPO_ID}")
     config = ["--config", str(example_project / "adapterci.yaml")]
     runner = CliRunner()
-    outputs = [runner.invoke(cli, ["release", *config, "--adapter", str(adapter_dir), *extra])
+    outputs = [runner.invoke(cli, ["release", *config, "--unverified", "--adapter", str(adapter_dir), *extra])
                for extra in ([], ["--json"])]
     outputs += [runner.invoke(cli, [cmd, *config, "--json"]) for cmd in ("promote", "versions")]
     hub_emulator.add_fault(r"/refs$", status=500, times=-1)
     outputs.append(runner.invoke(cli, ["rollback", *config]))
     hub_emulator.faults.clear()
     monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 32)  # a wrong token: the error must not echo it either
-    outputs.append(runner.invoke(cli, ["release", *config, "--adapter", str(adapter_dir), "--bump", "minor"]))
+    outputs.append(runner.invoke(cli, ["release", *config, "--unverified", "--adapter", str(adapter_dir), "--bump", "minor"]))
     assert [r.exit_code for r in outputs] == [0, 0, 0, 0, 1, 1]
     assert "the Hub rejected the token" in outputs[-1].output
     text = "\n".join(r.output for r in outputs) + capfd.readouterr().out + capfd.readouterr().err + caplog.text

@@ -37,10 +37,10 @@ def bump_content(adapter: Path, value: float) -> None:
 
 def test_release_prints_the_version_and_is_idempotent(project):
     invoke, adapter, _ = project
-    first = invoke("release", "--adapter", str(adapter))
+    first = invoke("release", "--unverified", "--adapter", str(adapter))
     assert first.exit_code == 0, first.output
     assert first.output.startswith("Released v0.1.0 (commit ") and first.output.rstrip().endswith("refs: v0.1.0, canary.")
-    again = invoke("release", "--adapter", str(adapter), "--json")
+    again = invoke("release", "--unverified", "--adapter", str(adapter), "--json")
     assert again.exit_code == 0
     data = json.loads(again.output)
     assert (data["version"], data["no_op"], data["refs"]) == ("v0.1.0", True, ["v0.1.0", "canary"])
@@ -48,9 +48,9 @@ def test_release_prints_the_version_and_is_idempotent(project):
 
 def test_release_bump_minor_and_versions_listing(project):
     invoke, adapter, _ = project
-    assert invoke("release", "--adapter", str(adapter)).exit_code == 0
+    assert invoke("release", "--unverified", "--adapter", str(adapter)).exit_code == 0
     bump_content(adapter, 0.2)
-    assert json.loads(invoke("release", "--adapter", str(adapter), "--bump", "minor", "--json").output)["version"] == "v0.2.0"
+    assert json.loads(invoke("release", "--unverified", "--adapter", str(adapter), "--bump", "minor", "--json").output)["version"] == "v0.2.0"
     assert invoke("promote").exit_code == 0
     listing = invoke("versions")
     assert listing.exit_code == 0
@@ -63,12 +63,12 @@ def test_release_bump_minor_and_versions_listing(project):
 
 def test_promote_and_rollback_output(project):
     invoke, adapter, _ = project
-    invoke("release", "--adapter", str(adapter))
+    invoke("release", "--unverified", "--adapter", str(adapter))
     result = invoke("promote")
     assert result.exit_code == 0 and "`stable` -> v0.1.0 (was unset)" in result.output
     assert "already points at v0.1.0" in invoke("promote", "v0.1.0").output
     bump_content(adapter, 0.3)
-    invoke("release", "--adapter", str(adapter))
+    invoke("release", "--unverified", "--adapter", str(adapter))
     moved = json.loads(invoke("promote", "--json").output)
     assert (moved["version"], moved["previous"], moved["no_op"]) == ("v0.1.1", "v0.1.0", False)
     back = invoke("rollback")
@@ -90,7 +90,7 @@ def test_release_bad_input_exits_2_and_publishes_nothing(project, tmp_path, case
         args, message = ["--adapter", str(adapter)], "has no adapter weights"
     else:
         args, message = ["--adapter", str(adapter), "--bump", "huge"], "'huge' is not one of"
-    result = invoke("release", *args)
+    result = invoke("release", "--unverified", *args)
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output
     assert not registry.exists()
@@ -114,7 +114,7 @@ def test_release_defaults_to_the_run_directory_adapter(project, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(adapter, run_dir / "adapter")
     (run_dir / "gate.json").write_text(json.dumps({"verdict": "PASS", "rules": []}))
-    result = invoke("release", "--run-dir", str(run_dir), "--json")
+    result = invoke("release", "--unverified", "--run-dir", str(run_dir), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads((run_dir / "release.json").read_text())["version"] == "v0.1.0"
     listing = json.loads(invoke("versions", "--json").output)["versions"]

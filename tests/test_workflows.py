@@ -3,10 +3,11 @@
 Remote actions are replaced by the stand-ins in tests/actions/; act's `--json` log gives each job's result,
 which every test asserts (a job act skipped has no result at all, and act still exits 0).
 One project (with a short training: these tests are about the workflows, tests/test_workflows_gate.py about a
-gate that fails), one emulator and one runner cache serve the whole module. Each test sets up what it needs and
-passes alone or in any order: the same-repository PR run (which trains) is a module fixture that the PR test and
-the push test (which must reuse its adapter) share; the registry dispatch test releases its own versions into a
-repo of its own.
+gate that fails), the Hub and GitHub emulators and one runner cache serve the whole module, in this order: a PR's
+data check and sticky comment, a PR from another repository, a labeled PR on the GPU workflow (trains the PR's
+data with the default branch's code), push to main (trains: it never reuses a PR run's cache), promote, an
+unverified release by hand, an injected version input, rollback. The attacks on this path are in
+tests/test_workflows_trust.py.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ STUBS = REPO / "tests" / "actions"
 PROJECT_FILES = ("action.yml", "constraints.txt", ".github")  # besides the tiny test project (conftest)
 LABELS = ("ubuntu-latest", "self-hosted", "gpu")
 TOKEN = "hf_test_release_token_0123456789"
-HUB_REPO = "acme/sentiment"
+GH_TOKEN = "ghs_test_workflow_token_0123456789"
+HUB_REPO = "acme/sentiment"  # also the GitHub repository (the project's `origin`)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("act")]
 
@@ -71,14 +73,17 @@ def make_project(dest: Path, quick: bool = False) -> Path:
         (dest / "adapterci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     git = ["git", "-C", str(dest), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
+    subprocess.run([*git, "remote", "add", "origin", f"https://github.com/{HUB_REPO}.git"], check=True)  # github.repository
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "example"], check=True)
     return dest
 
 
 def act(project: Path, event_name: str, event: dict, workflow: str, home: Path, *, env: dict | None = None,
-        variables: dict | None = None, secrets: dict | None = None, timeout: int = 900) -> ActRun:
-    """Run one workflow for one event with act in host mode; parse its JSON log."""
+        variables: dict | None = None, secrets: dict | None = None, github_api: str | None = None,
+        timeout: int = 900) -> ActRun:
+    """Run one workflow for one event with act in host mode; parse its JSON log. `github_api`: the GitHub API
+    the steps see as GITHUB_API_URL (the project's emulator)."""
     event_file = home / f"event-{event_name}.json"
     event_file.write_text(json.dumps(event))
     cmd = [str(BIN / "act"), event_name, "-e", str(event_file), "-W", f".github/workflows/{workflow}", "--json",
@@ -92,6 +97,8 @@ def act(project: Path, event_name: str, event: dict, workflow: str, home: Path, 
         cmd += ["--var", f"{key}={value}"]
     for key, value in (secrets or {}).items():
         cmd += ["-s", f"{key}={value}"]
+    if github_api:
+        cmd += ["--env", f"GITHUB_API_URL={github_api}"]
     proc_env = {
         "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
         "ADAPTERCI_HOME": str(home / "adapterci-home"), "HF_HOME": str(home / "hf"),
@@ -117,13 +124,60 @@ def act(project: Path, event_name: str, event: dict, workflow: str, home: Path, 
     return run
 
 
-def pr_event(number: int, fork: bool = False, action: str = "synchronize", label: str | None = None) -> dict:
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def open_pr(project: Path, number: int, change) -> tuple[str, str]:
+    """Commit `change(project)` on branch pr-N (the PR head), then go back to main (the trusted checkout act copies
+    into the workspace, as `pull_request_target` checks out the default branch). Returns (base sha, head sha)."""
+    base = git(project, "rev-parse", "main")
+    git(project, "checkout", "-qb", f"pr-{number}", "main")
+    change(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", f"PR {number}")
+    head = git(project, "rev-parse", "HEAD")
+    git(project, "checkout", "-q", "main")
+    return base, head
+
+
+def drop_rows(count: int):
+    """A PR change: remove the last `count` training rows."""
+    def change(project: Path) -> None:
+        train = project / "data" / "train.jsonl"
+        train.write_text("\n".join(train.read_text().splitlines()[:-count]) + "\n")
+    return change
+
+
+def pr_event(number: int, fork: bool = False, action: str = "synchronize", label: str | None = None,
+             head_repo: str = HUB_REPO) -> dict:
+    """A `pull_request` event (the check workflow)."""
     event = {"action": action, "number": number,
-             "pull_request": {"number": number, "head": {"ref": f"pr-{number}", "repo": {"fork": fork}},
+             "pull_request": {"number": number, "head": {"ref": f"pr-{number}",
+                                                         "repo": {"fork": fork, "full_name": head_repo}},
                               "base": {"ref": "main"}, "labels": [{"name": label}] if label else []}}
     if label:
         event["label"] = {"name": label}
     return event
+
+
+def label_event(number: int, head: str, base: str, actor: str = "alice", label: str = "safe-to-train",
+                action: str = "labeled") -> dict:
+    """A `pull_request_target` event of the PR GPU workflow: `actor` added `label` when the head was `head`."""
+    return {"action": action, "number": number, "label": {"name": label}, "sender": {"login": actor},
+            "repository": {"full_name": HUB_REPO, "default_branch": "main"},
+            "pull_request": {"number": number, "head": {"sha": head, "ref": f"pr-{number}", "repo": {"full_name": HUB_REPO}},
+                             "base": {"sha": base, "ref": "main"}, "labels": [{"name": label}]}}
+
+
+def github(tokens: str):
+    """The GitHub API emulator of the workflows' repository: alice maintains it, bob triages."""
+    from adapterci.github_emulator import GitHubEmulator
+
+    emulator = GitHubEmulator(repo=HUB_REPO, token=tokens)
+    emulator.roles.update(alice="maintain", bob="triage")
+    return emulator
 
 
 @pytest.fixture(scope="module")
@@ -136,23 +190,32 @@ def hub():
 
 @pytest.fixture(scope="module")
 def ci(tmp_path_factory: pytest.TempPathFactory, hub):
-    """The project, act's home and the settings every workflow run gets (repository variables, emulator)."""
+    """The project, act's home and the settings every workflow run gets (repository variables, emulators)."""
     root = tmp_path_factory.mktemp("act")
     home = root / "home"
     home.mkdir()
-    return {
-        "project": make_project(root / "project", quick=True), "home": home,
-        "variables": {"ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}", "ADAPTERCI_CACHE_DIR": str(root / "runner-cache")},
-        "env": {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"},
-    }
+    with github(GH_TOKEN) as gh:
+        yield {
+            "project": make_project(root / "project", quick=True), "home": home, "gh": gh,
+            "variables": {"ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}", "ADAPTERCI_CACHE_DIR": str(root / "runner-cache")},
+            "env": {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"},
+        }
 
 
 def run_pr(ci, event: dict, project: Path | None = None) -> ActRun:
-    """A PR event; like GitHub, a fork's run gets no secrets."""
+    """A `pull_request` event (the check workflow); like GitHub, a fork's run gets no secrets."""
     shutil.rmtree(ci["home"] / "artifacts", ignore_errors=True)
-    fork = event["pull_request"]["head"]["repo"]["fork"]
+    same_repo = event["pull_request"]["head"]["repo"]["full_name"] == HUB_REPO
     return act(project or ci["project"], "pull_request", event, "adapter-pr.yml", ci["home"], env=ci["env"],
-               variables=ci["variables"], secrets=None if fork else {"HF_READ_TOKEN": TOKEN})
+               variables=ci["variables"], secrets={"GITHUB_TOKEN": GH_TOKEN} if same_repo else None)
+
+
+def run_gpu(ci, event: dict, event_name: str = "pull_request_target", project: Path | None = None) -> ActRun:
+    """An event of the PR GPU workflow (the default branch's definition, with its secrets)."""
+    shutil.rmtree(ci["home"] / "artifacts", ignore_errors=True)
+    return act(project or ci["project"], event_name, event, "adapter-pr-gpu.yml", ci["home"], env=ci["env"],
+               variables=ci["variables"], secrets={"HF_READ_TOKEN": TOKEN, "GITHUB_TOKEN": GH_TOKEN},
+               github_api=ci["gh"].url)
 
 
 def artifact(ci, name: str) -> Path:
@@ -164,102 +227,97 @@ def comments(ci) -> list[dict]:
     return json.loads(path.read_text())["comments"] if path.exists() else []
 
 
-@pytest.fixture(scope="module")
-def pr_run(ci, tmp_path_factory: pytest.TempPathFactory) -> tuple[ActRun, Path, list[dict]]:
-    """The same-repository PR's first run (it trains and fills the runner cache), with a copy of its artifacts
-    and the comments as they were right after it."""
+def test_workflows_pr_checks_the_data_and_keeps_one_sticky_comment(ci) -> None:
+    # someone else's comment that carries the marker is never the sticky one
+    foreign = {"id": 1, "issue_number": 7, "body": "<!-- adapterci-report --> mine", "user": {"login": "mallory", "type": "User"}}
+    (ci["home"] / "github-state.json").write_text(json.dumps({"comments": [foreign]}))
     run = run_pr(ci, pr_event(7))
-    artifacts = shutil.copytree(ci["home"] / "artifacts", tmp_path_factory.mktemp("pr-run") / "artifacts")
-    return run, artifacts, comments(ci)
-
-
-def test_workflows_same_repo_pr_runs_the_pipeline_and_comments(ci, pr_run) -> None:
-    run, artifacts, posted = pr_run
-    assert run.jobs == {"check": "success", "train-eval-gate": "success", "comment": "success"}, run.log[-4000:]
-    assert run.outputs[("train-eval-gate", "verdict")] == "PASS"
-    report = (artifacts / "report-pipeline" / "report.md").read_text()
-    assert report.startswith("<!-- adapterci-report -->")
-    for section in ("### Data check", "### Training", "### Evaluation", "### Safety", "### Gate: ✅ PASS"):
-        assert section in report
-    assert (artifacts / "report-pipeline" / "adapter" / "adapter_config.json").is_file()
-    assert (artifacts / "report-check" / "check" / "check.json").is_file()
-    assert any("### Gate" in s for s in run.summaries)  # the step summary carries the report
-    assert len(posted) == 1 and posted[0]["issue_number"] == 7 and posted[0]["body"] == report
-
-    rerun = run_pr(ci, pr_event(7))  # a new push to the same PR: the comment is updated, not added
+    assert run.jobs == {"check": "success", "comment": "success"}, run.log[-4000:]
+    report = (artifact(ci, "report-check") / "report.md").read_text()
+    assert report.startswith("<!-- adapterci-report -->") and "### Data check: ✅ passed" in report
+    assert any("### Data check" in s for s in run.summaries)  # the step summary carries the report
+    rerun = run_pr(ci, pr_event(7))  # a new push to the same PR: the bot's comment is updated, not added
     assert rerun.jobs == run.jobs
-    assert "cached" in rerun.output_lines("train-eval-gate")
-    assert len(comments(ci)) == 1
+    posted = comments(ci)
+    assert posted[0] == foreign
+    assert [(c["issue_number"], c["user"]["login"], c["body"]) for c in posted[1:]] == [(7, "github-actions[bot]", report)]
 
 
-def test_workflows_fork_pr_skips_the_gpu_job(ci) -> None:
-    run = run_pr(ci, pr_event(8, fork=True))
-    assert run.jobs == {"check": "success"}, run.log[-4000:]  # train-eval-gate and comment never started
-    assert not artifact(ci, "report-pipeline").exists()
+def test_workflows_pr_from_another_repository_gets_no_comment_job(ci) -> None:
+    """Decided by comparing repositories, not by `head.repo.fork` (false for a head repo not marked a fork)."""
+    run = run_pr(ci, pr_event(8, fork=False, head_repo="mallory/sentiment"))
+    assert run.jobs == {"check": "success"}, run.log[-4000:]
     assert "### Data check" in (artifact(ci, "report-check") / "report.md").read_text()
 
 
-def test_workflows_fork_pr_runs_on_gpu_after_the_safe_to_train_label(ci, tmp_path: Path) -> None:
-    """A fork reaches the GPU runner only for the `safe-to-train` label event, without secrets or shared cache."""
-    project = make_project(tmp_path / "fork", quick=True)
-    train = project / "data" / "train.jsonl"
-    train.write_text("\n".join(train.read_text().splitlines()[:-20]) + "\n")  # the fork removed some rows
-    run = run_pr(ci, pr_event(8, fork=True, action="labeled", label="safe-to-train"), project)
-    # no comment job: a fork's token is read-only; the report is in the step summary and the artifact
-    assert run.jobs == {"check": "success", "train-eval-gate": "success"}, run.log[-4000:]
+def test_workflows_labeled_pr_trains_its_data_with_default_branch_code(ci) -> None:
+    base, head = open_pr(ci["project"], 9, drop_rows(20))
+    ci["gh"].pull_request(9, head_sha=head, base_sha=base, labels=["safe-to-train"])
+    run = run_gpu(ci, label_event(9, head, base))
+    assert run.jobs == {"authorize": "success", "train-eval-gate": "success", "comment": "success"}, \
+        run.output_lines("train-eval-gate")[-6000:]
+    assert run.outputs[("train-eval-gate", "verdict")] == "PASS"
     report = (artifact(ci, "report-pipeline") / "report.md").read_text()
-    assert "No champion yet" in report  # no registry token for a fork: compared with the base model only
-    assert "| train | ✅ ran |" in report  # trained: the runner's shared cache is not offered to forks
-    assert all(c["issue_number"] != 8 for c in comments(ci))
+    for section in ("### Pull request", "### Data check", "### Training", "### Evaluation", "### Gate: ✅ PASS"):
+        assert section in report
+    assert f"Data taken from head `{head[:12]}`: `data/train.jsonl`." in report
+    train = json.loads((artifact(ci, "report-pipeline") / "adapter" / "adapterci-train.json").read_text())
+    main_rows = len((ci["project"] / "data" / "train.jsonl").read_text().splitlines())
+    assert train["rows"]["train"] < main_rows  # the PR's data, not the default branch's
+    assert (ci["project"] / "data" / "train.jsonl").read_text().count("\n") == main_rows  # the checkout is untouched
+    gate = json.loads((artifact(ci, "report-pipeline") / "gate.json").read_text())
+    assert gate["provenance"]["trust_domain"] == "pr"
+    assert [(c["issue_number"], c["body"]) for c in comments(ci) if c["issue_number"] == 9] == [(9, report)]
+    assert GH_TOKEN not in run.log and TOKEN not in run.log
+    ci["pr_adapter"] = artifact(ci, "report-pipeline") / "adapter"
 
 
-def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub, pr_run) -> None:
+def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub, tmp_path: Path) -> None:
+    pr_adapter = shutil.copytree(ci["pr_adapter"], tmp_path / "pr-adapter") if "pr_adapter" in ci else None
     run = act(ci["project"], "push", {"ref": "refs/heads/main"}, "adapter-release.yml", ci["home"],
               env=ci["env"], variables=ci["variables"], secrets={"HF_TOKEN": TOKEN, "HF_READ_TOKEN": TOKEN})
     assert run.jobs == {"train-eval-gate": "success", "release": "success"}, run.log[-4000:]
     assert run.outputs[("release", "version")] == "v0.1.0"
-    assert "cached" in run.output_lines("train-eval-gate")  # the PR's adapter, same inputs fingerprint
     repo = hub.state.repo("model", HUB_REPO)
     assert repo.tags["v0.1.0"] == repo.resolve("canary")
+    manifest = json.loads(hub.state.blobs[repo.commits[repo.tags["v0.1.0"]].files["adapterci.json"]])
+    assert manifest["gate_provenance"]["trust_domain"] == "default-branch"
     assert TOKEN not in run.log
+    ci["pr_adapter"] = pr_adapter
 
 
-def serves(hub, repo_id: str, ref: str) -> str:
-    """The version the branch `ref` serves: the manifest in the files it holds."""
-    repo = hub.state.repo("model", repo_id)
-    return json.loads(hub.state.blobs[repo.commits[repo.resolve(ref)].files["adapterci.json"]])["version"]
-
-
-def test_workflows_dispatch_promotes_and_rolls_back(ci, hub, adapters) -> None:
-    registry = "acme/dispatch"  # its own repo: this test releases what it promotes
-
-    def release_by_hand(i: int) -> str:
-        env = {**os.environ, **ci["env"], "HF_TOKEN": TOKEN, "ADAPTERCI_REGISTRY": f"hf://{registry}"}
-        released = subprocess.run([str(BIN / "adapterci"), "release", "--adapter", str(adapters(i)), "--json"],
-                                  cwd=ci["project"], env=env, capture_output=True, text=True)
-        assert released.returncode == 0, released.stderr
-        return json.loads(released.stdout)["version"]
+def test_workflows_dispatch_promotes_and_rolls_back(ci, hub) -> None:
+    repo = hub.state.repo("model", HUB_REPO)
 
     def dispatch(operation: str, version: str = "") -> ActRun:
-        event = {"inputs": {"operation": operation, "version": version}}
+        event = {"inputs": {"operation": operation, "version": version}, "ref": "refs/heads/main"}
         return act(ci["project"], "workflow_dispatch", event, "adapter-registry.yml", ci["home"], env=ci["env"],
-                   variables={**ci["variables"], "ADAPTERCI_REGISTRY": f"hf://{registry}"},
-                   secrets={"HF_TOKEN": TOKEN})
+                   variables=ci["variables"], secrets={"HF_TOKEN": TOKEN})
 
-    assert release_by_hand(0) == "v0.1.0"
     promoted = dispatch("promote")
     assert promoted.jobs == {"registry": "success"}, promoted.log[-4000:]
     assert promoted.outputs[("registry", "version")] == "v0.1.0"
-    assert serves(hub, registry, "stable") == "v0.1.0"
+    assert repo.resolve("stable") == repo.tags["v0.1.0"]
 
-    # a different adapter gets released and promoted by name ...
-    assert release_by_hand(1) == "v0.1.1"
+    # a different adapter (trained on the PR's data) is released by a person, explicitly unverified ...
+    env = {**os.environ, **ci["env"], "HF_TOKEN": TOKEN, "ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}"}
+    cmd = [str(BIN / "adapterci"), "release", "--adapter", str(ci["pr_adapter"]), "--json"]
+    refused = subprocess.run(cmd, cwd=ci["project"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "no gate verdict" in refused.stderr
+    released = subprocess.run([*cmd, "--unverified"], cwd=ci["project"], env=env, capture_output=True, text=True)
+    assert released.returncode == 0, released.stderr
+    assert json.loads(released.stdout)["version"] == "v0.1.1"
     assert dispatch("promote", "v0.1.1").outputs[("registry", "version")] == "v0.1.1"
-    assert serves(hub, registry, "stable") == "v0.1.1"
+    assert repo.resolve("stable") == repo.tags["v0.1.1"]
+
+    # ... a version input that is not a version (option injection) is refused before anything runs ...
+    injected = dispatch("promote", "--json v0.1.0")
+    assert injected.jobs == {"registry": "failure"} and "version must look like v1.2.3" in injected.log
+    assert repo.resolve("stable") == repo.tags["v0.1.1"]
 
     # ... and rolled back by dispatch
     rolled = dispatch("rollback")
     assert rolled.jobs == {"registry": "success"}, rolled.log[-4000:]
     assert rolled.outputs[("registry", "version")] == "v0.1.0"
-    assert serves(hub, registry, "stable") == "v0.1.0" and serves(hub, registry, "canary") == "v0.1.1"
+    assert repo.resolve("stable") == repo.tags["v0.1.0"]
     assert TOKEN not in promoted.log + rolled.log

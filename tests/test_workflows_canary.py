@@ -35,8 +35,8 @@ def test_workflows_canary_reports_rolls_back_then_continues(tmp_path: Path) -> N
     with HubEmulator(token=TOKEN) as hub:
         env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN,
                "ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}", "HF_HOME": str(home / "hf-setup")}
-        for args in (["release", "--adapter", str(fake_adapter(tmp_path, "a"))], ["promote"],
-                     ["release", "--adapter", str(fake_adapter(tmp_path, "b"))]):
+        for args in (["release", "--unverified", "--adapter", str(fake_adapter(tmp_path, "a"))], ["promote"],
+                     ["release", "--unverified", "--adapter", str(fake_adapter(tmp_path, "b"))]):
             done = subprocess.run([str(BIN / "adapterci"), *args], cwd=project, env=env, capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
         repo = hub.state.repo("model", HUB_REPO)

@@ -5,8 +5,12 @@ set -uo pipefail
 
 case "$ADAPTERCI_COMMAND" in
   check | train | eval | gate | release | promote | rollback | run | canary) ;;
+  install)
+    "$ADAPTERCI_EXE" --version
+    exit $?
+    ;;
   *)
-    echo "::error::unknown command '$ADAPTERCI_COMMAND' (check|train|eval|gate|release|promote|rollback|run|canary)"
+    echo "::error::unknown command '$ADAPTERCI_COMMAND' (check|train|eval|gate|release|promote|rollback|run|canary|install)"
     exit 2
     ;;
 esac
@@ -24,15 +28,15 @@ outputs="$tmp/adapterci-outputs.json"
 
 if [ "$ADAPTERCI_COMMAND" = promote ] || [ "$ADAPTERCI_COMMAND" = rollback ] || [ "$ADAPTERCI_COMMAND" = canary ]; then
   # (canary writes its verdict and tables to the step summary itself)
-  adapterci "$ADAPTERCI_COMMAND" "${config[@]}" --json "${extra[@]}" | tee "$outputs"
+  "$ADAPTERCI_EXE" "$ADAPTERCI_COMMAND" "${config[@]}" --json "${extra[@]}" | tee "$outputs"
   rc=${PIPESTATUS[0]}
 else
-  adapterci "$ADAPTERCI_COMMAND" "${config[@]}" "${run_dir[@]}" "${extra[@]}"
+  "$ADAPTERCI_EXE" "$ADAPTERCI_COMMAND" "${config[@]}" "${run_dir[@]}" "${extra[@]}"
   rc=$?
   # `run` already wrote the report and the step summary; the other commands get them here.
   summary=--summary
   if [ "$ADAPTERCI_COMMAND" = run ]; then summary=--no-summary; fi
-  adapterci report "${config[@]}" "${run_dir[@]}" --json "$summary" >"$outputs" ||
+  "$ADAPTERCI_EXE" report "${config[@]}" "${run_dir[@]}" --json "$summary" >"$outputs" ||
     echo "::warning::adapterci report could not be written"
 fi
 

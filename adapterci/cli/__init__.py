@@ -28,6 +28,7 @@ COMMANDS = {
     "canary": "adapterci.cli.canary:canary",
     "run": "adapterci.cli.run:run",
     "report": "adapterci.cli.report:report",
+    "pr": "adapterci.cli.pr:pr",
     "hub-emulator": "adapterci.cli.hub_emulator:hub_emulator",
     "build-tiny-model": "adapterci.cli.tiny:build_tiny_model",
 }
@@ -47,6 +48,7 @@ SHORT_HELP = {
     "canary": "Judge the canary on request logs.",
     "run": "check -> train -> eval -> gate -> release.",
     "report": "Write the Markdown report of a run.",
+    "pr": "Pull requests on the GPU runner (authorize, materialize).",
     "hub-emulator": "Serve a local emulator of the Hub API.",
     "build-tiny-model": "Build the tiny offline test model.",
 }

@@ -28,6 +28,10 @@ def eval_(config_path: str, adapter: str | None, champion: str, as_json: bool, r
     run = run_dir_for(cfg, run_dir)
     with locked(run):
         results = evaluate(cfg, adapter, champion=champion, run_dir=run)
+        if adapter is None:  # the run's own adapter: record what was evaluated, for the gate and release
+            from adapterci.provenance import results_provenance, stamp
+
+            stamp(run.eval_json, results_provenance(cfg, run.adapter))
     if as_json:
         emit_json({**results.data, "results_path": str(run.eval_json), "items_path": str(run.eval_items)})
     else:

@@ -26,6 +26,10 @@ def gate(config_path: str, results_path: str | None, as_json: bool, run_dir: str
     cfg = load_config(config_path)
     run = run_dir_for(cfg, run_dir)
     decision = decide(cfg, results_path or run.eval_json, run_dir=run)
+    if results_path is None and (run.adapter / "adapter_config.json").is_file():  # the run's own results
+        from adapterci.provenance import stamp, verdict_provenance
+
+        stamp(run.gate_json, verdict_provenance(cfg, run.adapter, run.eval_json))
     if as_json:
         emit_json(decision.to_json())
     else:

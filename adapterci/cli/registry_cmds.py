@@ -14,21 +14,29 @@ from adapterci.config import load_config
               help="The PEFT adapter directory (default: the run directory's adapter/).")
 @click.option("--bump", type=click.Choice(["major", "minor", "patch"]), default="patch", show_default=True,
               help="Which part of the version to increase.")
+@click.option("--unverified", is_flag=True,
+              help="Release without a gate verdict that vouches for the adapter (a person's explicit choice).")
 @run_dir_option
 @json_option
-def release(config_path: str, adapter_dir: str | None, bump: str, run_dir: str | None, as_json: bool) -> None:
+def release(config_path: str, adapter_dir: str | None, bump: str, unverified: bool, run_dir: str | None,
+            as_json: bool) -> None:
     """Release an adapter as the next version and move `canary` to it.
+
+    The run's gate verdict must be PASS, written by a trusted run (not a pull request's), for exactly these
+    adapter files and this config's policy; the verdict is recomputed from the eval results.
 
     \b
     adapterci release                          # the adapter of the last run
-    adapterci release --adapter out/adapter --bump minor --json
+    adapterci release --run-dir .adapterci/run --bump minor --json
+    adapterci release --adapter out/adapter --unverified
     """
     from adapterci.release import release as release_adapter
     from adapterci.runs import run_dir_for
 
     cfg = load_config(config_path)
     rd = run_dir_for(cfg, run_dir) if run_dir or not adapter_dir else None
-    result = release_adapter(cfg, adapter_dir or rd.adapter, run_dir=rd, bump=bump)  # type: ignore[union-attr]
+    result = release_adapter(cfg, adapter_dir or rd.adapter, run_dir=rd, bump=bump,  # type: ignore[union-attr]
+                             verified=not unverified)
     if as_json:
         emit_json(result.as_dict())
     elif result.no_op:

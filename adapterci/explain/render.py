@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from adapterci.eval.diff import FAILURES, counts
+from adapterci.markdown import cell as _cell, code as _code
 
 TOP = 10
 ROLES = ("base", "champion", "candidate")
@@ -31,8 +32,8 @@ def regressions_markdown(records: list[dict[str, Any]], top: int = TOP) -> list[
                   f"| item | category / label | failure | prompt | expected | {' | '.join(roles)} |",
                   "|---|---|---|---|---|" + "---|" * len(roles)]
         for r in shown:
-            answers = " | ".join(f"`{_cell(_short(r['answers'].get(role), 40))}`" for role in roles)
-            lines.append(f"| `{r['source']}` | {_cell(r.get('category') or '–')} / {_cell(r.get('label') or '–')} | "
+            answers = " | ".join(_code(_short(r['answers'].get(role), 40)) for role in roles)
+            lines.append(f"| {_code(r['source'])} | {_cell(r.get('category') or '–')} / {_cell(r.get('label') or '–')} | "
                          f"{FAILURES.get(r['failure'], r['failure'])} | {_cell(_tail(r['prompt'], 80))} | "
                          f"{_cell(_short(r.get('expected'), 30) or '–')} | {answers} |")
         lines += ["", "</details>"]
@@ -73,7 +74,7 @@ def attribution_markdown(data: dict[str, Any] | None) -> list[str]:
         lines += ["", f"**{group.get('suite')}: {failure}** ({len(group.get('items') or [])} regressed item(s) "
                       f"attributed)", "", "| rank | row | added | score | text |", "|---:|---|---|---:|---|"]
         for i, row in enumerate(group.get("rows") or [], 1):
-            lines.append(f"| {i} | `{row['source']}` | {'yes' if row.get('added') else ''} | {row['score']:+.3f} | "
+            lines.append(f"| {i} | {_code(row['source'])} | {'yes' if row.get('added') else ''} | {row['score']:+.3f} | "
                          f"{_cell(_short(row.get('text'), 100))} |")
     return lines
 
@@ -88,6 +89,3 @@ def _tail(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("`", "'")

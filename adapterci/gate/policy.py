@@ -59,8 +59,8 @@ def baseline(results: EvalResults) -> str:
     return "champion" if results.has_model("champion") else "base"
 
 
-def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None) -> GateDecision:
-    """Apply `cfg.gate.rules` to eval results and write gate.json into the run directory.
+def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None, write: bool = True) -> GateDecision:
+    """Apply `cfg.gate.rules` to eval results and (unless not `write`) write gate.json into the run directory.
     Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS."""
     if not isinstance(results, EvalResults):
         results = EvalResults.load(results)
@@ -68,7 +68,8 @@ def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None
     seen = {r.outcome for r in outcomes}
     verdict: Verdict = "FAIL" if "FAIL" in seen else "INCONCLUSIVE" if "INCONCLUSIVE" in seen else "PASS"
     decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items, baseline(results))
-    write_json_atomic((run_dir or run_dir_for(cfg)).gate_json, decision.to_json())
+    if write:
+        write_json_atomic((run_dir or run_dir_for(cfg)).gate_json, decision.to_json())
     return decision
 
 

@@ -117,6 +117,7 @@ def build_manifest(*, name: str, version: str, content_hash: str, files: dict[st
         "metrics": {suite: roles.get("candidate", {}) for suite, roles in metrics.items()},
         "eval": metrics or None,
         "gate_verdict": (gate or {}).get("verdict"),
+        "gate_provenance": (gate or {}).get("provenance"),  # trust domain and digests the verdict judged
         "gate_rules": [{"rule": r.get("rule"), "outcome": r.get("outcome")} for r in rules
                        if isinstance(r, dict)] if isinstance(rules, list) else None,
     }

@@ -9,7 +9,14 @@ def help_pages() -> str:
     from adapterci.cli import cli
 
     runner = CliRunner()
-    pages = [("adapterci", [])] + [(f"adapterci {name}", [name]) for name in cli.list_commands(None)]
+    import click
+
+    pages = [("adapterci", [])]
+    for name in cli.list_commands(None):
+        pages.append((f"adapterci {name}", [name]))
+        command = cli.get_command(None, name)
+        if isinstance(command, click.Group):  # and each subcommand of a group (`adapterci pr authorize`, ...)
+            pages += [(f"adapterci {name} {sub}", [name, sub]) for sub in command.list_commands(None)]
     out = []
     for title, args in pages:
         result = runner.invoke(cli, [*args, "--help"], prog_name="adapterci", terminal_width=100)

@@ -1,5 +1,6 @@
 // Executes `script` like actions/github-script does (an async function of github, context, core, require),
-// with a fake client whose issue comments are stored in the JSON file $ADAPTERCI_STUB_GITHUB_STATE.
+// with a fake client whose issue comments are stored in the JSON file $ADAPTERCI_STUB_GITHUB_STATE (comments it
+// creates are the bot's: `user` github-actions[bot]; a test may seed others' comments in that file).
 const fs = require("fs");
 
 const statePath = process.env.ADAPTERCI_STUB_GITHUB_STATE;
@@ -12,7 +13,7 @@ const issues = {
   },
   async createComment({ issue_number, body }) {
     const state = load();
-    const comment = { id: state.comments.length + 1, issue_number, body };
+    const comment = { id: state.comments.length + 1, issue_number, body, user: { login: "github-actions[bot]", type: "Bot" } };
     state.comments.push(comment);
     save(state);
     return { data: comment };
