@@ -450,7 +450,7 @@ def test_release_publishes_only_known_adapter_files(example_project: Path, adapt
     (adapter / "training_args.bin").write_bytes(b"pickle")
     (adapter / "sub").mkdir()
     (adapter / "sub" / "x.safetensors").write_bytes(b"x")
-    result = CliRunner().invoke(cli, ["release", *cfg(example_project), "--adapter", str(adapter), "--json"])
+    result = CliRunner().invoke(cli, ["release", *cfg(example_project), "--unverified", "--adapter", str(adapter), "--json"])
     assert result.exit_code == 0, result.output
     commit = json.loads(result.output)["commit"]
     files = example_project / ".adapterci" / "registry" / "commits" / commit / "files"

@@ -190,8 +190,9 @@ class Scenario:
 
     def command(self, op: str) -> list[str]:
         """`op` as an `adapterci` command line (the environment must name the registry)."""
-        args = ["release", "--adapter", str(self.adapters(0 if op == "first" else 1))] if op in ("first",
-                                                                                             "release") else [op]
+        # --unverified: the matrix is about registry faults; no gate verdict vouches for its test adapters
+        args = ["release", "--unverified", "--adapter", str(self.adapters(0 if op == "first" else 1))] \
+            if op in ("first", "release") else [op]
         return [sys.executable, "-m", "adapterci", args[0], "--config", str(self.cfg.path), *args[1:]]
 
     def run(self, op: str, call: str, kind: str) -> list[str]:
