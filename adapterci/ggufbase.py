@@ -135,25 +135,32 @@ def _convert(path: Path, out: Path) -> None:
             loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:  # e.g. unsupported architecture
             raise GgufError(f"transformers cannot load {path.name}: {exc}") from None
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    model.generation_config = loaded.generation_config
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(loaded.state_dict())
+        model.generation_config = loaded.generation_config
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
 
 
 @contextmanager
 def _quiet_progress() -> Iterator[None]:
-    """No per-tensor progress bar in CI logs (transformers draws it with tqdm regardless of its own settings)."""
+    """No progress bars in CI logs: transformers' own (loading, writing shards) and the per-tensor one it draws
+    with tqdm regardless of its settings."""
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
 
-    original = gguf_utils.tqdm
-    if not is_terminal():
-        gguf_utils.tqdm = lambda iterable, **kwargs: iterable
+    if is_terminal():
+        yield
+        return
+    original, was_enabled = gguf_utils.tqdm, hf_logging.is_progress_bar_enabled()
+    gguf_utils.tqdm = lambda iterable, **kwargs: iterable
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         gguf_utils.tqdm = original
+        if was_enabled:
+            hf_logging.enable_progress_bar()

@@ -54,13 +54,14 @@ def cache_entries() -> list[str]:
     return sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) if root.is_dir() else []
 
 
-def test_gguf_base_converts_once_into_the_cache(tmp_path, tiny_gguf):
+def test_gguf_base_converts_once_into_the_cache(tmp_path, tiny_gguf, capfd):
     from safetensors.torch import load_file
 
     cfg = load_config(project(tmp_path, gguf=tiny_gguf))
     gguf = cfg.base_model_path()
     logs: list[str] = []
     base = resolve_base(cfg, logs.append)
+    assert "it/s" not in capfd.readouterr().err  # no progress bars when stderr is not a terminal (CI logs)
     info = inspect(gguf)
     assert Path(base.ref) == cache_root() / info.sha256 and base.revision is None
     assert [line for line in logs if "converting tiny.gguf (llama, F32)" in line] != []
