@@ -1,0 +1,70 @@
+"""Scoring on models/tiny-llama: batched `choices` scoring (shared prefix, log-softmax only where choice tokens are
+predicted) equals scoring every prompt+choice sequence alone; batched generation equals one prompt at a time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapterci.data.formats import Message
+from adapterci.eval.scoring import choice_logprobs, generate
+from adapterci.prompting import ALPACA, PromptFormat, completion_start
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", params=["base", "peft"])
+def tiny(request, tiny_peft_adapter):
+    """The tiny model, bare or with a LoRA adapter (as eval loads a candidate: PeftModel passes the cache on)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from adapterci.modelio import load_tokenizer_from
+
+    base_dir, adapter_dir = tiny_peft_adapter
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir)).eval()
+    if request.param == "peft":
+        model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+    return model, load_tokenizer_from(str(base_dir))
+
+
+def prompts(n: int) -> list[str]:
+    """Rendered prompts of the example's sentiment eval set, of different lengths (so batches pad)."""
+    fmt = PromptFormat(ALPACA)
+    rows = [json.loads(line) for line in (REPO / "evalsets" / "sentiment.jsonl").read_text().splitlines()[:n]]
+    return [fmt.render([Message("user", row["prompt"])]) for row in rows]
+
+
+def one_sequence_at_a_time(model, tokenizer, prompt: str, choice: str) -> tuple[float, int]:
+    """The plain definition: one forward pass over prompt + choice + eos, full log-softmax, sum over the choice."""
+    import torch
+
+    ids = tokenizer(prompt + choice + tokenizer.eos_token)["input_ids"]
+    start = completion_start(tokenizer(prompt)["input_ids"], ids)
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+    return sum(float(logp[t - 1, ids[t]]) for t in range(start, len(ids))), len(ids) - start
+
+
+@pytest.mark.parametrize("choices", [["positive", "negative"], ["I can't help with that.", "I can help", "Sure"]])
+def test_choice_logprobs_equal_scoring_each_sequence_alone(tiny, choices):
+    model, tokenizer = tiny
+    items = prompts(7)
+    assert len({len(tokenizer(p)["input_ids"]) for p in items}) > 1
+    batched = choice_logprobs(model, tokenizer, items, choices, batch_size=3)
+    for prompt, scores in zip(items, batched):
+        for choice, (total, count) in zip(choices, scores):
+            ref_total, ref_count = one_sequence_at_a_time(model, tokenizer, prompt, choice)
+            assert count == ref_count
+            assert total == pytest.approx(ref_total, abs=1e-4)
+
+
+def test_generate_batched_gives_the_answers_of_one_by_one(tiny):
+    model, tokenizer = tiny
+    items = prompts(9)
+    assert generate(model, tokenizer, items, max_new_tokens=6, batch_size=4) == \
+        generate(model, tokenizer, items, max_new_tokens=6, batch_size=1)
