@@ -60,6 +60,8 @@ def project(tmp: Path, name: str, model: str | None, epochs: float, layers: int)
         shutil.copytree(REPO / part, dest / part)
     cfg = yaml.safe_load((REPO / "adapterci.yaml").read_text())
     cfg["train"]["epochs"] = epochs
+    if not model:
+        cfg["train"]["learning_rate"] = 1e-2  # as tests/test_eval.py trains the tiny model in few epochs
     if model:  # a real instruct model: its chat template, LoRA on the top layers only, short sequences
         n = json.loads((Path(model) / "config.json").read_text())["num_hidden_layers"]
         mods = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -109,13 +111,17 @@ def _cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="a real base model directory (default: the tiny model)")
-    parser.add_argument("--epochs", type=float, default=None, help="training epochs (default: 2 real, 10 tiny)")
+    parser.add_argument("--epochs", type=float, default=None, help="training epochs (default: 2 real, 4 tiny)")
     parser.add_argument("--layers", type=int, default=4, help="top layers with LoRA (real model)")
     parser.add_argument("--plants", default="sentiment,safety")
     parser.add_argument("--workdir", default=None, help="where the projects go (same file system as --model "
                                                         "avoids copying its weights)")
     args = parser.parse_args()
-    epochs = args.epochs or (2 if args.model else 10)
+    epochs = args.epochs or (2 if args.model else 4)
+    if not args.model:
+        import torch
+
+        torch.set_num_threads(1)  # the tiny model trains faster on one thread
 
     from adapterci.config import load_config
     from adapterci.eval import evaluate

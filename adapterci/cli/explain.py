@@ -33,14 +33,16 @@ def explain(config_path: str, run_dir: str | None, items: int, top: int, base_re
     from adapterci.explain import explain as attribute
     from adapterci.explain.attribute import regression_records
     from adapterci.explain.render import attribution_markdown, regressions_markdown
-    from adapterci.runs import run_dir_for
+    from adapterci.runs import locked, run_dir_for
 
     cfg = load_config(config_path)
-    data = attribute(cfg, run_dir, items=items, top=top, base_ref=base_ref, method=method)
+    rd = run_dir_for(cfg, run_dir)
+    with locked(rd):
+        data = attribute(cfg, rd.path, items=items, top=top, base_ref=base_ref, method=method)
     if as_json:
         emit_json(data)
         return
-    records = regression_records(cfg, run_dir_for(cfg, run_dir))
+    records = regression_records(cfg, rd)
     lines = regressions_markdown(records) or ["No regressions: the candidate gets right every item the "
                                               "champion (or base) got right."]
     click.echo("\n".join(lines + [""] + attribution_markdown(data)).rstrip())
