@@ -1,16 +1,18 @@
 """`explain(cfg)`: which training rows made the candidate regress.
 
 Order: the run's eval results and item-level diff are read (no eval results: exit 2); the regressions are
-grouped by suite and failure type (a label regression and a safety regression have different causes); the
+grouped by suite, failure type and label (a label regression and a safety regression have different causes); the
 training rows in scope are loaded (with `base_ref`, the rows added or changed since that git ref; else all);
 then the rows are ranked per group, by LoRA gradient features when affordable, else by text similarity, and
 `explain/attribution.json` is written.
 
 The gradient score of a row is the mean, over the group's regressed items, of the cosine similarity between
-the row's gradient feature and the item's feature grad L(candidate's wrong answer) - grad L(right answer).
-A gradient step on a row with a positive score lowers the loss of the wrong answer relative to the right one,
-so the highest scores are the rows that pushed the candidate towards its regressions (TracIn's first-order
-argument, on the final adapter)."""
+the row's gradient feature and the feature of grad L(the candidate's wrong answer), as LESS scores training
+rows against target examples: a gradient step on a row with a high score makes the wrong answer more likely
+(TracIn's first-order argument). Gradients are taken at the champion adapter when there is one, i.e. before
+the new rows moved the model: at the candidate, the rows that caused the regression are already fitted and
+their gradients are small and point elsewhere (measured: bench/attribution.py). Without a champion they are
+taken at the candidate."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def explain(cfg, run_dir: str | Path | None = None, items: int = 10, top: int = 
                             "base_ref": base_ref, "rows_scored": len(rows), "items_per_group": items,
                             "fallback_reason": None, "groups": []}
     if groups and rows:
-        adapter = _candidate_adapter(results, rd)
+        adapter = _gradient_point(results, rd)
         chosen, reason = _choose(method, adapter, cfg, rows)
         scores = None
         if chosen == "gradient":
@@ -84,15 +86,16 @@ def regression_records(cfg, rd, results=None) -> list[dict[str, Any]]:
 
 
 def _groups(records: list[dict[str, Any]], items: int) -> list[dict[str, Any]]:
-    """Regressions by (suite, failure type), largest group first; each keeps its first `items` (the most
+    """Regressions by suite, failure type and label (a positive item read as negative and a negative one read as
+    positive pull in opposite directions), largest group first; each keeps its first `items` (the most
     confident regressions come first in the diff)."""
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    grouped: dict[tuple[str, str, str | None], list[dict]] = defaultdict(list)
     for r in records:
         if r["change"] == "regression":
-            grouped[(r["suite"], r["failure"])].append(r)
+            grouped[(r["suite"], r["failure"], r.get("label"))].append(r)
     order = sorted(grouped, key=lambda k: -len(grouped[k]))
-    return [{"suite": s, "failure": f, "regressions": len(grouped[(s, f)]), "items": grouped[(s, f)][:items]}
-            for s, f in order]
+    return [{"suite": s, "failure": f, "label": label, "regressions": len(grouped[(s, f, label)]),
+             "items": grouped[(s, f, label)][:items]} for s, f, label in order]
 
 
 def _scope(cfg, base_ref: str | None):
@@ -116,10 +119,15 @@ def _scope(cfg, base_ref: str | None):
     return added, [True] * len(added), f"rows added or changed since `{base_ref}`"
 
 
-def _candidate_adapter(results, rd) -> Path:
-    """The adapter directory eval scored as the candidate (the run's adapter unless eval was given another)."""
-    path = ((results.data.get("models") or {}).get("candidate") or {}).get("adapter")
-    return Path(path) if path and Path(path).is_dir() else rd.adapter
+def _gradient_point(results, rd) -> Path:
+    """The adapter whose gradients rank the rows: the champion eval compared with, else the candidate (the run's
+    adapter unless eval was given another)."""
+    models = results.data.get("models") or {}
+    for role in ("champion", "candidate"):
+        path = (models.get(role) or {}).get("adapter")
+        if path and Path(path).is_dir():
+            return Path(path)
+    return rd.adapter
 
 
 def _choose(method: str, adapter: Path, cfg, rows) -> tuple[str, str | None]:
@@ -128,8 +136,8 @@ def _choose(method: str, adapter: Path, cfg, rows) -> tuple[str, str | None]:
         return "text", None
     if not (adapter / "adapter_config.json").is_file():
         if method == "gradient":
-            raise UsageError(f"no adapter in {adapter}: gradient attribution needs the candidate adapter")
-        return "text", f"the candidate adapter is not in {adapter}"
+            raise UsageError(f"no adapter in {adapter}: gradient attribution needs the champion or candidate adapter")
+        return "text", f"no adapter is in {adapter}"
     if method == "gradient":
         return "gradient", None
     from adapterci.runs import read_json
@@ -169,11 +177,6 @@ def _item_examples(cfg, groups) -> dict[tuple[str, int], Any]:
     return out
 
 
-def _right_answer(record: dict[str, Any]) -> str:
-    """What the candidate should have answered: the expected answer, or (safety) the reference model's answer."""
-    return record["expected"] if record.get("expected") is not None else record["answers"][record["reference"]]
-
-
 def _gradient_scores(cfg, adapter: Path, rows, groups, dim: int) -> list[list[float]]:
     import numpy as np
 
@@ -199,9 +202,7 @@ def _gradient_scores(cfg, adapter: Path, rows, groups, dim: int) -> list[list[fl
     row_feats = _unit(features(model, encode(rows), pad, dim, cfg.train.seed, batch))
     pairs = [(examples[(r["suite"], r["index"])], r) for g in groups for r in g["items"]]
     wrong = [dataclasses.replace(ex, completion=r["answers"]["candidate"]) for ex, r in pairs]
-    right = [dataclasses.replace(ex, completion=_right_answer(r)) for ex, r in pairs]
-    item_feats = features(model, encode(wrong + right), pad, dim, cfg.train.seed, batch)
-    directions = _unit(item_feats[:len(pairs)] - item_feats[len(pairs):])
+    directions = _unit(features(model, encode(wrong), pad, dim, cfg.train.seed, batch))
     scores, start = [], 0
     for g in groups:
         n = len(g["items"])
@@ -231,7 +232,8 @@ def _ranked(group: dict[str, Any], scores: list[float], rows, added: list[bool],
     from adapterci.data.checks.corpus import text_of
 
     order = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
-    return {"suite": group["suite"], "failure": group["failure"], "regressions": group["regressions"],
+    return {"suite": group["suite"], "failure": group["failure"], "label": group["label"],
+            "regressions": group["regressions"],
             "items": [r["source"] for r in group["items"]],
             "rows": [{"source": str(rows[i].source), "added": added[i],
                       "score": round(float(scores[i]), 6), "text": text_of(rows[i])} for i in order]}

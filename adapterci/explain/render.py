@@ -71,8 +71,9 @@ def attribution_markdown(data: dict[str, Any] | None) -> list[str]:
         lines.append(f"Text similarity was used because {data['fallback_reason']}.")
     for group in data.get("groups") or []:
         failure = FAILURES.get(group.get("failure"), group.get("failure"))
-        lines += ["", f"**{group.get('suite')}: {failure}** ({len(group.get('items') or [])} regressed item(s) "
-                      f"attributed)", "", "| rank | row | added | score | text |", "|---:|---|---|---:|---|"]
+        label = f", label `{group['label']}`" if group.get("label") else ""
+        lines += ["", f"**{group.get('suite')}: {failure}{label}** ({len(group.get('items') or [])} of "
+                      f"{group.get('regressions', '?')} regressed item(s) attributed)", "", "| rank | row | added | score | text |", "|---:|---|---|---:|---|"]
         for i, row in enumerate(group.get("rows") or [], 1):
             lines.append(f"| {i} | {_code(row['source'])} | {'yes' if row.get('added') else ''} | {row['score']:+.3f} | "
                          f"{_cell(_short(row.get('text'), 100))} |")
