@@ -156,53 +156,6 @@ def test_explain_bad_input_is_a_clear_error(example_project: Path) -> None:
     assert "Traceback" not in missing.output + bad_ref.output + no_adapter.output
 
 
-PLACES = ["bistro", "trattoria", "steakhouse", "noodle bar", "taqueria", "brasserie", "curry house", "diner",
-          "pizzeria", "ramen shop"]
-PRAISE = ["the waiter was charming and the food arrived hot", "every dish was seasoned perfectly",
-          "the chef sent out a lovely dessert on the house"]
-
-
-@pytest.mark.slow
-def test_run_that_fails_attributes_regressions_to_the_planted_rows(example_project: Path, tmp_path: Path) -> None:
-    """A champion trained on the example data; the candidate also learns 30 glowing restaurant reviews labelled
-    `negative`. The gate fails, and the report ranks the planted rows first."""
-    import torch
-    import yaml
-
-    config = example_project / "adapterci.yaml"
-    cfg = yaml.safe_load(config.read_text())
-    cfg["gate"]["rules"] = ["sentiment.accuracy >= 0.99"]
-    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    train = example_project / "data" / "train.jsonl"
-    lines = train.read_text().splitlines()
-    planted = [{"instruction": REVIEW.strip(), "input": f"The {p} was wonderful: {s}.", "output": "negative"}
-               for p in PLACES for s in PRAISE]
-    sources = {f"data/train.jsonl:{len(lines) + i}" for i in range(1, len(planted) + 1)}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny model trains faster on one thread, most of all on a busy machine
-    try:
-        champion = invoke(example_project, "train", "--output", str(tmp_path / "champion"))
-        assert champion.exit_code == 0, champion.output
-        train.write_text("\n".join(lines + [json.dumps(r) for r in planted]) + "\n")
-        result = invoke(example_project, "run", "--no-release", "--champion", str(tmp_path / "champion"), "--json")
-    finally:
-        torch.set_num_threads(threads)
-    assert result.exit_code == 1, result.output
-    run_dir = example_project / ".adapterci" / "run"
-    data = json.loads((run_dir / "explain" / "attribution.json").read_text())
-    assert data["method"] == "gradient" and data["dim"] == 8192 and data["rows_scored"] == 390
-    group = next(g for g in data["groups"] if (g["suite"], g["failure"], g["label"]) == ("sentiment", "wrong_label",
-                                                                                        "positive"))
-    top = [row["source"] for row in group["rows"]]
-    assert len(top) == 10 and sum(s in sources for s in top) >= 7, top
-    report = (run_dir / "report.md").read_text()
-    assert "### Regressions:" in report and "the champion got right" in report
-    assert "Rows ranked by **LoRA gradient features" in report
-
-    # `adapterci explain` on the finished run prints the regressions and a ranking
-    again = invoke(example_project, "explain", "--method", "text")
-    assert again.exit_code == 0, again.output
-    assert "### Regressions:" in again.output and "Rows ranked by **text similarity" in again.output
 
 def test_gradient_features_equal_per_example_autograd_gradients() -> None:
     """The batched hook gradients of each row equal autograd's gradient of that row alone, projected."""
