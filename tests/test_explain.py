@@ -1,5 +1,6 @@
 """Failure analysis: the item-level diff of eval, the regressions in the report, and `adapterci explain`
-ranking the training rows behind them (text similarity here; LoRA gradients on a trained tiny model below)."""
+ranking the training rows behind them (text similarity end to end; the per-example LoRA gradients checked
+against autograd). bench/attribution.py measures the gradient ranking on planted causes."""
 
 from __future__ import annotations
 
