@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from adapterci.cli import cli
+from conftest import TINY_PROJECT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,6 +36,12 @@ def edit(project: Path, old: str, new: str) -> None:
 
 def cfg(project: Path) -> list[str]:
     return ["--config", str(project / "adapterci.yaml")]
+
+
+def line(snippet: str, after: int = 0) -> str:
+    """`line N` of the fixture config's first line holding `snippet` (plus `after` lines an edit inserts)."""
+    lines = (TINY_PROJECT / "adapterci.yaml").read_text().splitlines()
+    return f"line {next(n for n, text in enumerate(lines, 1) if snippet in text) + after}"
 
 
 # --- setups --------------------------------------------------------------------------------------------------
@@ -195,33 +202,33 @@ CASES = [
     Case("yaml-oversized", config_text("{config}" + "# padding\n" * 120_000, "check"), 2,
          ("adapterci.yaml", "more than a config may have (1,000,000)")),
     Case("yaml-merge-key", config_edit("checks:\n", "defaults: &d {min_rows: 50}\nchecks:\n  <<: *d\n"), 2,
-         ("line 19: YAML syntax error: merge keys (`<<`) are not allowed",)),
+         (f"{line('checks:', 2)}: YAML syntax error: merge keys (`<<`) are not allowed",)),
     Case("yaml-int-tag", config_edit("epochs: 10", "epochs: !!int ten", "train"), 2,
-         ("line 36: YAML syntax error: explicit YAML tags are not allowed in a config (!!int)",)),
+         (f"{line('epochs: 10')}: YAML syntax error: explicit YAML tags are not allowed in a config (!!int)",)),
     Case("yaml-python-tag", config_edit("seed: 42", "seed: !!python/name:os.system", "run"), 2,
-         ("line 42: YAML syntax error: explicit YAML tags are not allowed in a config (!!python/name:os.system)",)),
+         (f"{line('seed: 42')}: YAML syntax error: explicit YAML tags are not allowed in a config (!!python/name:os.system)",)),
     Case("yaml-deep-nesting", config_edit("base_revision: null", "base_revision: " + "[" * 5000 + "]" * 5000), 2,
-         ("line 8: YAML syntax error: nested more than 64 levels deep",)),
+         (f"{line('base_revision:')}: YAML syntax error: nested more than 64 levels deep",)),
     Case("config-fifo", config_fifo, 2, ("adapterci.yaml", "not a regular file")),
     Case("prompt-template-typo", config_edit("prompt_template: alpaca ", "prompt_template: alpacca "), 2,
-         ("line 9: `prompt_template`: unknown template name 'alpacca': did you mean `alpaca`?",)),
+         (f"{line('prompt_template:')}: `prompt_template`: unknown template name 'alpacca': did you mean `alpaca`?",)),
     Case("prompt-template-jinja-syntax", config_edit("prompt_template: alpaca ", "prompt_template: '{{ messages[0].content '"), 2,
-         ("line 9: `prompt_template`: the Jinja template does not work (template line 1)",)),
+         (f"{line('prompt_template:')}: `prompt_template`: the Jinja template does not work (template line 1)",)),
     Case("prompt-template-jinja-runtime", config_edit("prompt_template: alpaca ", "prompt_template: '{{ messages[7].content.x }}'", "check"), 2,
-         ("line 9: `prompt_template`: the Jinja template does not work",)),
+         (f"{line('prompt_template:')}: `prompt_template`: the Jinja template does not work",)),
     Case("prompt-template-fails-on-a-row", config_edit(
         "prompt_template: alpaca ", "prompt_template: '{{ messages[1].content }} {{ messages[0].content }}'", "check"), 2,
          ("data/train.jsonl:1: `prompt_template` cannot render this row",)),
     Case("prompt-template-ignores-messages", config_edit("prompt_template: alpaca ", "prompt_template: '{{ 1 + 1 }}'"), 2,
-         ("line 9: `prompt_template`: the Jinja template never renders the messages' content",)),
+         (f"{line('prompt_template:')}: `prompt_template`: the Jinja template never renders the messages' content",)),
     Case("epochs-inf", config_edit("epochs: 10", "epochs: .inf", "train"), 2,
-         ("line 36: `train.epochs`: Input should be a finite number",)),
+         (f"{line('epochs: 10')}: `train.epochs`: Input should be a finite number",)),
     Case("learning-rate-inf", config_edit("learning_rate: 3.0e-3", "learning_rate: .inf", "run"), 2,
-         ("line 37: `train.learning_rate`: Input should be a finite number",)),
+         (f"{line('learning_rate:')}: `train.learning_rate`: Input should be a finite number",)),
     Case("learning-rate-nan", config_edit("learning_rate: 3.0e-3", "learning_rate: .nan"), 2,
-         ("line 37: `train.learning_rate`: Input should be a finite number",)),
+         (f"{line('learning_rate:')}: `train.learning_rate`: Input should be a finite number",)),
     Case("learning-rate-huge", config_edit("learning_rate: 3.0e-3", "learning_rate: 1e9"), 2,
-         ("line 37: `train.learning_rate`: Input should be less than or equal to 1",)),
+         (f"{line('learning_rate:')}: `train.learning_rate`: Input should be less than or equal to 1",)),
     Case("lone-surrogate-check", surrogate("check"), 1, ("data/train.jsonl:5", "lone surrogate")),
     Case("lone-surrogate-train", surrogate("train"), 1, ("data/train.jsonl:5: contains a lone surrogate",)),
     Case("single-line-20mb", huge_line, 1, ("data/train.jsonl:361", "line is 20,971,", "bytes, longer than")),
@@ -239,16 +246,16 @@ CASES = [
     Case("resume-from-other-inputs", foreign_checkpoints, 2,
          ("adapter.checkpoints were trained from other inputs", "run without --resume")),
     Case("share-nan", config_edit("max_label_share: 0.8", "max_label_share: .nan", "check"), 2,
-         ("line 20: `checks.max_label_share`: Input should be a finite number",)),
+         (f"{line('max_label_share:')}: `checks.max_label_share`: Input should be a finite number",)),
     Case("glob-symlink-outside", glob_symlink_out, 2,
          ("data file data/train-extra.jsonl (from `data/train*.jsonl`) (a symlink to", "outside the repository root")),
     Case("glob-symlink-etc-passwd", glob_symlink_passwd, 2, ("data file data/train-etc.jsonl", "/etc/passwd", "outside")),
     Case("fifo-train-file-check", fifo_train, 2, ("data file data/train.jsonl", "not a regular file (a FIFO)")),
     Case("fifo-train-file-run", fifo_run, 2, ("data file data/train.jsonl", "not a regular file (a FIFO)")),
     Case("base-model-missing-dir", base_model_missing, 2,
-         ("line 7: `base_model`: directory not found: models/nope",)),
+         (f"{line('base_model:')}: `base_model`: directory not found: models/nope",)),
     Case("base-model-file-symlinked-out", base_model_symlinked_file, 2,
-         ("line 7: `base_model`: base model file", "tokenizer.json", "outside the repository root")),
+         (f"{line('base_model:')}: `base_model`: base model file", "tokenizer.json", "outside the repository root")),
     Case("release-pickle-weights", release_pickle, 2, ("adapter_model.bin is a pickle and is never released",)),
     Case("release-symlinked-file", release_symlink, 2, ("tokenizer_config.json is a symlink",)),
     Case("eval-pickle-adapter", eval_pickle, 2, ("adapter_model.bin is a pickle",)),
