@@ -36,7 +36,10 @@ def load_with_lines(text: str) -> tuple[Any, dict[KeyPath, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise YamlSyntaxError(f"{exc.problem or exc}", mark.line + 1 if mark else None) from None
+        problem = f"{exc.problem or exc}"
+        if "maximum nesting depth" in problem:  # PyYAML >= 6.0.4 stops deep flow nesting in its scanner
+            problem = f"nested more than {MAX_DEPTH} levels deep"
+        raise YamlSyntaxError(problem, mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc), None) from None
     lines: dict[KeyPath, int] = {}
