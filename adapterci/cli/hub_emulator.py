@@ -22,12 +22,16 @@ def hub_emulator(host: str, port: int, data_dir: str | None, token: str | None, 
     HF_TOKEN=hf_dev adapterci hub-emulator --port 8765 --data-dir .adapterci/hub &
     HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_dev ADAPTERCI_REGISTRY=hf://tester/sentiment adapterci release
     """
+    import signal
     from pathlib import Path
 
     from adapterci.hub_emulator import HubEmulator
 
     if not token:
         raise UsageError("the emulator needs a token to accept: pass --token or set ADAPTERCI_EMULATOR_TOKEN or HF_TOKEN")
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it so: stop on SIGINT and SIGTERM always.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.default_int_handler)
     emulator = HubEmulator(token=token, user=user, host=host, port=port, data_dir=Path(data_dir) if data_dir else None)
     click.echo(f"Hub emulator serving {emulator.url} as user {user!r} (Ctrl-C stops it); "
                f"set HF_ENDPOINT={emulator.url} before starting the client.", err=True)
