@@ -3,7 +3,6 @@ schedule that rolls a slow canary back (verdict and tables in the step summary),
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -11,17 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_canary import fake_adapter
 from test_workflows import BIN, HUB_REPO, TOKEN, act, make_project, serves
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("act")]
-
-
-def fake_adapter(root: Path, tag: str) -> Path:
-    adapter = root / f"adapter-{tag}"
-    adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "tag": tag}))
-    (adapter / "adapter_model.safetensors").write_bytes(tag.encode() * 64)
-    return adapter
 
 
 def test_workflows_canary_reports_rolls_back_then_continues(tmp_path: Path) -> None:
