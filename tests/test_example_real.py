@@ -72,8 +72,10 @@ def run(project: Path, home: Path, monkeypatch: pytest.MonkeyPatch, *args: str) 
     monkeypatch.setenv("ADAPTERCI_HOME", str(home))
     monkeypatch.setenv("ADAPTERCI_CACHE_DIR", str(home / "stages"))
     result = CliRunner().invoke(cli, ["run", "--config", str(project / "adapterci.yaml"), *args])
-    gate = json.loads((project / ".adapterci" / "run" / "gate.json").read_text())
-    return result.exit_code, gate
+    gate = project / ".adapterci" / "run" / "gate.json"
+    if not gate.is_file():
+        pytest.fail(f"the gate did not run (exit {result.exit_code}):\n{result.output[-3000:]}")
+    return result.exit_code, json.loads(gate.read_text())
 
 
 def outcomes(gate: dict) -> dict[str, str]:
