@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from adapterci.cli import cli
 from adapterci.config import load_config
 from adapterci.errors import ConfigError
-from adapterci.train.backends import choose_backend
+from adapterci.train.backends import choose_backend, choose_precision
 
 SHORT = {"max_steps": 6, "save_steps": 2, "logging_steps": 2, "batch_size": 8}
 
@@ -181,6 +181,53 @@ def test_train_backend_choice(requested, quant, cuda, importable, expected):
 def test_train_backend_choice_errors(requested, quant, cuda, importable, key):
     with pytest.raises(ConfigError, match=key):
         choose_backend(requested, quant, cuda, importable)
+
+
+@pytest.mark.parametrize("requested, cuda, cuda_bf16, cpu_bf16, expected", [
+    ("auto", False, False, False, "fp32"),
+    ("auto", False, False, True, "bf16"),
+    ("auto", True, True, False, "bf16"),
+    ("auto", True, False, False, "fp16"),
+    ("fp32", True, True, True, "fp32"),
+    ("bf16", False, False, False, "bf16"),  # emulated on such a CPU: slow, but what was asked
+])
+def test_train_precision_choice(requested, cuda, cuda_bf16, cpu_bf16, expected):
+    assert choose_precision(requested, cuda, cuda_bf16, cpu_bf16) == expected
+
+
+@pytest.mark.parametrize("requested, cuda, cuda_bf16", [("fp16", False, False), ("bf16", True, False)])
+def test_train_precision_choice_errors(requested, cuda, cuda_bf16):
+    with pytest.raises(ConfigError, match="`train.precision`"):
+        choose_precision(requested, cuda, cuda_bf16, False)
+
+
+def test_scored_positions_loss_equals_the_models_own_loss(example_project):
+    """Logits only where a label is scored give the same loss and LoRA gradients as the full forward."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from adapterci.modelio import load_base_model
+    from adapterci.train.loss import scored_positions_loss
+
+    torch.manual_seed(0)
+    cfg = load_config(example_project / "adapterci.yaml")
+    model = get_peft_model(load_base_model(cfg), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    ids = torch.randint(3, 500, (3, 12))
+    labels = ids.clone()
+    labels[0, :9], labels[1, :4], labels[2, :11] = -100, -100, -100  # prompts of different lengths
+    mask = torch.ones_like(ids)
+    mask[1, 10:], labels[1, 10:] = 0, -100  # right padding
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ours = scored_positions_loss(model, {"input_ids": ids, "attention_mask": mask, "labels": labels})
+    ours_grads = grads(ours)
+    theirs = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours_grads, grads(theirs)))
 
 
 @pytest.mark.parametrize("train_cfg, key", [

@@ -63,6 +63,10 @@ class TrainConfig(StrictModel):
     eval_steps: int | None = Field(None, ge=1, description="Evaluate validation loss every N steps (default: once per epoch).")
     save_steps: int | None = Field(None, ge=1, description="Write a checkpoint every N steps for `--resume` (default: once per epoch).")
     early_stopping: EarlyStopping | None = Field(None, description="Stop early on validation loss (off when absent).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Arithmetic of the forward and backward passes (the LoRA weights and optimizer stay "
+                            "fp32): `auto` is bf16 where the hardware computes it natively (CUDA GPUs with bf16, CPUs "
+                            "with AVX512-BF16 or AMX), fp16 on older CUDA GPUs, fp32 elsewhere.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory on large models.")
     logging_steps: int = Field(10, ge=1, description="Log the training loss every N optimizer steps.")
 

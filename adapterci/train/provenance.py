@@ -105,6 +105,7 @@ def provenance(cfg, tok_train, tok_valid, prompt_format, backend: str, device: s
         "packages": package_versions(),
         "backend": backend,
         "device": device,
+        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",
         "world_size": int(trainer.args.world_size),
         "steps": int(state.global_step),
         "epochs": float(state.epoch or 0),

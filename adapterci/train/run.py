@@ -18,7 +18,8 @@ from typing import Any, Callable, Sequence
 from adapterci.console import is_terminal, log_line
 from adapterci.errors import StageFailed
 from adapterci.runs import RunDir, locked, read_json, run_dir_for, staged_dir, write_json_atomic
-from adapterci.train.backends import ModelSpec, choose_backend, get_backend, unsloth_importable
+from adapterci.train.backends import (ModelSpec, choose_backend, choose_precision, cpu_has_bf16, get_backend,
+                                      unsloth_importable)
 
 TRAIN_JSON = "adapterci-train.json"
 SCHEMA_VERSION = 1
@@ -78,8 +79,10 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     wants_unsloth = cuda and tc.backend in ("auto", "unsloth")
     backend_name = choose_backend(tc.backend, tc.quantization, cuda, wants_unsloth and unsloth_importable(),
                                   str(cfg.path))
+    precision = choose_precision(tc.precision, cuda, cuda and torch.cuda.is_bf16_supported(),
+                                 not cuda and cpu_has_bf16(), str(cfg.path))
     log(f"train: backend {backend_name} ({'requested' if tc.backend != 'auto' else 'auto'}), "
-        f"device {'cuda' if cuda else 'cpu'}")
+        f"device {'cuda' if cuda else 'cpu'}, precision {precision}")
 
     # 2. data (file:line of every problem)
     train_rows, valid_rows = _load_data(cfg)
@@ -90,7 +93,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     base = resolve_base(cfg, log)
     spec = ModelSpec(ref=base.ref, revision=base.revision, lora=tc.lora, quantization=tc.quantization,
                      max_length=tc.max_length, gradient_checkpointing=tc.gradient_checkpointing, seed=tc.seed,
-                     device="cuda" if cuda else "cpu")
+                     device="cuda" if cuda else "cpu", precision=precision)
     _check_layers(cfg, spec)
     try:
         model, tokenizer = get_backend(backend_name).load(spec)
@@ -122,7 +125,8 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
         shutil.rmtree(ckpt)
     if main:
         write_json_atomic(ckpt / CHECKPOINT_INPUTS, {"inputs_fingerprint": fingerprint})
-    trainer = _build_trainer(cfg, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, cuda, log, callbacks)
+    trainer = _build_trainer(cfg, spec, backend_name, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, log,
+                             callbacks)
 
     # 6. train
     try:
@@ -217,11 +221,14 @@ def _resume_point(ckpt: Path, resume: bool, log) -> str | None:
     return last
 
 
-def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cuda: bool, log, callbacks):
+def _build_trainer(cfg, spec: ModelSpec, backend: str, model, tokenizer, train_rows, valid_rows, ckpt: Path, log,
+                   callbacks):
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
+
+    from adapterci.train.loss import trainer_class
 
     from adapterci.train.progress import log_lines_callback
 
@@ -235,10 +242,11 @@ def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cu
     save_strategy, save_steps = ("steps" if tc.save_steps else "epoch"), tc.save_steps
     if tc.early_stopping and has_valid:  # the best checkpoint must be one that was evaluated
         save_strategy, save_steps = eval_strategy, tc.eval_steps
-    bf16 = cuda and __import__("torch").cuda.is_bf16_supported()
+    cuda = spec.device == "cuda"
     checkpointing = _checkpointing_arg()
     args = SFTConfig(
-        output_dir=str(ckpt), use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16, seed=tc.seed, data_seed=tc.seed,
+        output_dir=str(ckpt), use_cpu=not cuda, bf16=spec.precision == "bf16", fp16=spec.precision == "fp16",
+        seed=tc.seed, data_seed=tc.seed,
         per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=tc.batch_size,
         gradient_accumulation_steps=tc.gradient_accumulation, num_train_epochs=tc.epochs,
         max_steps=tc.max_steps or -1, learning_rate=tc.learning_rate, lr_scheduler_type=tc.lr_scheduler,
@@ -254,7 +262,9 @@ def _build_trainer(cfg, model, tokenizer, train_rows, valid_rows, ckpt: Path, cu
         extra.append(EarlyStoppingCallback(tc.early_stopping.patience, tc.early_stopping.min_delta))
     elif tc.early_stopping:
         log("train: `train.early_stopping` needs validation data; training without it")
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, callbacks=extra,
+    # unsloth brings its own fused loss; the portable backend builds logits only where a token is scored
+    trainer_type = trainer_class() if backend == "trl" else SFTTrainer
+    trainer = trainer_type(model=model, args=args, processing_class=tokenizer, callbacks=extra,
                          train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(valid_rows) if has_valid else None)
     trainer.remove_callback(PrinterCallback)

@@ -27,6 +27,7 @@ class ModelSpec:
     gradient_checkpointing: bool
     seed: int
     device: str  # cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (from `choose_precision`)
 
 
 class Backend(Protocol):
@@ -53,6 +54,28 @@ def choose_backend(requested: str, quantization: str, cuda_available: bool, unsl
     if requested == "auto":
         return "unsloth" if cuda_available and unsloth_importable else "trl"
     return requested
+
+
+def choose_precision(requested: str, cuda: bool, cuda_bf16: bool, cpu_bf16: bool,
+                     config_path: str | None = None) -> str:
+    """`fp32`, `bf16` or `fp16` for `train.precision`; ConfigError (exit 2) for arithmetic this machine lacks."""
+    if requested == "auto":
+        if cuda:
+            return "bf16" if cuda_bf16 else "fp16"
+        return "bf16" if cpu_bf16 else "fp32"
+    if requested == "fp16" and not cuda:
+        raise ConfigError("`train.precision`: fp16 training needs a CUDA GPU; use `bf16`, `fp32` or `auto`", config_path)
+    if requested == "bf16" and cuda and not cuda_bf16:
+        raise ConfigError("`train.precision`: this GPU has no bf16; use `fp16`, `fp32` or `auto`", config_path)
+    return requested
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): there bf16 matmuls are 2-3x fp32's speed."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch API: absent means no
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def unsloth_importable() -> bool:

@@ -16,8 +16,8 @@ def load(spec) -> tuple[Any, Any]:
 
     tokenizer = load_tokenizer_from(spec.ref, spec.revision)
     kwargs: dict[str, Any] = {"revision": spec.revision, "dtype": torch.float32}
-    if spec.device == "cuda":
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if spec.device == "cuda" and spec.precision != "fp32":  # on CPU the weights stay fp32 under bf16 autocast
+        kwargs["dtype"] = torch.bfloat16 if spec.precision == "bf16" else torch.float16
     if spec.quantization == "4bit":
         from transformers import BitsAndBytesConfig
 
