@@ -182,6 +182,7 @@ def _gradient_scores(cfg, adapter: Path, rows, groups, dim: int) -> list[list[fl
 
     from adapterci.eval.scoring import load_model
     from adapterci.explain.gradients import features
+    from adapterci.train.backends import training_precision
     from adapterci.modelio import load_tokenizer
     from adapterci.prompting import PromptFormat
     from adapterci.train.data import tokenize_examples
@@ -199,10 +200,11 @@ def _gradient_scores(cfg, adapter: Path, rows, groups, dim: int) -> list[list[fl
     model = load_model(cfg, adapter, cfg.eval.seed)
     pad = tokenizer.pad_token_id
     batch = cfg.eval.batch_size
-    row_feats = _unit(features(model, encode(rows), pad, dim, cfg.train.seed, batch))
+    bf16 = training_precision(cfg) == "bf16"  # the arithmetic the adapter was trained with here
+    row_feats = _unit(features(model, encode(rows), pad, dim, cfg.train.seed, batch, bf16))
     pairs = [(examples[(r["suite"], r["index"])], r) for g in groups for r in g["items"]]
     wrong = [dataclasses.replace(ex, completion=r["answers"]["candidate"]) for ex, r in pairs]
-    directions = _unit(features(model, encode(wrong), pad, dim, cfg.train.seed, batch))
+    directions = _unit(features(model, encode(wrong), pad, dim, cfg.train.seed, batch, bf16))
     scores, start = [], 0
     for g in groups:
         n = len(g["items"])

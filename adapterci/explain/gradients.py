@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-IGNORE = -100
+from adapterci.train.data import IGNORE
+from adapterci.train.loss import scored_logits
 
 
 def lora_linears(model) -> list[tuple[str, Any]]:
@@ -44,9 +45,12 @@ class Projector:
 
 
 def features(model, sequences: Sequence[dict[str, list[int]]], pad_id: int, dim: int = 8192, seed: int = 0,
-             batch_size: int = 16) -> Any:
+             batch_size: int = 16, bf16: bool = False) -> Any:
     """The projected per-example LoRA gradients (numpy, N x dim) of tokenized `sequences` (each with
-    `input_ids` and `labels`, -100 where no loss is taken). A sequence without loss tokens gets zeros."""
+    `input_ids` and `labels`, -100 where no loss is taken). A sequence without loss tokens gets zeros.
+    `bf16`: forward and backward under bf16 autocast (as training on such hardware); gradients are summed in fp32."""
+    from contextlib import nullcontext
+
     import numpy as np
     import torch
 
@@ -79,11 +83,12 @@ def features(model, sequences: Sequence[dict[str, list[int]]], pad_id: int, dim:
         model.eval()
         for start in range(0, len(order), batch_size):
             batch = [sequences[i] for i in order[start:start + batch_size]]
-            loss = _batch_loss(model, batch, pad_id, device)
-            if loss is None:
-                continue
             captured.clear()
-            torch.autograd.grad(loss, params, allow_unused=True)
+            with torch.autocast(device.type, torch.bfloat16) if bf16 else nullcontext():
+                loss = _batch_loss(model, batch, pad_id, device)
+                if loss is None:
+                    continue
+                torch.autograd.grad(loss, params, allow_unused=True)
             feats = torch.zeros(len(batch), dim, device=device)
             for index, (x, g) in captured.items():
                 projector.add(feats, index, torch.einsum("bto,bti->boi", g.float(), x.float()))
@@ -105,11 +110,10 @@ def _batch_loss(model, batch: list[dict[str, list[int]]], pad_id: int, device):
     labels = torch.tensor([s["labels"] + [IGNORE] * (width - len(s["labels"])) for s in batch], device=device)
     mask = torch.tensor([[1] * len(s["input_ids"]) + [0] * (width - len(s["input_ids"])) for s in batch],
                         device=device)
-    target = labels[:, 1:]
-    counts = (target != IGNORE).sum(dim=1)
+    counts = (labels[:, 1:] != IGNORE).sum(dim=1)
     if not bool((counts > 0).any()):
         return None
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    logits, target = scored_logits(model, {"input_ids": ids, "attention_mask": mask, "labels": labels})
     token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
     token_loss = token_loss * (target != IGNORE)
     return (token_loss.sum(dim=1) / counts.clamp(min=1)).sum()

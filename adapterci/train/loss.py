@@ -12,18 +12,24 @@ from typing import Any
 from adapterci.train.data import IGNORE
 
 
+def scored_logits(model: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+    """The logits (B, K, vocab) at the K positions whose next token some row of the batch scores, and those
+    next tokens (B, K; IGNORE where that row scores none)."""
+    targets = inputs["labels"][:, 1:]
+    keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
+    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    logits = model(**model_inputs, use_cache=False, logits_to_keep=keep).logits
+    return logits.float(), targets[:, keep]
+
+
 def scored_positions_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
     """Summed next-token cross-entropy over the labelled tokens, divided by `num_items_in_batch` (the labelled
     tokens of the whole accumulated batch, as transformers counts them) or by this batch's labelled tokens."""
     import torch
     import torch.nn.functional as F
 
-    targets = inputs["labels"][:, 1:]
-    keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
-    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-    logits = model(**model_inputs, use_cache=False, logits_to_keep=keep).logits
-    kept = targets[:, keep]
-    loss = F.cross_entropy(logits.float().flatten(0, 1), kept.flatten(), ignore_index=IGNORE, reduction="sum")
+    logits, kept = scored_logits(model, inputs)
+    loss = F.cross_entropy(logits.flatten(0, 1), kept.flatten(), ignore_index=IGNORE, reduction="sum")
     count = (kept != IGNORE).sum() if num_items_in_batch is None else num_items_in_batch
     return loss / torch.as_tensor(count, device=loss.device).clamp(min=1)
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from adapterci.console import is_terminal, log_line
 from adapterci.errors import StageFailed
 from adapterci.runs import RunDir, locked, read_json, run_dir_for, staged_dir, write_json_atomic
-from adapterci.train.backends import (ModelSpec, choose_backend, choose_precision, cpu_has_bf16, get_backend,
+from adapterci.train.backends import (ModelSpec, choose_backend, get_backend, training_precision,
                                       unsloth_importable)
 
 TRAIN_JSON = "adapterci-train.json"
@@ -79,8 +79,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     wants_unsloth = cuda and tc.backend in ("auto", "unsloth")
     backend_name = choose_backend(tc.backend, tc.quantization, cuda, wants_unsloth and unsloth_importable(),
                                   str(cfg.path))
-    precision = choose_precision(tc.precision, cuda, cuda and torch.cuda.is_bf16_supported(),
-                                 not cuda and cpu_has_bf16(), str(cfg.path))
+    precision = training_precision(cfg)
     log(f"train: backend {backend_name} ({'requested' if tc.backend != 'auto' else 'auto'}), "
         f"device {'cuda' if cuda else 'cpu'}, precision {precision}")
 

@@ -70,6 +70,15 @@ def choose_precision(requested: str, cuda: bool, cuda_bf16: bool, cpu_bf16: bool
     return requested
 
 
+def training_precision(cfg) -> str:
+    """`train.precision` resolved on this machine."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return choose_precision(cfg.train.precision, cuda, cuda and torch.cuda.is_bf16_supported(),
+                            not cuda and cpu_has_bf16(), str(cfg.path))
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): there bf16 matmuls are 2-3x fp32's speed."""
     import torch
