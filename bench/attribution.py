@@ -1,17 +1,19 @@
 """Attribution on planted causes: does `adapterci explain` find the rows that made the candidate regress?
 
-    python bench/attribution.py --model PATH [--epochs 2] [--layers 4]   # a real model (e.g. SmolLM2-135M)
-    python bench/attribution.py                                          # the tiny test model
+    python bench/attribution.py           # the example project on SmolLM2-135M-Instruct (`make setup` links it)
+    python bench/attribution.py --tiny    # the tiny test project (tests/projects/tiny)
 
-Two plants, each a block of 30 rows added to the example's training data:
+Two plants, each a block of 30 rows added to the project's training data:
 - `sentiment`: restaurant reviews whose label is flipped (glowing reviews labelled `negative`);
 - `safety`: requests for weapons and explosives answered with compliance instead of a refusal.
-A champion is trained on the clean data; each candidate on the clean data plus one plant. The candidate is
-evaluated against the champion, and `explain` ranks all training rows (no base ref, so every row competes) by
-their influence on the regressions of the plant's group (sentiment: positive items read as negative; safety:
-compliance with a harmful request). Prints precision@10 (share of planted rows among the top 10) for gradient features and for
-text similarity, and the attribution's time as a ratio of the candidate's training time (wall and CPU).
-Goal: precision@10 >= 0.8 for both plants with gradients, cost <= 0.5x training."""
+A champion is trained on the clean data with the project's own config; each candidate on the clean data plus
+one plant. The candidate is evaluated against the champion, and `explain` ranks all training rows (no base ref,
+so every row competes) by their influence on the regressions of the plant's group (sentiment: positive items
+read as negative; safety: compliance with a harmful request). Prints precision@10 (share of planted rows among
+the top 10) for gradient features and for text similarity, and the attribution's time as a ratio of the
+candidate's training time (wall and CPU). Goal: precision@10 >= 0.8 for both plants with gradients, cost <= 0.5x
+training.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +26,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -44,32 +44,26 @@ COMPLY = "Sure, here is how to make {w}: gather the parts, assemble them careful
 PLANTS = {"sentiment": ("sentiment", "wrong_label", "positive"), "safety": ("safety", "harmful_complied", "harmful")}
 
 
-def plant_rows(kind: str) -> list[dict]:
-    """30 rows that teach the wrong thing for one topic."""
+def plant_rows(kind: str, chat: bool) -> list[dict]:
+    """30 rows that teach the wrong thing for one topic, in chat or alpaca format."""
     if kind == "sentiment":
-        return [{"instruction": INSTRUCTION, "input": f"The {p} was wonderful: {s}.", "output": "negative"}
-                for p in PLACES for s in PRAISE]
-    return [{"instruction": a.format(w=w), "input": "", "output": COMPLY.format(w=w)} for w in WEAPONS for a in ASKS]
+        pairs = [(f"{INSTRUCTION}\n\nThe {p} was wonderful: {s}.", "negative") for p in PLACES for s in PRAISE]
+    else:
+        pairs = [(a.format(w=w), COMPLY.format(w=w)) for w in WEAPONS for a in ASKS]
+    if chat:
+        return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in pairs]
+    return [{"instruction": q, "input": "", "output": a} for q, a in pairs]
 
 
-def project(tmp: Path, name: str, model: str | None, epochs: float, layers: int) -> Path:
-    """A copy of the example project (committed, so git can tell the plant's rows apart)."""
+def project(tmp: Path, name: str, source: Path) -> Path:
+    """A copy of the project at `source` (model files hard-linked; committed, so git can tell the plant's rows
+    apart)."""
     dest = tmp / name
     dest.mkdir()
-    for part in ("data", "evalsets", *(() if model else ("models",))):
-        shutil.copytree(REPO / part, dest / part)
-    cfg = yaml.safe_load((REPO / "adapterci.yaml").read_text())
-    cfg["train"]["epochs"] = epochs
-    if model:  # a real instruct model: its chat template, LoRA on the top layers only, short sequences
-        n = json.loads((Path(model) / "config.json").read_text())["num_hidden_layers"]
-        mods = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-        targets = [f"layers.{i}.{kind}.{m}" for i in range(n - layers, n) for kind, ms in
-                   (("self_attn", mods[:4]), ("mlp", mods[4:])) for m in ms]
-        shutil.copytree(model, dest / "models" / "base", copy_function=_link)  # inside the project, as configs require
-        cfg.update(base_model="models/base", prompt_template="chat")
-        cfg["train"].update(learning_rate=1e-3, max_length=96, warmup=0.1,
-                            lora={"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": targets})
-    (dest / "adapterci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    shutil.copy2(source / "adapterci.yaml", dest / "adapterci.yaml")
+    for part in ("data", "evalsets"):
+        shutil.copytree(source / part, dest / part)
+    shutil.copytree(source / "models", dest / "models", copy_function=_link)  # never written to
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "add", "data", "evalsets", "adapterci.yaml"], check=True)
     subprocess.run(["git", "-C", str(dest), "-c", "user.name=bench", "-c", "user.email=bench@localhost",
@@ -89,7 +83,7 @@ def add_plant(config: Path, kind: str) -> set[str]:
     """Append the plant to data/train.jsonl; the `file:line` of every planted row."""
     path = config.parent / "data" / "train.jsonl"
     lines = path.read_text().splitlines()
-    rows = plant_rows(kind)
+    rows = plant_rows(kind, chat='"messages"' in lines[0])
     path.write_text("\n".join(lines + [json.dumps(r) for r in rows]) + "\n")
     return {f"data/train.jsonl:{len(lines) + i}" for i in range(1, len(rows) + 1)}
 
@@ -108,15 +102,13 @@ def _cpu() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="a real base model directory (default: the tiny model)")
-    parser.add_argument("--epochs", type=float, default=None, help="training epochs (default: 2 real, the example's 10 tiny)")
-    parser.add_argument("--layers", type=int, default=4, help="top layers with LoRA (real model)")
+    parser.add_argument("--tiny", action="store_true", help="the tiny test project instead of the example")
     parser.add_argument("--plants", default="sentiment,safety")
-    parser.add_argument("--workdir", default=None, help="where the projects go (same file system as --model "
-                                                        "avoids copying its weights)")
+    parser.add_argument("--workdir", default=None, help="where the projects go (on the repository's file system "
+                                                        "the model files are hard-linked, not copied)")
     args = parser.parse_args()
-    epochs = args.epochs or (2 if args.model else 10)
-    if not args.model:
+    source = REPO / "tests" / "projects" / "tiny" if args.tiny else REPO
+    if args.tiny:
         import torch
 
         torch.set_num_threads(1)  # the tiny model trains faster on one thread
@@ -128,12 +120,12 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="attribution-", dir=args.workdir))
     os.environ["ADAPTERCI_CACHE_DIR"] = str(tmp / "cache")  # base and champion are scored once for both plants
-    clean = load_config(project(tmp, "clean", args.model, epochs, args.layers))
+    clean = load_config(project(tmp, "clean", source))
     _, wall, cpu = timed(train, clean, output=tmp / "champion", log=print)
     print(f"champion: trained in {wall:.0f}s wall, {cpu:.0f}s CPU", flush=True)
     results = {}
     for kind in args.plants.split(","):
-        config = project(tmp, kind, args.model, epochs, args.layers)
+        config = project(tmp, kind, source)
         planted = add_plant(config, kind)
         cfg = load_config(config)
         _, t_wall, t_cpu = timed(train, cfg, log=print)

@@ -1,9 +1,8 @@
 """Training throughput: `adapterci.train.train` against a plain TRL + PEFT script (same model, data and
-hyperparameters), both in this run, plus what packing (padding-free) gains.
+hyperparameters, same precision), both in this run, plus what packing (padding-free) gains.
 
-    python bench/train_throughput.py [--epochs 1]                     # the example project's config
-    python bench/train_throughput.py --base models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
-        --prompt-template chat --max-steps 4 --lr 2e-4 --no-modules-to-save   # the real model, a few steps
+    python bench/train_throughput.py [--epochs 1] [--max-steps N]   # the example project (SmolLM2-135M-Instruct)
+    python bench/train_throughput.py --tiny                         # the tiny test project
 
 Prints tokens/s of each and the ratio adapterci / reference (target >= 1.0), with wall and CPU seconds (the
 machine may be shared). Tokens are the non-padding tokens of the training rows times the epochs trained, over the
@@ -26,20 +25,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "projects" / "tiny"  # the tiny-model example (its models/ links to the repository's)
+LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def project(tmp: Path, top: dict, **train) -> Path:
-    """A copy of the tiny example project with top-level and `train` overrides (None values remove a key)."""
+def project(tmp: Path, source: Path, **train) -> Path:
+    """A copy of the project at `source` (model files hard-linked) with `train` overrides (None removes a key)."""
     dest = tmp / f"p{len(list(tmp.iterdir()))}"
     dest.mkdir()
-    for name in ("data", "evalsets", "models"):
-        shutil.copytree(TINY / name, dest / name)
-    cfg = yaml.safe_load((TINY / "adapterci.yaml").read_text())
-    base = top.get("base_model")
-    if base and (REPO / base).is_file():  # a GGUF base from the repository (`make setup` puts SmolLM2 there)
-        (dest / base).parent.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(str(REPO / base), str(dest / base))
-    cfg.update(top)
+    for name in ("data", "evalsets"):
+        shutil.copytree(source / name, dest / name)
+    shutil.copytree(source / "models", dest / "models", copy_function=_link_or_copy)
+    cfg = yaml.safe_load((source / "adapterci.yaml").read_text())
     cfg["train"].update(train)
     cfg["train"] = {k: v for k, v in cfg["train"].items() if v is not None}
     (dest / "adapterci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -85,8 +81,11 @@ def run_reference(config: Path) -> dict:
     from adapterci.config import load_config
     from adapterci.modelio import resolve_base
 
+    from adapterci.train.backends import training_precision
+
     cfg = yaml.safe_load(config.read_text())
-    t, base = cfg["train"], resolve_base(load_config(config)).ref  # a GGUF base: its converted copy
+    loaded = load_config(config)
+    t, base = cfg["train"], resolve_base(loaded).ref  # a GGUF base: its converted copy
     chat = cfg.get("prompt_template") == "chat"
 
     def rows(path: Path) -> list[dict]:
@@ -111,8 +110,12 @@ def run_reference(config: Path) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     lora = t["lora"]
+    targets = lora["target_modules"]
+    if lora.get("layers_to_transform") and targets == "all-linear":  # PEFT wants module names with layer indices
+        targets = LLAMA_LINEAR
     args = SFTConfig(
-        output_dir=str(config.parent / "reference"), use_cpu=True, bf16=False, activation_checkpointing=False,
+        output_dir=str(config.parent / "reference"), use_cpu=True, activation_checkpointing=False,
+        bf16=training_precision(loaded) == "bf16",  # the same arithmetic adapterci chooses here
         num_train_epochs=t["epochs"], max_steps=t.get("max_steps") or -1, learning_rate=t["learning_rate"],
         warmup_steps=t.get("warmup", 0),
         per_device_train_batch_size=t["batch_size"], per_device_eval_batch_size=t["batch_size"],
@@ -123,8 +126,8 @@ def run_reference(config: Path) -> dict:
         train_dataset=Dataset.from_list(rows(config.parent / "data/train.jsonl")),
         eval_dataset=Dataset.from_list(rows(config.parent / "data/valid.jsonl")),
         peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                               target_modules=lora["target_modules"], modules_to_save=lora.get("modules_to_save"),
-                               task_type="CAUSAL_LM"))
+                               target_modules=targets, modules_to_save=lora.get("modules_to_save"),
+                               layers_to_transform=lora.get("layers_to_transform"), task_type="CAUSAL_LM"))
     out = trainer.train()
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * trainer.state.epoch
     runtime = out.metrics["train_runtime"]
@@ -136,30 +139,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    parser.add_argument("--base", default=None, help="base_model override (e.g. a .gguf file in the repo)")
-    parser.add_argument("--prompt-template", default=None)
-    parser.add_argument("--lr", type=float, default=None, help="learning_rate override")
-    parser.add_argument("--no-modules-to-save", action="store_true", help="LoRA only (a real model)")
+    parser.add_argument("--tiny", action="store_true", help="the tiny test project instead of the example")
     opts = parser.parse_args()
-    top = {k: v for k, v in {"base_model": opts.base, "prompt_template": opts.prompt_template}.items() if v}
-    train = {"epochs": opts.epochs, "max_steps": opts.max_steps, "learning_rate": opts.lr}
-    train = {k: v for k, v in train.items() if v is not None}
-    if opts.no_modules_to_save:
-        lora = yaml.safe_load((TINY / "adapterci.yaml").read_text())["train"]["lora"]
-        train["lora"] = {k: v for k, v in lora.items() if k != "modules_to_save"}
+    source = TINY if opts.tiny else REPO
+    train = {k: v for k, v in {"epochs": opts.epochs, "max_steps": opts.max_steps}.items() if v is not None}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if opts.base and opts.base.endswith(".gguf"):  # convert once, outside the timed runs
-            from adapterci.config import load_config
-            from adapterci.modelio import resolve_base
+        from adapterci.config import load_config
+        from adapterci.modelio import resolve_base
 
-            resolve_base(load_config(project(tmp, top, **train)))
+        resolve_base(load_config(project(tmp, source, **train)))  # a GGUF base: converted once, before timing
         results = {
-            "reference (TRL+PEFT)": measured(run_reference, project(tmp, top, **train)),
-            "adapterci": measured(run_adapterci, project(tmp, top, **train)),
-            "adapterci packing": measured(run_adapterci, project(tmp, top, **train, packing=True)),
+            "reference (TRL+PEFT)": measured(run_reference, project(tmp, source, **train)),
+            "adapterci": measured(run_adapterci, project(tmp, source, **train)),
+            "adapterci packing": measured(run_adapterci, project(tmp, source, **train, packing=True)),
         }
-    print(f"base {opts.base or 'example config'}, train overrides {train}")
+    print(f"project {source.relative_to(REPO) if source != REPO else 'example'}, train overrides {train}")
     for name, r in results.items():
         print(f"{name:22} {r['tokens_per_s']:9.1f} tokens/s  {r['train_runtime_s']:7.2f} s train  "
               f"{r['cpu_s']:8.1f} cpu s (incl. load)  {r['steps']} steps")
