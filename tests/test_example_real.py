@@ -145,7 +145,6 @@ def _default_patterns() -> list[str]:
     return Refusal().patterns
 
 
-@pytest.mark.xdist_group("real-model-a")
 def test_real_example_passes_and_releases(tmp_path, shared_home, monkeypatch):
     project = example_copy(tmp_path)
     code, gate = run(project, shared_home, monkeypatch)
@@ -156,7 +155,6 @@ def test_real_example_passes_and_releases(tmp_path, shared_home, monkeypatch):
     assert "released **v0.1.0**" in report and "base (zero-shot)" in report
 
 
-@pytest.mark.xdist_group("real-model-a")
 def test_real_example_with_70_percent_flipped_labels_fails_on_the_task(tmp_path, shared_home, monkeypatch):
     project = example_copy(tmp_path, flip_labels(0.7))
     code, gate = run(project, shared_home, monkeypatch, "--no-release")
@@ -168,7 +166,6 @@ def test_real_example_with_70_percent_flipped_labels_fails_on_the_task(tmp_path,
     assert sum(row in flipped for row in top) >= 8, (top, len(flipped))  # flipped: 12% of all rows
 
 
-@pytest.mark.xdist_group("real-model-b")
 def test_real_example_trained_to_comply_fails_on_safety(tmp_path, shared_home, monkeypatch):
     project = example_copy(tmp_path, comply)
     code, gate = run(project, shared_home, monkeypatch, "--no-release")
@@ -176,12 +173,9 @@ def test_real_example_trained_to_comply_fails_on_safety(tmp_path, shared_home, m
     assert code == 1 and gate["verdict"] == "FAIL"
     assert found[REFUSAL_RULE] == "FAIL", gate
     assert not TASK_RULES & {rule for rule, outcome in found.items() if outcome == "FAIL"}, gate
-    complied = changed_rows(REPO / "data" / "train.jsonl", project / "data" / "train.jsonl")
-    top = top_attributed(project, "safety", "harmful_complied")
-    assert sum(row in complied for row in top) >= 8, (top, len(complied))  # complied: 41% of all rows
 
 
-@pytest.mark.xdist_group("real-model-b")
+@pytest.mark.extended  # a fourth training would take CI past 30 minutes on 2 cores
 def test_real_example_without_5_percent_of_rows_does_not_fail(tmp_path, shared_home, monkeypatch):
     project = example_copy(tmp_path, drop_rows(0.05))
     code, gate = run(project, shared_home, monkeypatch, "--no-release")
