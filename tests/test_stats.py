@@ -56,6 +56,9 @@ def test_stats_paired_binary_margin_shifts_the_null():
     assert stats.paired_binary_pvalue(x, y, 0.05, "greater") == pytest.approx(expected)
     # a negative margin that even losing every discordant pair satisfies: certain
     assert stats.paired_binary_pvalue(x, y, -0.5, "greater") == 0.0
+    assert stats.paired_binary_pvalue(y, x, -0.5, "greater") == 0.0  # however the discordant pairs fall
+    assert stats.paired_binary_pvalue(x, y, 0.5, "less") == 0.0  # likewise for `<=` rules
+    assert stats.paired_binary_pvalue(x, y, 0.1, "less") > 0.05  # 10 of 12 against it: +0.16 is not below +0.1
 
 
 def test_stats_paired_binary_identical_models():

@@ -17,11 +17,15 @@ BOOTSTRAP_SEED = 0
 def binomial_pvalue(k: int, n: int, p0: float, alternative: Alternative) -> float:
     """Exact binomial test of `k` successes in `n` trials against success rate `p0`.
 
-    `greater`: H0 rate <= p0; `less`: H0 rate >= p0. A `p0` at or beyond 0 or 1 is handled exactly
-    (e.g. `greater` with p0 <= 0 can never be wrong: p-value 0 if k > 0)."""
+    `greater`: H0 rate <= p0; `less`: H0 rate >= p0. A `p0` at or beyond 0 or 1 is handled exactly: beyond,
+    H0 is impossible on one side (`greater` with p0 < 0, `less` with p0 > 1: p-value 0) and certain on the
+    other; at 0 or 1 only one outcome is possible under H0 (`greater` with p0 = 0: p-value 0 if k > 0)."""
     if n <= 0:
         return 1.0
-    if p0 <= 0.0 or p0 >= 1.0:
+    if p0 < 0.0 or p0 > 1.0:
+        certain = (alternative == "greater") == (p0 > 1.0)
+        return 1.0 if certain and alternative != "two-sided" else 0.0
+    if p0 == 0.0 or p0 == 1.0:
         edge = 0 if p0 <= 0.0 else n  # the only outcome possible under H0
         if alternative == "greater":
             return 1.0 if k <= edge else 0.0
