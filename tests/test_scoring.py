@@ -68,3 +68,45 @@ def test_generate_batched_gives_the_answers_of_one_by_one(tiny):
     items = prompts(9)
     assert generate(model, tokenizer, items, max_new_tokens=6, batch_size=4) == \
         generate(model, tokenizer, items, max_new_tokens=6, batch_size=1)
+
+
+def few_shot_prompts(n: int) -> list[str]:
+    """Prompts that share a long few-shot prefix before items of different lengths (as a stratified baseline)."""
+    fmt = PromptFormat(ALPACA)
+    rows = [json.loads(line) for line in (REPO / "evalsets" / "sentiment.jsonl").read_text().splitlines()[:n + 4]]
+    shots = [m for row in rows[n:] for m in (Message("user", row["prompt"]), Message("assistant", row["completion"]))]
+    return [fmt.render([*shots, Message("user", row["prompt"])]) for row in rows[:n]]
+
+
+def test_a_shared_few_shot_prefix_runs_once_and_changes_no_score(tiny):
+    model, tokenizer = tiny
+    items = few_shot_prompts(5)
+    calls = []
+    hook = model.register_forward_hook(lambda mod, args, kwargs, out: calls.append(kwargs["input_ids"].shape),
+                                       with_kwargs=True)
+    try:
+        batched = choice_logprobs(model, tokenizer, items, ["positive", "negative"], batch_size=2)
+    finally:
+        hook.remove()
+    prefix = min(len(tokenizer(p)["input_ids"]) for p in items)
+    assert calls[0][0] == 1 and calls[0][1] > prefix // 2  # the shared shots, once, one row
+    assert all(shape[1] < prefix // 2 for shape in calls[1:])  # every later pass runs only the item's own tokens
+    for prompt, scores in zip(items, batched):
+        for choice, (total, count) in zip(["positive", "negative"], scores):
+            ref_total, ref_count = one_sequence_at_a_time(model, tokenizer, prompt, choice)
+            assert count == ref_count
+            assert total == pytest.approx(ref_total, abs=1e-4)
+
+
+def test_generate_after_a_shared_prefix_answers_as_plain_greedy_decoding(tiny):
+    import torch
+
+    model, tokenizer = tiny
+    items = few_shot_prompts(5)
+    answers = generate(model, tokenizer, items, max_new_tokens=6, batch_size=3)
+    for prompt, answer in zip(items, answers):
+        ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        assert answer == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()

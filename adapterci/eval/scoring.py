@@ -43,8 +43,10 @@ def choice_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], choices:
                     tick: Tick = lambda n: None) -> list[list[tuple[float, int]]]:
     """For each prompt, (sum of log-probabilities, number of tokens) of every choice followed by eos.
 
-    `batch_size` prompts per pass. The tokens a prompt's choices share run once (their KV cache is repeated for
-    each choice), and the vocabulary log-softmax is taken only where a choice token is predicted."""
+    `batch_size` prompts per pass. The tokens all prompts share (a system prompt, few-shot examples) run once
+    for the whole call, the tokens a prompt's choices share once per prompt (their KV caches are repeated for
+    each batch row and each choice), and the vocabulary log-softmax is taken only where a choice token is
+    predicted."""
     eos = tokenizer.eos_token or ""
     n = len(choices)
     prompt_ids = tokenizer(list(prompts))["input_ids"]
@@ -54,31 +56,65 @@ def choice_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], choices:
     # the prefix all choices share and none scores (a tokenizer may merge the prompt's end with a choice)
     shared = [max(1, min(*starts[i], *(completion_start(seqs[i][0], ids) for ids in seqs[i])))
               for i in range(len(prompts))]
+    common = _common_prefix(model, [s[0] for s in seqs], min(shared) - 1)
     order = sorted(range(len(prompts)), key=lambda i: shared[i])  # similar lengths per batch: less padding
     out: list[list[tuple[float, int]]] = [[] for _ in prompts]
     for b in range(0, len(order), batch_size):
         batch = order[b:b + batch_size]
         scored = _score_batch(model, [seqs[i] for i in batch], [starts[i] for i in batch],
-                              [shared[i] for i in batch], tokenizer.pad_token_id)
+                              [shared[i] for i in batch], tokenizer.pad_token_id, common)
         for i, scores in zip(batch, scored):
             out[i] = scores
         tick(len(batch))
     return out
 
 
+MIN_COMMON = 8
+"""Fewest shared leading tokens worth a cached forward pass of their own."""
+
+
+class _Common:
+    """The leading tokens every sequence of a call shares, with their KV cache (one row), computed once."""
+
+    def __init__(self, model: Any, ids: list[int]):
+        import torch
+
+        self.length = len(ids)
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True, logits_to_keep=1)
+        self.cache = out.cache if "cache" in out else out.past_key_values
+
+    def expand(self, rows: int) -> Any:
+        """A copy of the cache for `rows` sequences (forward passes append to the cache they are given)."""
+        import copy
+
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def _common_prefix(model: Any, seqs: Sequence[Sequence[int]], limit: int) -> _Common | None:
+    """The shared leading tokens of `seqs` (at most `limit`), run once; None when there are too few."""
+    length = min(completion_start(seqs[0], s) for s in seqs) if len(seqs) > 1 else 0
+    length = min(length, limit)
+    return _Common(model, list(seqs[0][:length])) if length >= MIN_COMMON else None
+
+
 def _score_batch(model: Any, seqs: list[list[list[int]]], starts: list[list[int]], shared: list[int],
-                 pad: int) -> list[list[tuple[float, int]]]:
-    """Two passes: the shared prefixes (left-padded, so each ends in the last column, whose logits predict the
-    first unshared token), then every choice's remaining tokens (right-padded) on the prefix's repeated cache."""
+                 pad: int, common: _Common | None) -> list[list[tuple[float, int]]]:
+    """Two passes: the shared prefixes (after the call's `common` tokens, left-padded so each ends in the last
+    column, whose logits predict the first unshared token), then every choice's remaining tokens (right-padded)
+    on the prefix's repeated cache."""
     import torch
 
     n, dev = len(seqs[0]), model.device
-    width = max(shared)
+    skip = common.length if common else 0
+    width = max(shared) - skip
     prefix = torch.full((len(seqs), width), pad)
     prefix_mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, (choice_ids, k) in enumerate(zip(seqs, shared)):
-        prefix[row, width - k:] = torch.tensor(choice_ids[0][:k])
-        prefix_mask[row, width - k:] = 1
+        prefix[row, width - k + skip:] = torch.tensor(choice_ids[0][skip:k])
+        prefix_mask[row, width - k + skip:] = 1
     tails = [ids[k:] for choice_ids, k in zip(seqs, shared) for ids in choice_ids]
     tail_width = max(len(t) for t in tails)
     tail = torch.full((len(tails), tail_width), pad)
@@ -86,17 +122,20 @@ def _score_batch(model: Any, seqs: list[list[list[int]]], starts: list[list[int]
     for row, ids in enumerate(tails):
         tail[row, :len(ids)] = torch.tensor(ids)
         tail_mask[row, :len(ids)] = 1
+    arg = _cache_arg(model)
+    past = {arg: common.expand(len(seqs))} if common else {}
+    prefix_mask = torch.cat([torch.ones((len(seqs), skip), dtype=torch.long), prefix_mask], dim=1)
     with torch.inference_mode():
         first = model(input_ids=prefix.to(dev), attention_mask=prefix_mask.to(dev),
-                      position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0).to(dev), use_cache=True,
-                      logits_to_keep=1)
+                      position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0)[:, skip:].to(dev), use_cache=True,
+                      logits_to_keep=1, **past)
         cache = first.cache if "cache" in first else first.past_key_values
         cache.batch_repeat_interleave(n)
         first_lp = torch.log_softmax(first.logits[:, -1].float(), dim=-1).repeat_interleave(n, dim=0)
         positions = torch.tensor(shared).repeat_interleave(n)[:, None] + torch.arange(tail_width)
         logits = model(input_ids=tail.to(dev), attention_mask=torch.cat([prefix_mask.repeat_interleave(n, 0),
                                                                           tail_mask], dim=1).to(dev),
-                       position_ids=positions.to(dev), use_cache=True, **{_cache_arg(model): cache}).logits
+                       position_ids=positions.to(dev), use_cache=True, **{arg: cache}).logits
         tail_lp = torch.log_softmax(logits.float(), dim=-1)
     scores = []
     for row, ids in enumerate(tails):
@@ -120,25 +159,31 @@ def _cache_arg(model: Any) -> str:
 
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int,
              tick: Tick = lambda n: None) -> list[str]:
-    """Greedy answers, `batch_size` prompts per call, LEFT-padded; each stops at eos or `max_new_tokens`."""
+    """Greedy answers, `batch_size` prompts per call, LEFT-padded after the tokens all prompts share (which run
+    once, see `choice_logprobs`); each stops at eos or `max_new_tokens`."""
     import torch
 
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths per batch: less padding
+    ids = tokenizer(list(prompts))["input_ids"]
+    common = _common_prefix(model, ids, min(len(x) for x in ids) - 1)
+    skip = common.length if common else 0
+    order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
     answers: list[str] = [""] * len(prompts)
-    try:
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
-            with torch.inference_mode():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-            new = out[:, enc["input_ids"].shape[1]:]
-            for i, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True)):
-                answers[i] = text.strip()
-            tick(len(batch))
-    finally:
-        tokenizer.padding_side = side
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        width = max(len(ids[i]) for i in batch) - skip
+        input_ids = torch.full((len(batch), skip + width), tokenizer.pad_token_id)
+        mask = torch.zeros((len(batch), skip + width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            input_ids[row, :skip], mask[row, :skip] = torch.tensor(ids[i][:skip]), 1
+            input_ids[row, skip + width - len(ids[i]) + skip:] = torch.tensor(ids[i][skip:])
+            mask[row, skip + width - len(ids[i]) + skip:] = 1
+        past = {_cache_arg(model): common.expand(len(batch))} if common else {}
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **past)
+        new = out[:, input_ids.shape[1]:]
+        for i, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True)):
+            answers[i] = text.strip()
+        tick(len(batch))
     return answers
