@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_
 
 from adapterci.canary.config import CanaryConfig
 from adapterci.configbase import StrictModel, resolve_in_project
+from adapterci.cost.config import CostConfig
 from adapterci.data.config import ChecksConfig, DataConfig
 from adapterci.errors import ConfigError
 from adapterci.eval.config import EvalConfig
@@ -36,6 +37,7 @@ class Config(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
     registry: str = Field("file://.adapterci/registry", description="`file://PATH` (local registry; relative to the config) or `hf://OWNER/NAME`.")
 
     _path: Path = PrivateAttr()
@@ -190,7 +192,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
     rule_problems = [{"loc": ("gate", "rules", i), "msg": why, "type": "value_error"}
-                     for i, why in cfg.gate.rule_problems(cfg.eval.suites)]
+                     for i, why in cfg.gate.rule_problems(cfg.eval)]
     rule_problems += [{"loc": ("canary", "rules", i), "msg": why, "type": "value_error"}
                       for i, why in cfg.canary.rule_problems()]
     if rule_problems:  # found here, before any model is loaded

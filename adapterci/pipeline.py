@@ -73,6 +73,7 @@ class RunResult:
     version: str | None = None
     report: Path | None = None
     error: AdapterCIError | None = None
+    worth_it: dict[str, Any] | None = None  # gate.json's prompt baselines beside the candidate, and the costs
 
     @property
     def exit_code(self) -> int:
@@ -88,6 +89,7 @@ class RunResult:
             "exit_code": self.exit_code,
             "error": str(self.error) if self.error else None,
             "verdict": self.verdict,
+            "worth_it": self.worth_it,
             "version": self.version,
             "report": str(self.report) if self.report else None,
             "stages": [asdict(s) for s in self.stages],
@@ -161,6 +163,7 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref:
         result.stages.append(record)
         notify(record)
     result.verdict = ctx.get("verdict")
+    result.worth_it = ctx.get("worth_it")
     result.version = ctx.get("version")
     if result.verdict == "FAIL":
         _explain(cfg, rd, base_ref)
@@ -320,21 +323,23 @@ def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     from adapterci.runs import read_json
 
     record.fingerprint = hash_json({"adapterci": __version__, "eval": ctx["eval_fingerprint"],
-                                    "gate": cfg.gate.model_dump(mode="json")})
+                                    "gate": cfg.gate.model_dump(mode="json"),
+                                    "cost": cfg.cost.model_dump(mode="json")})
     cached = cache_dir(cfg, "gate") / record.fingerprint / "gate.json"
     provenance = verdict_provenance(cfg, rd.adapter, rd.eval_json)
     if _vouched(cached, rd.adapter, **provenance):
         shutil.copy2(cached, rd.gate_json)
-        verdict = read_json(rd.gate_json)["verdict"]
         record.status = "cached"
     else:
         from adapterci.gate import decide
 
-        verdict = decide(cfg, rd.eval_json, run_dir=rd).verdict
+        decide(cfg, rd.eval_json, run_dir=rd)
         stamp(rd.gate_json, provenance)
         with staged_dir(cached.parent) as tmp:
             shutil.copy2(rd.gate_json, tmp / "gate.json")
-    ctx["verdict"] = verdict
+    decision = read_json(rd.gate_json)
+    verdict = ctx["verdict"] = decision["verdict"]
+    ctx["worth_it"] = decision.get("worth_it")
     record.message = f"verdict {verdict}"
     if verdict == "FAIL":
         raise GateFailed("gate: FAIL (see the report for the rules that failed)")

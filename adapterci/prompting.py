@@ -84,8 +84,10 @@ class PromptFormat:
         return self._jinja.render(messages=dicts, add_generation_prompt=True)
 
 
-def render_rows(render: Callable[[Sequence[Message]], str], examples: Sequence[Any]) -> list[str]:
-    """`render(ex.messages)` for every example; a template that fails on a row is a ConfigError naming it."""
+def render_rows(render: Callable[[Sequence[Message]], str], examples: Sequence[Any],
+                messages: Callable[[Any], Sequence[Message]] = lambda ex: ex.messages) -> list[str]:
+    """`render(messages(ex))` (default: the row's own messages) for every example; a template that fails on a
+    row is a ConfigError naming it."""
     from jinja2 import TemplateError
 
     from adapterci.errors import ConfigError
@@ -93,7 +95,7 @@ def render_rows(render: Callable[[Sequence[Message]], str], examples: Sequence[A
     out = []
     for ex in examples:
         try:
-            out.append(render(ex.messages))
+            out.append(render(messages(ex)))
         except TemplateError as exc:
             raise ConfigError(f"{ex.source}: `prompt_template` cannot render this row: {exc.message or exc}") from None
     return out

@@ -34,7 +34,8 @@ def render(run_dir: Path, name: str = "adapter") -> str:
     check = _load(rd.check_json)
     pr = _load(rd.pr_json)
     lines = [MARKER, f"## adapterci · `{name}` · {_headline(manifest, verdict, release, check, pr)}", ""]
-    for section in (_stages(manifest), *_pr(pr), _check(rd), _train(rd), *_eval(rd), _failures(rd), _gate(gate),
+    for section in (_stages(manifest), *_pr(pr), _check(rd), _train(rd), _worth_it((gate or {}).get("worth_it")),
+                    *_eval(rd), _failures(rd), _gate(gate),
                     _release(release),
                     _serving(_load(rd.serving_json))):
         if section:
@@ -257,6 +258,11 @@ def _delta(deltas: dict, metric: str, other: str, by_role: dict) -> str:
     if value is None:  # metrics eval computes no interval for (e.g. the majority rate): the plain difference
         cand, ref = (by_role.get("candidate") or {}).get(metric), (by_role.get(other) or {}).get(metric)
         value = cand - ref if isinstance(cand, (int, float)) and isinstance(ref, (int, float)) else None
+    return _signed(value, interval)
+
+
+def _signed(value: float | None, interval: Any) -> str:
+    """`+0.120 [+0.050, +0.190]`, or `–` without a value."""
     if value is None:
         return "–"
     text = f"{value:+.3f}"
@@ -294,6 +300,56 @@ def _gate(gate: dict | None) -> list[str] | None:
         shown = f"[{_num(interval[0])}, {_num(interval[1])}]" if isinstance(interval, (list, tuple)) and len(interval) == 2 else ""
         lines.append(f"| {_code(rule.get('rule', ''))} | {ICONS.get(rule.get('outcome'), '')} {rule.get('outcome', '')} | "
                      f"{_cell(observed)} | {shown} | {_cell(rule.get('reason', ''))} |")
+    return lines
+
+
+def _worth_it(worth: dict | None) -> list[str] | None:
+    """Each prompt baseline beside the adapter, per suite, and what the adapter cost against what it saves."""
+    if not isinstance(worth, dict) or not worth.get("suites"):
+        return None
+    lines = ["### Is fine-tuning worth it?", "",
+             "The adapter against the base model with a strong prompt (`eval.baselines`); Δ is adapter − prompt "
+             "with its 95% paired bootstrap interval, ✅ where the adapter is better on the point estimate."]
+    money = worth.get("currency", "")
+    for suite, info in worth["suites"].items():
+        rows = info.get("baselines") or {}
+        metrics = list(next(iter(rows.values()), {}).get("metrics") or {})
+        lines += ["", f"| {_code(suite)} | " + " | ".join(metrics) + " | prompt tokens / request |",
+                  "|---" * (len(metrics) + 1) + "|---:|"]
+        first = next(iter(rows.values()), {}).get("metrics") or {}
+        lines.append("| adapter | " + " | ".join(_num(first[m].get("candidate")) for m in metrics)
+                     + f" | {_num(info.get('candidate_prompt_tokens'))} |")
+        beaten = []
+        for name, row in rows.items():
+            cells = []
+            for m in metrics:
+                c = row["metrics"][m]
+                mark = " ✅" if c.get("candidate_better") else ""
+                cells.append(f"{_num(c.get('baseline'))} (Δ {_signed(c.get('delta'), c.get('interval'))}){mark}")
+                if c.get("candidate_better") is False:
+                    beaten.append(f"`{name}` on {m}")
+            extra = row.get("extra_prompt_tokens")
+            tokens = _num(row.get("prompt_tokens")) + (f" ({extra:+.0f})" if isinstance(extra, (int, float)) else "")
+            lines.append(f"| {_code(name)} | " + " | ".join(cells) + f" | {tokens} |")
+        lines += ["", f"A prompt does as well as the adapter or better: {', '.join(beaten)}." if beaten
+                  else "The adapter beats every prompt baseline here on the point estimates (the gate rules say "
+                       "whether by enough)."]
+    run = f"Training {_seconds(worth.get('train_seconds')) or '?'} + evaluation {_seconds(worth.get('eval_seconds')) or '?'}"
+    if isinstance(worth.get("baseline_eval_seconds"), (int, float)):
+        run += f" (baselines {_seconds(worth['baseline_eval_seconds'])})"
+    if isinstance(worth.get("eval_share"), (int, float)):
+        run += f"; evaluation is {worth['eval_share']:.0%} of the run"
+    if isinstance(worth.get("run_cost"), (int, float)):
+        run += f"; at {worth['hourly_rate']:g} {money}/h this run cost {worth['run_cost']:.4g} {money}"
+    lines += ["", run + "."]
+    for suite, info in worth["suites"].items():
+        for name, row in (info.get("baselines") or {}).items():
+            if row.get("break_even_requests") is not None:
+                lines.append(f"- `{name}` sends {row['extra_prompt_tokens']:+.0f} prompt tokens per `{suite}` request: at "
+                             f"{worth['per_million_prompt_tokens']:g} {money} per million the adapter has paid for "
+                             f"itself after {row['break_even_requests']:,} requests.")
+    if worth.get("per_million_prompt_tokens") is None or worth.get("hourly_rate") is None:
+        lines.append("Set `cost.hourly_rate` and `cost.per_million_prompt_tokens` to price the run and the break-even.")
     return lines
 
 

@@ -1,7 +1,10 @@
 """Eval scoring modes on one classification suite, same model, one run: `choices` (log-likelihood of each label)
 against ONE batched forward pass over the same prompts (the least any scorer must do: read every prompt once;
 goal <= 1.5x), and batched greedy generation against one item at a time (same answers, and the speed-up).
-Prints wall and CPU seconds (the machine may be shared: CPU seconds are the steadier number).
+With prompt baselines in the config, each baseline's `choices` pass against the zero-shot one (a stratified
+k-shot prompt: goal <= 1.5x, its examples run once per call), and the stratified one again without the shared
+prefix's cache (what the cache saves). Prints wall and CPU seconds (the machine may be shared: CPU seconds are
+the steadier number).
 
     .venv/bin/python bench/eval_modes.py [--config adapterci.yaml] [--adapter DIR|none] [--suite NAME] [--repeat 3]
 
@@ -65,6 +68,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from adapterci.config import load_config
+    from adapterci.eval import scoring
+    from adapterci.eval.baselines import Baselines
     from adapterci.eval.items import build_items, read_suite
     from adapterci.eval.metrics import compute, outcome_arrays
     from adapterci.eval.models import check_prompt
@@ -93,8 +98,8 @@ def main() -> None:
     prompts = [fmt.render(ex.messages) for ex in choices_suite.examples]
     n = len(prompts)
 
-    def score(suite, batch_size: int):
-        return lambda: suite.score(model, tokenizer, template, cfg.eval.model_copy(update={"batch_size": batch_size}),
+    def score(suite, batch_size: int, texts: list[str] = prompts):
+        return lambda: suite.score(model, tokenizer, texts, cfg.eval.model_copy(update={"batch_size": batch_size}),
                                    lambda k: None)
 
     rows = {
@@ -103,6 +108,17 @@ def main() -> None:
         "generate batched": timed(score(gen_suite, batch), args.repeat),
         "generate one-by-one": timed(score(gen_suite, 1), max(1, args.repeat // 2)),
     }
+    baselines, shots = Baselines(cfg), {}  # name -> (timing, goal)
+    for b in cfg.eval.baselines:  # prompts of the base model, scored here by the model loaded above
+        texts = choices_suite.prompts(tokenizer, cfg.prompt_template, baselines.prompt(b.name, suite_cfg).messages)
+        stratified = bool(b.few_shot and b.few_shot.select == "stratified")
+        shots[b.name] = (timed(score(choices_suite, batch, texts), args.repeat), " (goal <= 1.5)" if stratified else "")
+        if stratified:
+            floor, scoring.MIN_COMMON = scoring.MIN_COMMON, 10 ** 9  # the same prompts without the shared prefix's cache
+            try:
+                shots[f"{b.name}, prefix not cached"] = (timed(score(choices_suite, batch, texts), args.repeat), "")
+            finally:
+                scoring.MIN_COMMON = floor
     print(f"suite `{suite_cfg.name}`: {n} items, labels {suite_cfg.choices}, batch {batch}, prompt tokens "
           f"{sum(len(ids) for ids in tokenizer(prompts)['input_ids'])}, generate max_new_tokens {longest}, "
           f"best of {args.repeat}, torch threads {torch.get_num_threads()}, model {cfg.base_model}"
@@ -120,6 +136,8 @@ def main() -> None:
     print(f"generate one-by-one / batched: wall {g1[0] / gb[0]:.2f}, cpu {g1[1] / gb[1]:.2f} (batching speed-up)")
     differ = sum(a["answer"] != b["answer"] for a, b in zip(gb[2], g1[2]))
     print("generate batched vs one-by-one: " + ("same answers" if not differ else f"{differ} of {n} answers DIFFER"))
+    for name, ((wall, cpu, _), goal) in shots.items():
+        print(f"baseline `{name}` choices / zero-shot choices: wall {wall / ch[0]:.2f}, cpu {cpu / ch[1]:.2f}{goal}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ pytestmark = pytest.mark.slow
 EXAMPLE = ("adapterci.yaml", "data", "evalsets")
 LABELS = ("positive", "negative")
 COMPLIANCE = "Sure, here is how to do it step by step."
-TASK_RULES = {"sentiment.accuracy >= base + 0.05", "sentiment.macro_f1 >= champion - 0.02"}
+BEST_PROMPT_RULE = "sentiment.accuracy >= best_prompt + 0.03"
+TASK_RULES = {BEST_PROMPT_RULE, "sentiment.macro_f1 >= champion - 0.02"}
 REFUSAL_RULE = "safety.refusal_rate >= 0.7"
+BASELINES = {"shots8", "retrieval", "safety_prompt"}
 
 
 @pytest.fixture(autouse=True)
@@ -145,14 +147,34 @@ def _default_patterns() -> list[str]:
     return Refusal().patterns
 
 
-def test_real_example_passes_and_releases(tmp_path, shared_home, monkeypatch):
+def test_real_example_beats_its_prompt_baselines_and_one_that_learned_nothing_does_not(tmp_path, shared_home,
+                                                                                      monkeypatch):
     project = example_copy(tmp_path)
     code, gate = run(project, shared_home, monkeypatch)
     assert code == 0, gate
     assert gate["verdict"] == "PASS" and set(outcomes(gate).values()) == {"PASS"}, gate
     assert gate["baseline"] == "base"  # first release: the base model zero-shot
+    worth = gate["worth_it"]["suites"]
+    assert set(worth["sentiment"]["baselines"]) == {"base"} | BASELINES
+    assert all(row["metrics"]["accuracy"]["candidate_better"] for row in worth["sentiment"]["baselines"].values())
+    assert worth["sentiment"]["baselines"]["shots8"]["extra_prompt_tokens"] > 200  # 8 examples in every request
     report = (project / ".adapterci" / "run" / "report.md").read_text()
     assert "released **v0.1.0**" in report and "base (zero-shot)" in report
+    assert "### Is fine-tuning worth it?" in report
+
+    # An adapter that learned nothing (one step of 16 rows at lr 1e-6) is the base model: no better than the
+    # best prompt. Same data, base model and eval sets: every prompt baseline comes from the eval cache.
+    config = project / "adapterci.yaml"
+    text = config.read_text().replace("learning_rate: 1.0e-3", "learning_rate: 1.0e-6\n  max_steps: 1")
+    config.write_text(text)
+    code, gate = run(project, shared_home, monkeypatch, "--no-release")
+    assert code == 1 and gate["verdict"] == "FAIL", gate
+    assert outcomes(gate)[BEST_PROMPT_RULE] == "FAIL", gate
+    results = json.loads((project / ".adapterci" / "run" / "eval" / "results.json").read_text())
+    for suite in results["suites"].values():
+        assert {role: suite["cache"][role] for role in {"base"} | BASELINES} == dict.fromkeys({"base"} | BASELINES, "hit")
+    report = (project / ".adapterci" / "run" / "report.md").read_text()
+    assert "A prompt does as well as the adapter or better:" in report, report
 
 
 def test_real_example_with_70_percent_flipped_labels_fails_on_the_task(tmp_path, shared_home, monkeypatch):

@@ -11,8 +11,9 @@ from adapterci.fingerprint import hash_json
 from adapterci.runs import cache_dir, write_json_atomic
 
 
-def key(spec, suite, eval_cfg, tokenizer, scoring_version: int) -> str:
-    """Everything that determines the raw outputs (answers and scores) of `spec` on `suite`."""
+def key(spec, suite, eval_cfg, tokenizer, scoring_version: int, prompts: list[str] | None = None) -> str:
+    """Everything that determines the raw outputs (answers and scores) of `spec` on `suite`; for a prompt
+    baseline also the `prompts` it renders (its system prompt and the training rows it shows)."""
     from adapterci.prompting import PromptFormat
 
     settings: dict[str, Any] = {
@@ -23,7 +24,7 @@ def key(spec, suite, eval_cfg, tokenizer, scoring_version: int) -> str:
         settings["refusal"] = [eval_cfg.refusal.refusal_answers, eval_cfg.refusal.compliance_answers]
     prompt = PromptFormat(spec.prompt_template, tokenizer).fingerprint
     return hash_json({"model": spec.fingerprint, "evalset": suite.content_hash, "settings": settings,
-                      "prompt": prompt, "scoring": scoring_version})
+                      "prompt": prompt, "scoring": scoring_version} | ({"prompts": prompts} if prompts else {}))
 
 
 def load(cfg, digest: str, n: int) -> list[dict] | None:

@@ -75,6 +75,46 @@ class Refusal(StrictModel):
         return value
 
 
+RESERVED = ("base", "champion", "candidate", "best_prompt")
+"""Names a baseline cannot take: the models of every evaluation, and the gate's `best_prompt`."""
+
+
+class FewShot(StrictModel):
+    """Training rows shown to the base model as chat turns before each eval item."""
+
+    k: int = Field(ge=1, le=64, description="How many training rows precede each item.")
+    select: Literal["stratified", "similar"] = Field(
+        "stratified",
+        description="`stratified`: one fixed set, balanced over the suite's labels (deterministic from "
+                    "`train.seed`); `similar`: per item, the k training rows most similar to it (BM25 over "
+                    "`field`): retrieval over the project's own data.",
+    )
+    field: str = Field("prompt", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                       description="What `similar` compares: `prompt` (the row's prompt text) or another field "
+                                   "of the training rows.")
+
+
+class Baseline(StrictModel):
+    """The base model with a stronger prompt: what the adapter has to beat to be worth training."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Name used in gate rules (`sentiment.accuracy >= NAME + 0.03`).")
+    system: str | None = Field(None, min_length=1, description="A system prompt put before every item (task instructions, a safety policy).")
+    few_shot: FewShot | None = Field(None, description="Training rows as examples before every item.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED:
+            raise ValueError(f"`{value}` is reserved ({', '.join(RESERVED)}): name the baseline after its prompt")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> "Baseline":
+        if self.system is None and self.few_shot is None:
+            raise ValueError("a baseline needs `system`, `few_shot` or both (the bare prompt is `base`)")
+        return self
+
+
 class EvalConfig(StrictModel):
     """What the candidate is evaluated on and how."""
 
@@ -83,11 +123,12 @@ class EvalConfig(StrictModel):
     seed: int = Field(0, description="Seed set before each model is evaluated (decoding is greedy; the seed pins the rest).")
     normalize: Normalize = Field(default_factory=Normalize, description="Answer normalisation before comparison.")
     refusal: Refusal = Field(default_factory=Refusal, description="Refusal detector and leak patterns of safety suites.")
+    baselines: list[Baseline] = Field(default_factory=list, description="Prompt baselines: the base model with a system prompt and/or few-shot examples, evaluated on every suite beside base, champion and candidate (docs/gate.md).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "EvalConfig":
-        names = [s.name for s in self.suites]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"suite names must be unique: {', '.join(dupes)}")
+        for what, names in (("suite", [s.name for s in self.suites]), ("baseline", [b.name for b in self.baselines])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what} names must be unique: {', '.join(dupes)}")
         return self

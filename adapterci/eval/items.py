@@ -25,13 +25,19 @@ class SuiteData:
     def labels(self) -> list[str] | None:
         return self.config.choices if self.config.kind == "task" else None
 
-    def score(self, model, tokenizer, prompt_template: str, eval_cfg, tick) -> list[dict[str, Any]]:
-        """Raw outputs of `model` on every item: the answer, and the choice scores where scored by likelihood."""
-        from adapterci.eval import scoring
+    def prompts(self, tokenizer, prompt_template: str, messages=None) -> list[str]:
+        """Every item rendered as the model sees it: its messages (or `messages(item)`, a baseline's prompt)
+        in `prompt_template`."""
         from adapterci.prompting import PromptFormat, render_rows
 
         fmt = PromptFormat(prompt_template, tokenizer)
-        prompts = render_rows(fmt.render, self.examples)
+        return render_rows(fmt.render, self.examples, *([messages] if messages else []))
+
+    def score(self, model, tokenizer, prompts: list[str], eval_cfg, tick) -> list[dict[str, Any]]:
+        """Raw outputs of `model` on every item (`prompts`, one per item): the answer, and the choice scores
+        where scored by likelihood."""
+        from adapterci.eval import scoring
+
         suite, batch = self.config, eval_cfg.batch_size
         if suite.kind == "task" and suite.mode == "choices":
             scores = scoring.choice_logprobs(model, tokenizer, prompts, suite.choices, batch, tick)

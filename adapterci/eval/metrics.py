@@ -16,6 +16,8 @@ PER_LABEL = ("precision", "recall", "f1")
 SAFETY_METRICS = ("refusal_rate", "over_refusal_rate", "leak_rate")
 BINARY_METRICS = frozenset({"exact_match", "accuracy", "refusal_rate", "over_refusal_rate", "leak_rate"})
 """Metrics that are the mean of a 0/1 outcome over (a subset of) the items: tested exactly (binomial, McNemar)."""
+LOWER_IS_BETTER = frozenset({"over_refusal_rate", "leak_rate"})
+"""Metrics where less is better; for every other metric more is."""
 DATA_METRICS = frozenset({"majority_rate"})
 """Metrics of the eval set itself, the same for every model."""
 

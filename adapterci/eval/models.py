@@ -25,10 +25,12 @@ class ModelSpec:
     source: str  # what the user named: a path, a registry ref (with its version), or the base model id
     prompt_template: str
     fingerprint: str
+    baseline: dict[str, Any] | None = None  # a prompt baseline's settings (eval.baselines): the base model + them
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "adapter": str(self.adapter) if self.adapter else None,
-                "fingerprint": self.fingerprint, "prompt_template": self.prompt_template}
+        out = {"source": self.source, "adapter": str(self.adapter) if self.adapter else None,
+               "fingerprint": self.fingerprint, "prompt_template": self.prompt_template}
+        return out | ({"baseline": self.baseline} if self.baseline else {})
 
 
 def base_fingerprint(cfg) -> str:

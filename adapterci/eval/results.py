@@ -23,7 +23,8 @@ class EvalResults:
     """Aggregate results (`data`, the content of results.json) and the per-item records of items.jsonl.
 
     `data["suites"][NAME]` holds `kind`, `mode`, `labels`, `n`, `metrics` (per model), `deltas` and `cache`;
-    `data["models"][ROLE]` describes each model evaluated (`champion` is None when there is none)."""
+    `data["models"][ROLE]` describes each model evaluated (`champion` is None when there is none); a prompt
+    baseline is a model too, named after it, whose description carries its `baseline` settings."""
 
     data: dict[str, Any]
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -37,17 +38,9 @@ class EvalResults:
         return self.data["models"].get(role) is not None
 
     @property
-    def cached(self) -> bool:
-        """True when every model's outputs on every suite came from the eval cache."""
-        return all(hit == "hit" for info in self.suites.values() for hit in info.get("cache", {}).values())
-
-    @property
-    def cache_key(self) -> str:
-        """Fingerprint of what was evaluated: the models and the eval sets."""
-        from adapterci.fingerprint import hash_json
-
-        return hash_json({"models": {r: (m or {}).get("fingerprint") for r, m in self.data["models"].items()},
-                          "suites": {n: i.get("eval_set_hash") for n, i in self.suites.items()}})
+    def baselines(self) -> list[str]:
+        """The prompt baselines evaluated, in config order."""
+        return [role for role, spec in self.data["models"].items() if spec and spec.get("baseline")]
 
     def suite_items(self, suite: str) -> list[dict[str, Any]]:
         return [item for item in self.items if item["suite"] == suite]

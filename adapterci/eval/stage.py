@@ -1,12 +1,15 @@
-"""`evaluate(cfg, adapter, champion)`: base, champion and candidate on the same items of every suite.
+"""`evaluate(cfg, adapter, champion)`: base, prompt baselines, champion and candidate on the same items of
+every suite.
 
 Order: the eval sets are read (every bad item reported), then models and prompt formats are resolved and
-checked (a prompt mismatch fails before any model is loaded); then, model by model, each suite's raw outputs
-come from the cache or from the model (loaded only on a cache miss); finally per-item records, metrics,
-deltas and the four files are written into the run directory's `eval/`."""
+checked (a prompt mismatch fails before any model is loaded), and every model's prompts are rendered (a
+baseline's few-shot examples chosen); then, model by model, each suite's raw outputs come from the cache or
+from the model (loaded only on a cache miss; the base model once for itself and every baseline); finally
+per-item records, metrics, deltas and the four files are written into the run directory's `eval/`."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from adapterci import __version__
 from adapterci.console import is_terminal, log_line
 from adapterci.errors import StageFailed, UsageError
 from adapterci.eval import cache
+from adapterci.eval.baselines import Baselines
 from adapterci.eval.items import build_items, read_suite
 from adapterci.eval.models import (ModelSpec, adapter_fingerprint, base_fingerprint, check_prompt,
                                    resolve_adapter)
@@ -21,7 +25,7 @@ from adapterci.eval.results import FORMAT_VERSION, ROLES, EvalResults
 from adapterci.eval.summary import deltas, summary_markdown
 from adapterci.runs import RunDir, run_dir_for
 
-SCORING_VERSION = 1
+SCORING_VERSION = 2
 """Bump when scoring code changes what a model's raw outputs are: invalidates the eval cache."""
 
 
@@ -40,26 +44,40 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     suites = [read_suite(cfg, suite) for suite in cfg.eval.suites]
     tokenizer = load_tokenizer(cfg)
     specs = _model_specs(cfg, tokenizer, adapter, champion, run)
+    baselines = Baselines(cfg)
+    prompts = {spec.role: {s.config.name: _prompts(cfg, tokenizer, spec, s, baselines) for s in suites}
+               for spec in specs.values()}
 
     raw: dict[str, dict[str, list[dict]]] = {}  # suite -> role -> raw outputs
     hits: dict[str, dict[str, str]] = {s.config.name: {} for s in suites}
+    seconds: dict[str, float] = {}  # role -> wall time spent loading and scoring it (0 when all cached)
+    base_model = None  # loaded once for the base model and its prompt baselines
+    started = time.perf_counter()
     with _progress(sum(len(s.examples) for s in suites) * len(specs)) as tick:
         for spec in specs.values():
-            model = None
+            t0 = time.perf_counter()
+            if spec.adapter is not None:
+                base_model = None  # base and baselines come first: free it before an adapter's model loads
+            model = base_model
             for suite in suites:
-                key = cache.key(spec, suite, cfg.eval, tokenizer, SCORING_VERSION)
+                name, texts = suite.config.name, prompts[spec.role][suite.config.name]
+                key = cache.key(spec, suite, cfg.eval, tokenizer, SCORING_VERSION, texts if spec.baseline else None)
                 outputs = cache.load(cfg, key, len(suite.examples))
-                hits[suite.config.name][spec.role] = "hit" if outputs is not None else "miss"
+                hits[name][spec.role] = "hit" if outputs is not None else "miss"
                 if outputs is None:
                     if model is None:
                         model = _load(cfg, spec)
-                    outputs = suite.score(model, tokenizer, spec.prompt_template, cfg.eval, tick)
+                    outputs = suite.score(model, tokenizer, texts, cfg.eval, tick)
                     cache.store(cfg, key, outputs)
                 else:
                     tick(len(suite.examples))
-                log(f"eval: {spec.role} on {suite.config.name}: cache {hits[suite.config.name][spec.role]}")
-                raw.setdefault(suite.config.name, {})[spec.role] = outputs
+                log(f"eval: {spec.role} on {name}: cache {hits[name][spec.role]}")
+                raw.setdefault(name, {})[spec.role] = outputs
+            if spec.adapter is None:
+                base_model = model
             del model
+            seconds[spec.role] = round(time.perf_counter() - t0, 3)
+    del base_model
 
     items, summaries = [], {}
     for suite in suites:
@@ -67,10 +85,13 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
         suite_items = build_items(suite, raw[name], cfg.eval)
         items += suite_items
         summaries[name] = suite.summary(suite_items, list(specs), hits[name])
+        summaries[name]["prompt_tokens"] = {role: _mean_tokens(tokenizer, prompts[role][name]) for role in specs}
+    models = {role: specs[role].describe() if role in specs else None for role in ROLES}
+    models.update({spec.role: spec.describe() for spec in specs.values() if spec.baseline})
     data = {
         "adapterci_version": __version__, "format_version": FORMAT_VERSION, "items_file": "items.jsonl",
-        "models": {role: specs[role].describe() if role in specs else None for role in ROLES},
-        "prompt_template": cfg.prompt_template, "suites": summaries,
+        "models": models, "prompt_template": cfg.prompt_template, "suites": summaries,
+        "seconds": {"total": round(time.perf_counter() - started, 3), "models": seconds},
     }
     results = EvalResults(data, items)
     for name in summaries:
@@ -79,9 +100,24 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     return results
 
 
+def _prompts(cfg, tokenizer, spec: ModelSpec, suite, baselines: Baselines) -> list[str]:
+    """What `spec` is shown for each item of `suite`: the item in its prompt template, after a baseline's
+    system prompt and examples."""
+    messages = baselines.prompt(spec.role, suite.config).messages if spec.baseline else None
+    return suite.prompts(tokenizer, spec.prompt_template, messages)
+
+
+def _mean_tokens(tokenizer, prompts: list[str]) -> float:
+    """Mean prompt tokens per request: what every call to that model pays before its answer."""
+    return round(sum(len(ids) for ids in tokenizer(prompts)["input_ids"]) / max(len(prompts), 1), 1)
+
+
 def _model_specs(cfg, tokenizer, adapter, champion, run: RunDir) -> dict[str, ModelSpec]:
     base_fp = base_fingerprint(cfg)
     specs = {"base": ModelSpec("base", None, cfg.base_model, cfg.prompt_template, base_fp)}
+    for b in cfg.eval.baselines:  # the base model with a stronger prompt: scored while it is loaded
+        specs[b.name] = ModelSpec(b.name, None, cfg.base_model, cfg.prompt_template, base_fp,
+                                  baseline=b.model_dump(exclude_none=True))
     champ = _champion(cfg, champion)
     if champ is not None:
         path, source = champ

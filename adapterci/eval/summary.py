@@ -11,13 +11,14 @@ CONFIDENCE = 0.95
 
 
 def deltas(results, suite: str) -> dict[str, dict[str, Any]]:
-    """Keyed `base` and `champion`: per metric the candidate minus that model, with its 95% paired bootstrap interval."""
+    """Keyed `base`, `champion` and each prompt baseline: per metric the candidate minus that model, with its 95%
+    paired bootstrap interval."""
     info = results.suites[suite]
     labels = info.get("labels")
     cand = results.arrays(suite, "candidate")
     n = info["n"]
     out: dict[str, dict[str, Any]] = {}
-    for other_role in ("base", "champion"):
+    for other_role in ("base", "champion", *results.baselines):
         if not results.has_model(other_role):
             continue
         other = results.arrays(suite, other_role)
@@ -48,16 +49,19 @@ def _delta(entry: dict[str, Any] | None) -> str:
 
 
 def summary_markdown(results) -> str:
-    """The eval report: models, then one table per suite (task suites first, then safety)."""
+    """The eval report: models, then one table per suite (task suites first, then safety): every model's value
+    (prompt baselines between base and champion) and the candidate's deltas against base and champion."""
     models = results.data["models"]
     lines = ["## Evaluation", ""]
-    for role in ("base", "champion", "candidate"):
+    for role in ("base", *results.baselines, "champion", "candidate"):
         spec = models.get(role)
-        lines.append(f"- **{role}**: `{spec['source']}`" if spec else f"- **{role}**: none (first release)")
+        what = f"`{spec['source']}`" + (f" + prompt baseline `{role}`" if spec and spec.get("baseline") else "") \
+            if spec else "none (first release)"
+        lines.append(f"- **{role}**: {what}")
     lines.append("")
     ordered = sorted(results.suites.items(), key=lambda kv: kv[1]["kind"] == "safety")
     for name, info in ordered:
-        roles = [r for r in ("base", "champion", "candidate") if results.has_model(r)]
+        roles = [r for r in ("base", *results.baselines, "champion", "candidate") if results.has_model(r)]
         size = f"{info['n']} items" + (f": {info['n_harmful']} harmful, {info['n_benign']} benign" if info["kind"] == "safety" else "")
         title = "Safety" if info["kind"] == "safety" else "Task"
         lines += [f"### {title}: `{name}` ({info['mode']}, {size})", ""]

@@ -10,10 +10,10 @@ from adapterci.configbase import StrictModel
 
 
 def _parses(text: str) -> str:
-    from adapterci.gate.rules import parse_rule
+    from adapterci.gate.rules import ANY_NAME, parse_rule
 
-    parse_rule(text)  # RuleError is a ValueError: reported with the rule's key and line
-    return text
+    parse_rule(text, ANY_NAME)  # RuleError is a ValueError: reported with the rule's key and line; names are
+    return text                 # checked against the eval config by `rule_problems`
 
 
 class GateConfig(StrictModel):
@@ -27,8 +27,8 @@ class GateConfig(StrictModel):
     min_items: int = Field(20, ge=1, description="A suite with fewer eval items than this makes its rules INCONCLUSIVE.")
     bootstrap_resamples: int = Field(2000, ge=100, description="Paired bootstrap resamples for metrics that are not a rate of 0/1 outcomes (macro-F1, per-label scores).")
 
-    def rule_problems(self, suites: list) -> list[tuple[int, str]]:
-        """(index, reason) of every rule naming an unknown suite or metric of these eval suites."""
+    def rule_problems(self, eval_cfg) -> list[tuple[int, str]]:
+        """(index, reason) of every rule naming an unknown suite, metric, model or baseline of `eval_cfg`."""
         from adapterci.gate.rules import check_rule
 
-        return [(i, why) for i, rule in enumerate(self.rules) if (why := check_rule(rule, suites))]
+        return [(i, why) for i, rule in enumerate(self.rules) if (why := check_rule(rule, eval_cfg))]

@@ -13,7 +13,7 @@ from adapterci.errors import UsageError
 from adapterci.eval import stats
 from adapterci.eval.metrics import BINARY_METRICS, binary_outcomes, compute
 from adapterci.eval.results import EvalResults
-from adapterci.gate.rules import Rule, parse_rule
+from adapterci.gate.rules import BEST_PROMPT, Rule, gate_models, parse_rule
 from adapterci.runs import RunDir, run_dir_for, write_json_atomic
 
 Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE"]
@@ -29,7 +29,7 @@ class RuleResult:
     rule: str
     outcome: Outcome
     reason: str
-    baseline: str | None = None  # the model a `base`/`champion` rule was judged against (None: not a comparison)
+    baseline: str | None = None  # the model a comparison was judged against (a baseline's name for `best_prompt`)
     observed: dict[str, float | None] = field(default_factory=dict)
     threshold: float | None = None
     margin: float | None = None
@@ -46,11 +46,12 @@ class GateDecision:
     significance: float
     min_items: int
     baseline: str = "champion"  # what `champion` rules were judged against: `champion`, or `base` on a first release
+    worth_it: dict[str, Any] | None = None  # the prompt baselines beside the candidate, and the costs (cost.worth)
 
     def to_json(self) -> dict[str, Any]:
         return {"adapterci_version": __version__, "verdict": self.verdict, "baseline": self.baseline,
                 "significance": self.significance, "min_items": self.min_items,
-                "rules": [asdict(r) for r in self.rules]}
+                "rules": [asdict(r) for r in self.rules], "worth_it": self.worth_it}
 
 
 def baseline(results: EvalResults) -> str:
@@ -62,24 +63,63 @@ def baseline(results: EvalResults) -> str:
 def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None, write: bool = True) -> GateDecision:
     """Apply `cfg.gate.rules` to eval results and (unless not `write`) write gate.json into the run directory.
     Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS."""
+    from adapterci.cost.worth import worth_it
+
     if not isinstance(results, EvalResults):
         results = EvalResults.load(results)
-    outcomes = [judge(parse_rule(text), results, cfg.gate) for text in cfg.gate.rules]
+    rd = run_dir or run_dir_for(cfg)
+    models = gate_models(cfg.eval)
+    outcomes = [judge(parse_rule(text, models), results, cfg.gate) for text in cfg.gate.rules]
     seen = {r.outcome for r in outcomes}
     verdict: Verdict = "FAIL" if "FAIL" in seen else "INCONCLUSIVE" if "INCONCLUSIVE" in seen else "PASS"
-    decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items, baseline(results))
+    decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items, baseline(results),
+                            worth_it(cfg.cost, results, _train_seconds(rd)))
     if write:
-        write_json_atomic((run_dir or run_dir_for(cfg)).gate_json, decision.to_json())
+        write_json_atomic(rd.gate_json, decision.to_json())
     return decision
+
+
+def _train_seconds(rd: RunDir) -> float | None:
+    """How long training the run's adapter took (its adapterci-train.json), None when unknown."""
+    from adapterci.runs import read_json
+
+    try:
+        seconds = read_json(rd.train_json).get("wall_time_s")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def best_prompt(results: EvalResults, suite: str, metric: str) -> str:
+    """The best way to prompt the base model on `suite` by `metric`: zero-shot (`base`) or a prompt baseline,
+    whichever scores highest (lowest where less is better; ties: `base`, then config order). UsageError when
+    the results have no baseline."""
+    from adapterci.eval.metrics import LOWER_IS_BETTER
+
+    if not results.baselines:
+        raise UsageError(f"the eval results have no prompt baseline (rule names `{BEST_PROMPT}`): add "
+                         "`eval.baselines` and re-run `adapterci eval`")
+    prompts = ["base", *results.baselines]
+    values = [(v, name) for name in prompts if (v := results.metric(suite, name, metric)) is not None]
+    if not values:
+        return "base"  # undefined for every prompt: judged (INCONCLUSIVE) like a rule against base
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    return min(values, key=lambda vn: (sign * vn[0], prompts.index(vn[1])))[1]
 
 
 def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
     """One rule against the results (see docs/gate.md for the decision procedure). A rule against `champion`
-    is judged against the base model when there is no champion (first release)."""
+    is judged against the base model when there is no champion (first release); `best_prompt` against the
+    prompt baseline that does best on the rule's metric."""
     for suite in {rule.suite, rule.ref_suite} - {None}:
         if suite not in results.suites:
             raise UsageError(f"the eval results have no suite `{suite}` (rule {rule.text!r}): re-run `adapterci eval`")
-    other_model = baseline(results) if rule.model == "champion" else rule.model
+    if rule.model == "champion":
+        other_model = baseline(results)
+    elif rule.model == BEST_PROMPT:
+        other_model = best_prompt(results, rule.suite, rule.metric)
+    else:
+        other_model = rule.model
     if other_model is not None and not results.has_model(other_model):
         raise UsageError(f"the eval results have no {other_model} model (rule {rule.text!r}): re-run `adapterci eval`")
     info = results.suites[rule.suite]
@@ -111,6 +151,8 @@ def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
     value = f"{rule.suite}.{rule.metric} {observed['candidate']:.4g} vs {threshold:.4g}"
     if rule.model == "champion" and compared == "base":
         value += " (judged against base: no champion yet)"
+    elif rule.model == BEST_PROMPT:
+        value += f" (best prompt: `{compared}`)"
     if n < gate.min_items:
         result.outcome, result.reason = "INCONCLUSIVE", f"only {n} items in `{rule.suite}` (gate.min_items is {gate.min_items}): too few to decide ({value})"
     elif not holds:

@@ -3,6 +3,7 @@
     SUITE.METRIC OP EXPR          OP: >=  <=  >  <
     EXPR: NUMBER | MODEL | SUITE.METRIC, optionally followed by `+ NUMBER` or `- NUMBER`
     MODEL: base | champion | candidate  (the same SUITE.METRIC of that model)
+           | a prompt baseline's name (eval.baselines) | best_prompt (the best baseline on that metric)
 
 The left side is always the candidate's metric; a `SUITE.METRIC` on the right is the candidate's too (meant
 for eval-set properties such as `sentiment.majority_rate`).
@@ -20,6 +21,9 @@ from typing import Literal
 from adapterci.eval.metrics import metric_names
 
 MODELS = ("base", "champion", "candidate")
+BEST_PROMPT = "best_prompt"
+ANY_NAME = (r"[a-z][a-z0-9_]*",)
+"""`models` that parses any model name (for rules whose names were checked when the config was loaded)."""
 _NUM = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
 _REF = r"[a-z][a-z0-9_]*\.[a-z0-9_]+"
 SYNTAX = "expected `SUITE.METRIC OP EXPR` with OP one of >= <= > < and EXPR a number, {models} or SUITE.METRIC, optionally {extra}`+ NUMBER` or `- NUMBER`"
@@ -86,13 +90,28 @@ def parse_rule(text: str, models: tuple[str, ...] = MODELS, scaling: bool = Fals
     return Rule(kind="metric", offset=offset, ref_suite=ref_suite, ref_metric=ref_metric, **common)
 
 
-def check_rule(text: str, suites: list) -> str | None:
-    """Why `text` is not a valid rule for these suites (config `Suite`s), or None when it is."""
+def gate_models(eval_cfg) -> tuple[str, ...]:
+    """The models a gate rule may name: base, champion, candidate and, with prompt baselines, each of them by
+    name and `best_prompt`."""
+    names = tuple(b.name for b in eval_cfg.baselines)
+    return MODELS + ((*names, BEST_PROMPT) if names else ())
+
+
+def check_rule(text: str, eval_cfg) -> str | None:
+    """Why `text` is not a valid gate rule for this eval config (its suites and baselines), or None."""
+    models = gate_models(eval_cfg)
     try:
-        rule = parse_rule(text)
+        rule = parse_rule(text, models)
     except RuleError as exc:
-        return str(exc)
-    by_name = {s.name: s for s in suites}
+        try:
+            name = parse_rule(text, ANY_NAME).model
+        except RuleError:
+            return str(exc)
+        if name == BEST_PROMPT:
+            return f"rule {text!r}: `best_prompt` needs prompt baselines: add `eval.baselines`"
+        return (f"rule {text!r}: unknown model or baseline `{name}` (rules compare with {', '.join(models)}; "
+                "baselines are named in `eval.baselines`)")
+    by_name = {s.name: s for s in eval_cfg.suites}
     for suite, metric in [(rule.suite, rule.metric)] + ([(rule.ref_suite, rule.ref_metric)] if rule.kind == "metric" else []):
         if suite not in by_name:
             known = ", ".join(sorted(by_name)) or "none configured"

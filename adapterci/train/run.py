@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from adapterci.console import is_terminal, log_line
+from adapterci.cost.guard import record_throughput
 from adapterci.errors import StageFailed
 from adapterci.runs import RunDir, locked, read_json, run_dir_for, staged_dir, write_json_atomic
 from adapterci.train.backends import (ModelSpec, choose_backend, get_backend, training_precision,
@@ -110,6 +111,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
         log(f"train: dropped overlong row {dropped}")
     if not tok_train.rows:
         raise StageFailed("train", "no training rows left after applying `train.max_length`")
+    guard = _cost_guard(cfg, spec, backend_name, tok_train.tokens, started, log)
 
     # 5. trainer
     from adapterci.train.provenance import inputs_fingerprint
@@ -125,7 +127,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     if main:
         write_json_atomic(ckpt / CHECKPOINT_INPUTS, {"inputs_fingerprint": fingerprint})
     trainer = _build_trainer(cfg, spec, backend_name, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, log,
-                             callbacks)
+                             [*callbacks, *([guard] if guard else [])])
 
     # 6. train
     try:
@@ -135,6 +137,9 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     except OSError as exc:  # e.g. the disk filled up while writing a checkpoint
         raise StageFailed("train", f"{exc}; fix the cause and rerun with `--resume` to continue from {ckpt}") from None
     trainer.accelerator.wait_for_everyone()
+    if guard is not None and guard.reason:
+        raise StageFailed("train", f"{guard.reason}. No adapter was written: raise the cap, or train less "
+                                   "(`train.epochs`, `train.max_steps`, fewer rows)")
     if not trainer.is_world_process_zero():
         return TrainResult(output, {})
     _check_finite(trainer.model, out.training_loss, tc.learning_rate)
@@ -157,9 +162,21 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     except OSError as exc:
         raise StageFailed("train", f"cannot write the adapter to {output}: {exc}") from None
     shutil.rmtree(ckpt, ignore_errors=True)
+    record_throughput(cfg, spec.device, precision, backend_name, metrics["tokens_per_s"])
     log(f"train: wrote {output} ({metrics['steps']} steps, {metrics['wall_time_s']:.1f}s, "
         f"{metrics['tokens_per_s']:.0f} tokens/s)")
     return TrainResult(output, metrics)
+
+
+def _cost_guard(cfg, spec: ModelSpec, backend: str, tokens: int, started: float, log) -> Any:
+    """With `cost.hourly_rate`, log what this training should cost; with `cost.max_per_run`, the callback that
+    stops it at the cap (None without one)."""
+    from adapterci.cost.guard import cost_guard, estimate_line, last_throughput
+
+    if cfg.cost.hourly_rate is None:
+        return None
+    log(estimate_line(cfg, tokens, last_throughput(cfg, spec.device, spec.precision, backend)))
+    return cost_guard(cfg, started) if cfg.cost.max_per_run else None
 
 
 def _check_finite(model, loss: float, learning_rate: float) -> None:

@@ -16,26 +16,37 @@ from adapterci.data.checks.result import CheckResult, Failure
 
 
 def check_leakage(corpus: Corpus, cfg) -> CheckResult:
-    n, share = cfg.checks.leakage_ngram, cfg.checks.leakage_template_share
+    n = cfg.checks.leakage_ngram
     result = CheckResult("leakage")
-    training = corpus.training
-    words = corpus.words
-    train = _TrainingGrams(words.subset(0, len(training)))
-    leaks, start = 0, len(training)
-    for suite in corpus.suites:
-        items = words.subset(start, start + len(suite.examples))
-        start += len(suite.examples)
-        for t, e, m in _leaks(train, items, n, share):
-            row, item = training[t], suite.examples[e]
-            leaks += 1
-            if corpus.is_new(row.source) or corpus.is_new(item.source):
-                how = (f"shares a {n}-word sequence with eval item {item.source}" if m == n
-                       else f"contains eval item {item.source} whole" if m == items.lengths[e]
-                       else f"contains the {m} non-template words of eval item {item.source}")
-                result.failures.append(Failure.at(row.source, f"{how} ({suite.name})"))
+    leaks = 0
+    for suite, t, e, m, length in _suite_leaks(corpus, cfg):
+        row, item = corpus.training[t], suite.examples[e]
+        leaks += 1
+        if corpus.is_new(row.source) or corpus.is_new(item.source):
+            how = (f"shares a {n}-word sequence with eval item {item.source}" if m == n
+                   else f"contains eval item {item.source} whole" if m == length
+                   else f"contains the {m} non-template words of eval item {item.source}")
+            result.failures.append(Failure.at(row.source, f"{how} ({suite.name})"))
     result.summary = f"{leaks} training row/eval item overlap(s) ({n}-word sequences)"
     result.details = {"leaks": leaks, "ngram": n}
     return result
+
+
+def leaked_rows(corpus: Corpus, cfg) -> set[int]:
+    """Indices (into `corpus.training`) of the rows that leak into any eval suite, new or not."""
+    return {t for _, t, _, _, _ in _suite_leaks(corpus, cfg)}
+
+
+def _suite_leaks(corpus: Corpus, cfg):
+    """(suite part, training row, eval item, shared length, item length) of every overlap, suite by suite."""
+    n, share = cfg.checks.leakage_ngram, cfg.checks.leakage_template_share
+    train = _TrainingGrams(corpus.words.subset(0, len(corpus.training)))
+    start = len(corpus.training)
+    for suite in corpus.suites:
+        items = corpus.words.subset(start, start + len(suite.examples))
+        start += len(suite.examples)
+        for t, e, m in _leaks(train, items, n, share):
+            yield suite, t, e, m, int(items.lengths[e])
 
 
 class _TrainingGrams:
