@@ -123,49 +123,53 @@ def _common_prefix(model: Any, seqs: Sequence[Sequence[int]], limit: int) -> _Co
 
 def _score_batch(model: Any, seqs: list[list[list[int]]], starts: list[list[int]], shared: list[int],
                  pad: int, common: _Common | None) -> list[list[tuple[float, int]]]:
-    """Two passes: the shared prefixes (after the call's `common` tokens, left-padded so each ends in the last
-    column, whose logits predict the first unshared token), then every choice's remaining tokens (right-padded)
-    on the prefix's repeated cache."""
+    """One pass per batch: each row holds a prompt's unshared prefix (after the call's `common` tokens,
+    left-padded, so it ends in the last column before the choices) followed by every choice's remaining tokens,
+    side by side; a 4-D attention mask lets each choice see the prefix and its own earlier tokens only (a tree
+    of continuations), so the prefix's keys and values are computed and stored once per row, not once per
+    choice. The prefix's last column predicts each choice's first unshared token."""
     import torch
 
-    n, dev = len(seqs[0]), model.device
+    n, rows, dev = len(seqs[0]), len(seqs), model.device
     skip = common.length if common else 0
     width = max(shared) - skip
-    prefix = torch.full((len(seqs), width), pad)
-    prefix_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    tails = [[ids[k:] for ids in choice_ids] for choice_ids, k in zip(seqs, shared)]
+    tail_width = max(len(t) for row in tails for t in row)
+    length = width + n * tail_width
+    tokens = torch.full((rows, length), pad)
+    positions = torch.zeros((rows, length), dtype=torch.long)
+    real = torch.zeros((rows, length), dtype=torch.bool)
+    group = torch.full((length,), -1)  # -1: the prefix; c: choice c's tokens
+    for c in range(n):
+        group[width + c * tail_width: width + (c + 1) * tail_width] = c
     for row, (choice_ids, k) in enumerate(zip(seqs, shared)):
-        prefix[row, width - k + skip:] = torch.tensor(choice_ids[0][skip:k])
-        prefix_mask[row, width - k + skip:] = 1
-    tails = [ids[k:] for choice_ids, k in zip(seqs, shared) for ids in choice_ids]
-    tail_width = max(len(t) for t in tails)
-    tail = torch.full((len(tails), tail_width), pad)
-    tail_mask = torch.zeros((len(tails), tail_width), dtype=torch.long)
-    for row, ids in enumerate(tails):
-        tail[row, :len(ids)] = torch.tensor(ids)
-        tail_mask[row, :len(ids)] = 1
-    arg = _cache_arg(model)
-    past = {arg: common.expand(len(seqs))} if common else {}
-    prefix_mask = torch.cat([torch.ones((len(seqs), skip), dtype=torch.long), prefix_mask], dim=1)
+        start = width - (k - skip)
+        tokens[row, start:width] = torch.tensor(choice_ids[0][skip:k])
+        positions[row, start:width] = torch.arange(skip, k)
+        real[row, start:width] = True
+        for c, tail in enumerate(tails[row]):
+            at = width + c * tail_width
+            tokens[row, at:at + len(tail)] = torch.tensor(tail)
+            positions[row, at:at + len(tail)] = torch.arange(k, k + len(tail))
+            real[row, at:at + len(tail)] = True
+    order = torch.arange(length)
+    causal = order[None, :] <= order[:, None]
+    same_branch = (group[None, :] == -1) | (group[None, :] == group[:, None])
+    mask = causal & same_branch & real[:, None, :] | torch.eye(length, dtype=torch.bool)  # padding sees itself
+    mask = torch.cat([torch.ones((rows, length, skip), dtype=torch.bool), mask], dim=2)[:, None]
+    past = {_cache_arg(model): common.expand(rows)} if common else {}
     with torch.inference_mode():
-        first = model(input_ids=prefix.to(dev), attention_mask=prefix_mask.to(dev),
-                      position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0)[:, skip:].to(dev), use_cache=True,
-                      logits_to_keep=1, **past)
-        cache = first.cache if "cache" in first else first.past_key_values
-        cache.batch_repeat_interleave(n)
-        first_lp = torch.log_softmax(first.logits[:, -1].float(), dim=-1).repeat_interleave(n, dim=0)
-        positions = torch.tensor(shared).repeat_interleave(n)[:, None] + torch.arange(tail_width)
-        logits = model(input_ids=tail.to(dev), attention_mask=torch.cat([prefix_mask.repeat_interleave(n, 0),
-                                                                          tail_mask], dim=1).to(dev),
-                       position_ids=positions.to(dev), use_cache=True, **{arg: cache}).logits
-        tail_lp = torch.log_softmax(logits.float(), dim=-1)
+        logits = model(input_ids=tokens.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
+                       use_cache=bool(common), logits_to_keep=length - width + 1, **past).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)  # column 0: the prefix's last; then every choice token
     scores = []
-    for row, ids in enumerate(tails):
-        i, c = divmod(row, n)
-        full, k, s = seqs[i][c], shared[i], max(starts[i][c], shared[i])
-        # token t of the full sequence is predicted at position t-1: the prefix's last one when t == k
-        total = sum(float(first_lp[row, full[t]] if t == k else tail_lp[row, t - 1 - k, full[t]])
-                    for t in range(s, len(full)))
-        scores.append((total, len(full) - s))
+    for row, (choice_ids, k) in enumerate(zip(seqs, shared)):
+        for c, full in enumerate(choice_ids):
+            s = max(starts[row][c], k)
+            # token t of the full sequence is predicted at position t-1: the prefix's last one when t == k
+            total = sum(float(logp[row, 0 if t == k else 1 + c * tail_width + (t - 1 - k), full[t]])
+                        for t in range(s, len(full)))
+            scores.append((total, len(full) - s))
     return [scores[i:i + n] for i in range(0, len(scores), n)]
 
 
