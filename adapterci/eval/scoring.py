@@ -46,9 +46,8 @@ def choice_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], choices:
     """For each prompt, (sum of log-probabilities, number of tokens) of every choice followed by eos.
 
     `batch_size` prompts per pass. The tokens all prompts share (a system prompt, few-shot examples) run once
-    for the whole call, the tokens a prompt's choices share once per prompt (their KV caches are repeated for
-    each batch row and each choice), and the vocabulary log-softmax is taken only where a choice token is
-    predicted."""
+    for the whole call (their KV cache is copied into each batch), the rest of a prompt once for all its choices
+    (see `_score_batch`), and the vocabulary log-softmax is taken only where a choice token is predicted."""
     eos = tokenizer.eos_token or ""
     n = len(choices)
     prompt_ids = tokenizer(list(prompts))["input_ids"]
