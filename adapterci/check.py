@@ -12,7 +12,8 @@ from typing import Any
 
 from adapterci.data.checks.result import CheckResult, Failure
 
-CHECKS = ("schema", "row_count", "token_length", "duplicates", "near_duplicates", "leakage", "pii", "label_balance")
+CHECKS = ("schema", "row_count", "token_length", "duplicates", "near_duplicates", "leakage", "pii", "label_balance",
+          "baselines")
 MAX_LISTED = 1000  # failures listed per check in JSON (the count is always complete)
 MAX_IN_SUMMARY = 20  # failures listed per check in the Markdown summary
 
@@ -73,6 +74,7 @@ def _listed(failures: list[Failure]) -> list[dict[str, Any]]:
 
 def run_checks(cfg, base_ref: str | None = None, run_dir: str | Path | None = None) -> CheckReport:
     """Run every check on the configured data and eval sets; write the results into the run directory."""
+    from adapterci.data.checks.baselines import check_baselines
     from adapterci.data.checks.corpus import load_corpus
     from adapterci.data.checks.duplicates import check_duplicates
     from adapterci.data.checks.gx_suite import run_expectations
@@ -112,6 +114,7 @@ def run_checks(cfg, base_ref: str | None = None, run_dir: str | Path | None = No
         "leakage": timed("leakage", check_leakage, corpus, cfg),
         "pii": timed("pii", check_pii, corpus, cfg),
         "label_balance": timed("label_balance", check_label_balance, corpus, cfg, corpus.train.where(cfg.base_dir)),
+        "baselines": timed("baselines", check_baselines, corpus, cfg),
     }
     for name, failures in gx.failures.items():
         results[name].failures.extend(failures)

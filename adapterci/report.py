@@ -313,12 +313,12 @@ def _worth_it(worth: dict | None) -> list[str] | None:
     money = worth.get("currency", "")
     for suite, info in worth["suites"].items():
         rows = info.get("baselines") or {}
-        metrics = list(next(iter(rows.values()), {}).get("metrics") or {})
+        first = next(iter(rows.values()), {}).get("metrics") or {}  # every row holds the candidate's values too
+        metrics = list(first)
         lines += ["", f"| {_code(suite)} | " + " | ".join(metrics) + " | prompt tokens / request |",
                   "|---" * (len(metrics) + 1) + "|---:|"]
-        first = next(iter(rows.values()), {}).get("metrics") or {}
         lines.append("| adapter | " + " | ".join(_num(first[m].get("candidate")) for m in metrics)
-                     + f" | {_num(info.get('candidate_prompt_tokens'))} |")
+                     + f" | {_tokens(info.get('candidate_prompt_tokens'))} |")
         beaten = []
         for name, row in rows.items():
             cells = []
@@ -329,8 +329,8 @@ def _worth_it(worth: dict | None) -> list[str] | None:
                 if c.get("candidate_better") is False:
                     beaten.append(f"`{name}` on {m}")
             extra = row.get("extra_prompt_tokens")
-            tokens = _num(row.get("prompt_tokens")) + (f" ({extra:+.0f})" if isinstance(extra, (int, float)) else "")
-            lines.append(f"| {_code(name)} | " + " | ".join(cells) + f" | {tokens} |")
+            tokens = _tokens(row.get("prompt_tokens")) + (f" ({extra:+.0f})" if isinstance(extra, (int, float)) else "")
+            lines.append(f"| {_code(HEADERS.get(name, name))} | " + " | ".join(cells) + f" | {tokens} |")
         lines += ["", f"A prompt does as well as the adapter or better: {', '.join(beaten)}." if beaten
                   else "The adapter beats every prompt baseline here on the point estimates (the gate rules say "
                        "whether by enough)."]
@@ -412,6 +412,10 @@ def _num(v: Any) -> str:
     if isinstance(v, (int, float)):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
     return str(v)
+
+
+def _tokens(v: Any) -> str:
+    return f"{v:.0f}" if isinstance(v, (int, float)) else "–"
 
 
 def _seconds(v: Any) -> str:

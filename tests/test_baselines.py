@@ -276,3 +276,22 @@ def test_cost_cap_stops_training_fails_the_run_and_releases_nothing(example_proj
     result = CliRunner().invoke(cli, ["train", "--config", str(config)])
     assert result.exit_code == 1 and "tokens/s ~ " in result.output, result.output
     assert "more than the cap: training will stop there" in result.output
+
+
+def test_check_finds_a_baseline_the_pull_requests_data_cannot_serve(example_project):
+    """A PR that leaves too few rows of a label fails `check` (on the hosted runner) with the baseline's line."""
+    config = with_baselines(example_project, "  baselines:\n    - {name: shots8, few_shot: {k: 8}}\n",
+                            rules=["sentiment.accuracy >= best_prompt"])
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["check", "--config", str(config), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert {"name": "baselines", "passed": True, "failures": []} in json.loads(ok.stdout)["checks"]
+    summary = (example_project / ".adapterci" / "run" / "check" / "summary.md").read_text()
+    assert "1 few-shot baseline(s) served by" in summary
+    train = example_project / "data" / "train.jsonl"
+    train.write_text("".join(line + "\n" for line in train.read_text().splitlines()
+                             if json.loads(line)["output"] != "negative" or "tea" in line))
+    result = runner.invoke(cli, ["check", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"line {line_of(config, 'name: shots8')}: `eval.baselines[0].few_shot.k`" in result.output
+    assert "`negative` has" in result.output and "Traceback" not in result.output

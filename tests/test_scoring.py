@@ -56,6 +56,10 @@ def test_choice_logprobs_equal_scoring_each_sequence_alone(tiny, choices):
     items = prompts(7)
     assert len({len(tokenizer(p)["input_ids"]) for p in items}) > 1
     batched = choice_logprobs(model, tokenizer, items, choices, batch_size=3)
+    assert_each_sequence_alone_scores(model, tokenizer, items, choices, batched)
+
+
+def assert_each_sequence_alone_scores(model, tokenizer, items: list[str], choices: list[str], batched) -> None:
     for prompt, scores in zip(items, batched):
         for choice, (total, count) in zip(choices, scores):
             ref_total, ref_count = one_sequence_at_a_time(model, tokenizer, prompt, choice)
@@ -91,11 +95,7 @@ def test_a_shared_few_shot_prefix_runs_once_and_changes_no_score(tiny):
     prefix = min(len(tokenizer(p)["input_ids"]) for p in items)
     assert calls[0][0] == 1 and calls[0][1] > prefix // 2  # the shared shots, once, one row
     assert all(shape[1] < prefix // 2 for shape in calls[1:])  # every later pass runs only the item's own tokens
-    for prompt, scores in zip(items, batched):
-        for choice, (total, count) in zip(["positive", "negative"], scores):
-            ref_total, ref_count = one_sequence_at_a_time(model, tokenizer, prompt, choice)
-            assert count == ref_count
-            assert total == pytest.approx(ref_total, abs=1e-4)
+    assert_each_sequence_alone_scores(model, tokenizer, items, ["positive", "negative"], batched)
 
 
 def test_generate_after_a_shared_prefix_answers_as_plain_greedy_decoding(tiny):

@@ -31,12 +31,13 @@ class ShotPool:
     excluded: int
 
     @classmethod
-    def load(cls, cfg) -> "ShotPool":
+    def load(cls, cfg, corpus=None) -> "ShotPool":
+        """From the project's data (`corpus`: already loaded by `adapterci check`)."""
         from adapterci.data.checks.corpus import load_corpus
         from adapterci.data.checks.leakage import leaked_rows
         from adapterci.errors import StageFailed
 
-        corpus = load_corpus(cfg)
+        corpus = corpus or load_corpus(cfg)
         if corpus.train.loaded.problems:
             first = corpus.train.loaded.problems[0]
             raise StageFailed("eval", f"{first.source.file}:{first.source.line}: {first.message} (few-shot baselines "
@@ -144,16 +145,12 @@ class Baselines:
     """The configured baselines of a project, resolved against its training rows (loaded once, when a baseline
     has few-shot examples). Bad settings are ConfigErrors naming the key and its line."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    @property
-    def names(self) -> list[str]:
-        return [b.name for b in self.cfg.eval.baselines]
+    def __init__(self, cfg, corpus=None):
+        self.cfg, self._corpus = cfg, corpus
 
     @cached_property
     def pool(self) -> ShotPool:
-        return ShotPool.load(self.cfg)
+        return ShotPool.load(self.cfg, self._corpus)
 
     def prompt(self, name: str, suite) -> BaselinePrompt:
         """How baseline `name` prompts the items of `suite` (an eval.config.Suite)."""
