@@ -29,7 +29,7 @@ class RuleResult:
     rule: str
     outcome: Outcome
     reason: str
-    baseline: str | None = None  # the model a comparison was judged against (a baseline's name for `best_prompt`)
+    baseline: str | None = None  # the model a comparison was judged against (for `best_prompt`: the prompt chosen)
     observed: dict[str, float | None] = field(default_factory=dict)
     threshold: float | None = None
     margin: float | None = None
@@ -110,7 +110,7 @@ def best_prompt(results: EvalResults, suite: str, metric: str) -> str:
 def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
     """One rule against the results (see docs/gate.md for the decision procedure). A rule against `champion`
     is judged against the base model when there is no champion (first release); `best_prompt` against the
-    prompt baseline that does best on the rule's metric."""
+    best prompt on the rule's metric (see `best_prompt`)."""
     for suite in {rule.suite, rule.ref_suite} - {None}:
         if suite not in results.suites:
             raise UsageError(f"the eval results have no suite `{suite}` (rule {rule.text!r}): re-run `adapterci eval`")
