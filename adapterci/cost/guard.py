@@ -60,7 +60,7 @@ def cost_guard(cfg, started: float, clock: Callable[[], float] = time.monotonic)
         def on_step_end(self, args, state, control, **kwargs):
             elapsed = clock() - started
             spent = elapsed / 3600 * cost.hourly_rate
-            if spent > cost.max_per_run:
+            if _any_rank(spent > cost.max_per_run, args.device):  # every process stops at the same step
                 control.should_training_stop = True
                 control.should_save = False
                 self.reason = (f"training stopped at step {state.global_step}/{state.max_steps}: its cost "
@@ -68,3 +68,15 @@ def cost_guard(cfg, started: float, clock: Callable[[], float] = time.monotonic)
                                f"{cost.currency}/h) passed `cost.max_per_run` ({cost.max_per_run:g} {cost.currency})")
 
     return CostGuard()
+
+
+def _any_rank(flag: bool, device) -> bool:
+    """`flag` on any process of a distributed run (itself when there is one process)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

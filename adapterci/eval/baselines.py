@@ -15,12 +15,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from adapterci.data.formats import Example, Message
 
 _WORD = re.compile(r"\w+")
-Messages = Callable[[Example], tuple[Message, ...]]
 
 
 @dataclass
