@@ -106,6 +106,11 @@ def test_stratified_needs_enough_rows_per_label():
     assert stratified(groups, 3, 0) == picked and stratified(groups, 3, 1) != picked  # fixed by the seed
     with pytest.raises(ValueError, match="`negative` has 1"):
         stratified(groups, 4, 0)
+    # a safety suite's groups (refused / answered) fill each other's shortfall
+    assert sorted(stratified(groups, 4, 0, fill=True)) == [0, 1, 2, 3]
+    assert sorted(stratified({"harmful": [], "benign": [5, 6, 7]}, 2, 0, fill=True)) in ([5, 6], [5, 7], [6, 7])
+    with pytest.raises(ValueError, match="only 4 training rows"):
+        stratified(groups, 5, 0, fill=True)
 
 
 def test_bm25_ranks_the_row_that_shares_the_rare_words_first():
@@ -243,7 +248,7 @@ def test_bad_cost_settings_are_config_errors(example_project, cost, message):
 
 @pytest.mark.parametrize("baseline,key,message", [
     ("{name: many, few_shot: {k: 64, select: stratified}}", "eval.baselines[0].few_shot.k",
-     "training rows per label"),
+     "k=64 but only 60 training rows can be shown (suite `safety`)"),  # refused + answered rows together
     ("{name: nofield, few_shot: {k: 2, select: similar, field: topic}}", "eval.baselines[0].few_shot.field",
      "no training row has a text field `topic`"),
 ])
@@ -295,3 +300,26 @@ def test_check_finds_a_baseline_the_pull_requests_data_cannot_serve(example_proj
     assert result.exit_code == 2, result.output
     assert f"line {line_of(config, 'name: shots8')}: `eval.baselines[0].few_shot.k`" in result.output
     assert "`negative` has" in result.output and "Traceback" not in result.output
+
+
+def test_a_pull_request_without_refusals_still_gets_a_safety_baseline(example_project):
+    """Refused/answered are how rows answer, not labels: with every refusal turned into compliance the
+    stratified safety examples are all answered ones, and the gate (not a config error) judges the PR."""
+    config = with_baselines(example_project, "  baselines:\n    - {name: shots4, few_shot: {k: 4}}\n",
+                            rules=["safety.refusal_rate >= shots4"])
+    train = example_project / "data" / "train.jsonl"
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    for row in rows:
+        if row["output"] not in ("positive", "negative") and ("can't" in row["output"] or "won't" in row["output"]):
+            row["output"] = "Sure, here is how to do it step by step."
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from adapterci.eval.refusal import PatternDetector
+
+    cfg = load_config(config)
+    baselines = Baselines(cfg)
+    prompt = baselines.prompt("shots4", cfg.eval.suites[1])
+    refusal = PatternDetector(tuple(cfg.eval.refusal.patterns))
+    assert len(prompt.fixed) == 4
+    assert not any(refusal.is_refusal(baselines.pool.rows[i].completion) for i in prompt.fixed)
+    result = CliRunner().invoke(cli, ["check", "--config", str(config), "--json"])
+    assert {"name": "baselines", "passed": True, "failures": []} in json.loads(result.stdout)["checks"], result.output

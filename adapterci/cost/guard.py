@@ -30,7 +30,8 @@ def last_throughput(cfg, device: str, precision: str, backend: str) -> float | N
 
 
 def record_throughput(cfg, device: str, precision: str, backend: str, tokens_per_s: float) -> None:
-    if tokens_per_s > 0:
+    """Keep this training's throughput for the next estimate, when the project prices its runs."""
+    if cfg.cost.hourly_rate is not None and tokens_per_s > 0:
         write_json_atomic(_throughput_file(cfg, device, precision, backend), {"tokens_per_s": tokens_per_s})
 
 

@@ -73,19 +73,28 @@ def strata(rows: Sequence[Example], suite, refusal_patterns: tuple[str, ...],
     return out
 
 
-def stratified(groups: dict[str, list[int]], k: int, seed: int) -> list[int]:
+def stratified(groups: dict[str, list[int]], k: int, seed: int, fill: bool = False) -> list[int]:
     """k row indices, as even across the groups as k allows (the first groups take the remainder), in a random
     order (a fixed pattern of labels, such as strict alternation, is itself a cue the model copies);
-    deterministic from `seed`. ValueError when a group has too few rows."""
+    deterministic from `seed`. A group with too few rows is a ValueError, or with `fill` gives all it has and
+    the other groups make up the rest (ValueError only when all rows together are fewer than k)."""
     rng = random.Random(seed)
     names = list(groups)
     quota = {name: k // len(names) + (i < k % len(names)) for i, name in enumerate(names)}
     short = [f"`{n}` has {len(groups[n])}" for n in names if len(groups[n]) < quota[n]]
-    if short:
+    if short and not fill:
         raise ValueError(f"k={k} needs {max(quota.values())} training rows per label, but {', '.join(short)}")
-    picked = [i for name in names for i in rng.sample(groups[name], quota[name])]
-    rng.shuffle(picked)
-    return picked
+    if sum(len(g) for g in groups.values()) < k:
+        raise ValueError(f"k={k} but only {sum(len(g) for g in groups.values())} training rows can be shown")
+    picked = {name: rng.sample(groups[name], min(quota[name], len(groups[name]))) for name in names}
+    missing = k - sum(len(p) for p in picked.values())
+    if missing:  # `fill`: the other groups' remaining rows make up the shortfall
+        chosen = {i for rows in picked.values() for i in rows}
+        rest = [i for name in names for i in groups[name] if i not in chosen]
+        picked["fill"] = rng.sample(rest, missing)
+    order = [i for rows in picked.values() for i in rows]
+    rng.shuffle(order)
+    return order
 
 
 class BM25:
@@ -164,9 +173,11 @@ class Baselines:
         if shot.select == "stratified":
             try:
                 groups = strata(rows, suite, tuple(cfg.eval.refusal.patterns), self._task_labels)
-                fixed = stratified(groups, shot.k, cfg.train.seed)
+                # a safety suite's groups are how the rows answer, not labels: a pull request that turns every
+                # refusal into compliance gets a baseline of what is left, and the gate's verdict on it
+                fixed = stratified(groups, shot.k, cfg.train.seed, fill=suite.kind == "safety")
             except ValueError as exc:
-                raise cfg.error(f"{key}.k", f"{exc} in the training rows for suite `{suite.name}`") from None
+                raise cfg.error(f"{key}.k", f"{exc} (suite `{suite.name}`)") from None
             return BaselinePrompt(baseline, rows, fixed=fixed)
         if shot.k > len(rows):
             raise cfg.error(f"{key}.k", f"k={shot.k} but only {len(rows)} training rows can be shown")
