@@ -25,13 +25,12 @@ class SuiteData:
     def labels(self) -> list[str] | None:
         return self.config.choices if self.config.kind == "task" else None
 
-    def prompts(self, tokenizer, prompt_template: str, messages=None) -> list[str]:
-        """Every item rendered as the model sees it: its messages (or `messages(item)`, a baseline's prompt)
-        in `prompt_template`."""
+    def prompts(self, tokenizer, prompt_template: str, messages=lambda ex: ex.messages) -> list[str]:
+        """Every item rendered as the model sees it: `messages(item)` (its own, or a baseline's prompt) in
+        `prompt_template`."""
         from adapterci.prompting import PromptFormat, render_rows
 
-        fmt = PromptFormat(prompt_template, tokenizer)
-        return render_rows(fmt.render, self.examples, *([messages] if messages else []))
+        return render_rows(PromptFormat(prompt_template, tokenizer).render, self.examples, messages)
 
     def score(self, model, tokenizer, prompts: list[str], eval_cfg, tick) -> list[dict[str, Any]]:
         """Raw outputs of `model` on every item (`prompts`, one per item): the answer, and the choice scores

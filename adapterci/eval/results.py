@@ -42,6 +42,11 @@ class EvalResults:
         """The prompt baselines evaluated, in config order."""
         return [role for role, spec in self.data["models"].items() if spec and spec.get("baseline")]
 
+    @property
+    def roles(self) -> list[str]:
+        """Every model evaluated, in report order: base, the prompt baselines, champion, candidate."""
+        return [r for r in ("base", *self.baselines, "champion", "candidate") if self.has_model(r)]
+
     def suite_items(self, suite: str) -> list[dict[str, Any]]:
         return [item for item in self.items if item["suite"] == suite]
 

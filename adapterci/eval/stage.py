@@ -103,8 +103,9 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
 def _prompts(cfg, tokenizer, spec: ModelSpec, suite, baselines: Baselines) -> list[str]:
     """What `spec` is shown for each item of `suite`: the item in its prompt template, after a baseline's
     system prompt and examples."""
-    messages = baselines.prompt(spec.role, suite.config).messages if spec.baseline else None
-    return suite.prompts(tokenizer, spec.prompt_template, messages)
+    if spec.baseline:
+        return suite.prompts(tokenizer, spec.prompt_template, baselines.prompt(spec.role, suite.config).messages)
+    return suite.prompts(tokenizer, spec.prompt_template)
 
 
 def _mean_tokens(tokenizer, prompts: list[str]) -> float:

@@ -18,8 +18,8 @@ def deltas(results, suite: str) -> dict[str, dict[str, Any]]:
     cand = results.arrays(suite, "candidate")
     n = info["n"]
     out: dict[str, dict[str, Any]] = {}
-    for other_role in ("base", "champion", *results.baselines):
-        if not results.has_model(other_role):
+    for other_role in results.roles:
+        if other_role == "candidate":
             continue
         other = results.arrays(suite, other_role)
         rows = {}
@@ -53,7 +53,8 @@ def summary_markdown(results) -> str:
     (prompt baselines between base and champion) and the candidate's deltas against base and champion."""
     models = results.data["models"]
     lines = ["## Evaluation", ""]
-    for role in ("base", *results.baselines, "champion", "candidate"):
+    roles = results.roles
+    for role in ("base", *results.baselines, "champion", "candidate"):  # champion listed even when absent
         spec = models.get(role)
         what = f"`{spec['source']}`" + (f" + prompt baseline `{role}`" if spec and spec.get("baseline") else "") \
             if spec else "none (first release)"
@@ -61,7 +62,6 @@ def summary_markdown(results) -> str:
     lines.append("")
     ordered = sorted(results.suites.items(), key=lambda kv: kv[1]["kind"] == "safety")
     for name, info in ordered:
-        roles = [r for r in ("base", *results.baselines, "champion", "candidate") if results.has_model(r)]
         size = f"{info['n']} items" + (f": {info['n_harmful']} harmful, {info['n_benign']} benign" if info["kind"] == "safety" else "")
         title = "Safety" if info["kind"] == "safety" else "Task"
         lines += [f"### {title}: `{name}` ({info['mode']}, {size})", ""]
