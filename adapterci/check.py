@@ -10,7 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapterci.data.checks.baselines import check_baselines
+from adapterci.data.checks.corpus import load_corpus
+from adapterci.data.checks.duplicates import check_duplicates
+from adapterci.data.checks.gx_suite import run_expectations
+from adapterci.data.checks.label_balance import check_label_balance
+from adapterci.data.checks.leakage import check_leakage
+from adapterci.data.checks.near_duplicates import check_near_duplicates
+from adapterci.data.checks.pii_check import check_pii
 from adapterci.data.checks.result import CheckResult, Failure
+from adapterci.data.checks.schema import check_schema
+from adapterci.data.checks.token_length import check_token_length
+from adapterci.data.gitdiff import added_lines
+from adapterci.fsio import staged_dir, write_json_atomic, write_text_atomic
+from adapterci.modelio import load_tokenizer
+from adapterci.runs import RunDir, run_dir_for
 
 CHECKS = ("schema", "row_count", "token_length", "duplicates", "near_duplicates", "leakage", "pii", "label_balance",
           "baselines")
@@ -74,22 +88,13 @@ def _listed(failures: list[Failure]) -> list[dict[str, Any]]:
 
 def run_checks(cfg, base_ref: str | None = None, run_dir: str | Path | None = None) -> CheckReport:
     """Run every check on the configured data and eval sets; write the results into the run directory."""
-    from adapterci.data.checks.baselines import check_baselines
-    from adapterci.data.checks.corpus import load_corpus
-    from adapterci.data.checks.duplicates import check_duplicates
-    from adapterci.data.checks.gx_suite import run_expectations
-    from adapterci.data.checks.label_balance import check_label_balance
-    from adapterci.data.checks.leakage import check_leakage
-    from adapterci.data.checks.near_duplicates import check_near_duplicates
-    from adapterci.data.checks.pii_check import check_pii
-    from adapterci.data.checks.schema import check_schema
-    from adapterci.data.checks.token_length import check_token_length
-    from adapterci.data.gitdiff import added_lines
-    from adapterci.modelio import load_tokenizer
-    from adapterci.runs import run_dir_for, staged_dir, write_json_atomic, write_text_atomic
-
-    started = time.perf_counter()
     rd = run_dir_for(cfg, run_dir)
+    with rd.locked():
+        return _run_checks(cfg, base_ref, rd)
+
+
+def _run_checks(cfg, base_ref: str | None, rd: RunDir) -> CheckReport:
+    started = time.perf_counter()
     timings: dict[str, float] = {}
 
     def timed(name: str, fn, *args):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
+from adapterci import settings
 from adapterci.canary.config import CanaryConfig
 from adapterci.configbase import StrictModel, resolve_in_project
 from adapterci.cost.config import CostConfig
@@ -15,6 +15,7 @@ from adapterci.data.config import ChecksConfig, DataConfig
 from adapterci.errors import ConfigError
 from adapterci.eval.config import EvalConfig
 from adapterci.gate.config import GateConfig
+from adapterci.prompting import template_problem
 from adapterci.train.config import TrainConfig
 from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, line_of, load_with_lines
 
@@ -61,8 +62,6 @@ class Config(StrictModel):
     @field_validator("prompt_template")
     @classmethod
     def _prompt_template(cls, value: str) -> str:
-        from adapterci.prompting import template_problem
-
         if problem := template_problem(value):
             raise ValueError(problem)
         return value
@@ -198,11 +197,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     if rule_problems:  # found here, before any model is loaded
         raise ConfigError([_describe(err, lines) for err in rule_problems], str(path))
     cfg._path, cfg._root, cfg._lines = path, root, lines
-    if override := os.environ.get("ADAPTERCI_REGISTRY"):  # the GitHub Action's `registry` input
+    if override := settings.current().registry:  # the GitHub Action's `registry` input
         try:
             cfg.registry = override
         except ValidationError as exc:
-            raise ConfigError(f"ADAPTERCI_REGISTRY={override!r}: {exc.errors()[0]['msg']}") from None
+            raise ConfigError(f"{settings.REGISTRY}={override!r}: {exc.errors()[0]['msg']}") from None
     if cfg.checks.max_tokens is None:
         cfg.checks.max_tokens = cfg.train.max_length
     return cfg

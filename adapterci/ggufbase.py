@@ -7,7 +7,6 @@ for the first and a killed one leaves no half-written entry (its temp folder is 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from contextlib import contextmanager
@@ -15,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from adapterci import settings
 from adapterci.console import is_terminal, log_line
 from adapterci.fingerprint import hash_file
-from adapterci.runs import staged_dir, write_json_atomic
+from adapterci.fsio import staged_dir, write_json_atomic
 
 INFO_JSON = "adapterci-gguf.json"
 # general.* metadata worth recording: what the file says it is and where it came from
@@ -56,8 +56,7 @@ class GgufInfo:
 
 def cache_root() -> Path:
     """Where converted GGUF models are kept: `$ADAPTERCI_HOME/cache/gguf` (default `~/.cache/adapterci`)."""
-    home = os.environ.get("ADAPTERCI_HOME") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "adapterci"
-    return Path(home).expanduser() / "cache" / "gguf"
+    return settings.current().home / "cache" / "gguf"
 
 
 _MEMO: dict[tuple[str, int, int], GgufInfo] = {}

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from adapterci.configbase import confine, confine_tree
 from adapterci.console import log_line
+from adapterci.fingerprint import hash_tree
+from adapterci.ggufbase import GgufError, converted, inspect
 
 
 @dataclass(frozen=True)
@@ -23,8 +26,6 @@ class BaseModel:
 def resolve_base(cfg, log: Callable[[str], None] = log_line) -> BaseModel:
     """The base model to load; a GGUF file is converted into the cache on first use (ConfigError naming the key
     and its line when it cannot be)."""
-    from adapterci.ggufbase import GgufError, converted
-
     if cfg.is_gguf():
         info = gguf_info(cfg)
         try:
@@ -32,7 +33,6 @@ def resolve_base(cfg, log: Callable[[str], None] = log_line) -> BaseModel:
         except GgufError as exc:
             raise cfg.error(_gguf_key(cfg), str(exc)) from None
         return BaseModel(str(directory), None, info, cfg.base_upstream or info.upstream_hub_id)
-    from adapterci.configbase import confine_tree
 
     local = cfg.base_model_path()
     if local is not None and not local.is_dir():
@@ -51,10 +51,6 @@ def resolve_base(cfg, log: Callable[[str], None] = log_line) -> BaseModel:
 
 def gguf_info(cfg) -> Any:
     """The header of the configured GGUF file (downloaded from the Hub for `base_gguf_file`), without converting."""
-    from adapterci.ggufbase import GgufError, inspect
-
-    from adapterci.configbase import confine
-
     key = _gguf_key(cfg)
     if cfg.base_gguf_file is None:
         try:
@@ -118,8 +114,6 @@ def load_base_model(cfg, dtype: str = "float32", device: str = "cpu") -> Any:
 def base_model_identity(cfg) -> dict[str, Any]:
     """What pins the base model: the content hash of a local directory, the sha256 of a GGUF file (with its
     quantization, metadata and upstream Hub id `hub_id`), or the Hub id and its resolved commit."""
-    from adapterci.fingerprint import hash_tree
-
     if cfg.is_gguf():  # pinned by the file's sha256; `hub_id` is the upstream model releases name as their base
         info = gguf_info(cfg)
         identity = {"base_model": cfg.base_model, "content_hash": info.sha256,

@@ -4,7 +4,7 @@ Like DVC's `plan_repro` / `_reproduce`: `plan()` lists the stages (cheap, so `--
 executes them in order under one error policy: the first failing stage stops the run, its exit code becomes the
 run's, and the report and `manifest.json` are written whatever happened.
 
-Reuse: the train stage is content-addressed by `adapterci.train.inputs_fingerprint` (data, config, base model,
+Reuse: the train stage is content-addressed by `adapterci.train.provenance.inputs_fingerprint` (data, config, base model,
 prompt format, seed) under `cache_dir(cfg, "adapters")`; the check stage by a fingerprint of its inputs under
 `cache_dir(cfg, "check")`; the eval stage by the adapter's fingerprint, the registry's `stable` commit (the
 champion), the eval sets and settings under `cache_dir(cfg, "eval-results")` (and below that, eval keeps its
@@ -15,7 +15,6 @@ now: the adapter's files, the eval results and the policy the gate judged.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -24,13 +23,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from adapterci import __version__
-from adapterci.errors import (AdapterCIError, CheckFailed, FileSystemError, GateFailed, GateInconclusive,
-                              StageFailed)
-from adapterci.fingerprint import hash_file, hash_json, hash_tree
-from adapterci.provenance import (adapter_digests, eval_set_hashes, results_provenance, stamp, trust_domain,
-                                  verdict_provenance)
-from adapterci.runs import RunDir, cache_dir, locked, run_dir_for, staged_dir, write_json_atomic
+from adapterci import __version__, settings
+from adapterci.adapterdir import content_digest
+from adapterci.check import run_checks
+from adapterci.console import log_line
+from adapterci.data.load import expand
+from adapterci.errors import AdapterCIError, CheckFailed, FileSystemError, GateFailed, GateInconclusive, StageFailed
+from adapterci.eval.stage import evaluate
+from adapterci.explain import explain
+from adapterci.fingerprint import hash_file, hash_json
+from adapterci.fsio import read_json, read_tolerant, staged_dir, write_json_atomic
+from adapterci.gate.policy import decide
+from adapterci.modelio import base_model_identity
+from adapterci.provenance import adapter_provenance, eval_set_hashes, verdict_provenance, vouches
+from adapterci.registry import open_registry
+from adapterci.release import release
+from adapterci.report import write_report
+from adapterci.runs import RunDir, cache_dir, run_dir_for
+from adapterci.train.provenance import inputs_fingerprint
+from adapterci.train.run import can_resume, train
 
 STAGES = ("check", "train", "eval", "gate", "release")
 DESCRIPTIONS = {
@@ -123,15 +134,13 @@ def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: 
     `running`) and when it ends. When the gate fails, the regressions are attributed to training rows (those
     added since `base_ref` when given) for the report; a failure there is noted, never fatal."""
     rd = run_dir_for(cfg, run_dir)
-    with locked(rd):
+    with rd.locked():
         return _run(cfg, rd, release, notify=on_stage or (lambda record: None), champion=champion,
                     base_ref=base_ref)
 
 
 def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref: str | None) -> RunResult:
-    from adapterci.report import write_report
-
-    _clear(rd)
+    rd.clear()
     started = datetime.now(timezone.utc)
     result = RunResult(run_dir=rd.path)
     ctx: dict[str, Any] = {"champion": champion}
@@ -149,7 +158,7 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref:
         except OSError as exc:  # disk full, read-only: the environment, not a bug
             result.error = StageFailed(stage.name, str(FileSystemError.of(exc)))
         except Exception as exc:  # a crash inside a stage: stop here, keep the cause for ADAPTERCI_RAISE_ERRORS
-            if os.environ.get("ADAPTERCI_RAISE_ERRORS") or getattr(sys, "_called_from_test", False):
+            if settings.current().raise_errors or getattr(sys, "_called_from_test", False):
                 _finish(cfg, rd, result, started, release)
                 raise
             err = StageFailed(stage.name, f"{type(exc).__name__}: {exc}")
@@ -190,23 +199,11 @@ def _finish(cfg, rd: RunDir, result: RunResult, started: datetime, release: bool
     })
 
 
-def _clear(rd: RunDir) -> None:
-    """Remove the outputs of an earlier run so the report never mixes two runs."""
-    for path in (rd.check_dir, rd.adapter, rd.loss_png.parent, rd.eval_dir, rd.explain_dir):
-        shutil.rmtree(path, ignore_errors=True)
-    for path in (rd.gate_json, rd.release_json, rd.report_md, rd.manifest):
-        path.unlink(missing_ok=True)
-    rd.path.mkdir(parents=True, exist_ok=True)
-
-
 # --- stages ---------------------------------------------------------------------------------------------------
 
 
 def check_fingerprint(cfg) -> str:
     """Everything `adapterci check` reads: data and eval files, their config sections and the base model."""
-    from adapterci.data.load import expand
-    from adapterci.modelio import base_model_identity
-
     patterns = cfg.data.patterns("train") + cfg.data.patterns("validation")
     files = expand(patterns + [str(s.path) for s in cfg.eval.suites], cfg.base_dir, cfg.root)
     return hash_json({
@@ -221,8 +218,6 @@ def check_fingerprint(cfg) -> str:
 
 
 def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    from adapterci.check import run_checks
-
     record.fingerprint = check_fingerprint(cfg)
     cached = cache_dir(cfg, "check") / record.fingerprint
     if (cached / "check.json").is_file():
@@ -237,8 +232,6 @@ def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 
 
 def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    from adapterci.train import inputs_fingerprint, train
-
     record.fingerprint = ctx["adapter_fingerprint"] = inputs_fingerprint(cfg)
     cached = cache_dir(cfg, "adapters") / record.fingerprint
     if _vouched(cached / "provenance.json", cached / "adapter"):
@@ -249,7 +242,6 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         record.status = "cached"
         record.message = f"inputs unchanged: reused adapter {record.fingerprint[:12]}"
         return
-    from adapterci.train.run import can_resume
 
     resume = can_resume(rd.adapter, record.fingerprint)  # checkpoints of an interrupted run on the same inputs
     train(cfg, output=rd.adapter, run_dir=rd, resume=resume)
@@ -259,27 +251,21 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         shutil.copytree(rd.adapter, tmp / "adapter")
         if rd.loss_png.is_file():
             shutil.copy2(rd.loss_png, tmp / "loss.png")
-        write_json_atomic(tmp / "provenance.json", {"trust_domain": trust_domain(), "adapter": adapter_digests(rd.adapter)})
+        write_json_atomic(tmp / "provenance.json", adapter_provenance(rd.adapter))
 
 
 def _vouched(record_path: Path, adapter_dir: Path, **expected: Any) -> bool:
-    """Whether a cached entry's provenance record was written in this trust domain for exactly the files of
-    `adapter_dir` (and the `expected` digests): a planted or stale entry is ignored, not reused."""
-    from adapterci.runs import read_json
-
+    """Whether a cached entry's provenance record vouches for exactly the files of `adapter_dir` in this trust
+    domain (`provenance.vouches`): a planted, stale or unreadable entry is ignored, not reused."""
+    record = read_tolerant(record_path)
     try:
-        prov = read_json(record_path)
-        prov = prov.get("provenance", prov)
-        return (prov.get("trust_domain") == trust_domain() and prov.get("adapter") == adapter_digests(adapter_dir)
-                and all(prov.get(k) == v for k, v in expected.items()))
-    except (OSError, ValueError, AttributeError, AdapterCIError):
+        return vouches((record or {}).get("provenance", record), adapter_dir, **expected)
+    except AdapterCIError:
         return False
 
 
 def eval_fingerprint(cfg, adapter_fingerprint: str, champion: str = "auto") -> str:
     """Everything the eval stage's results depend on, given the candidate adapter's train fingerprint."""
-    from adapterci.modelio import base_model_identity
-
     return hash_json({
         "adapterci": __version__,
         "candidate": adapter_fingerprint,
@@ -293,20 +279,17 @@ def eval_fingerprint(cfg, adapter_fingerprint: str, champion: str = "auto") -> s
 
 
 def _champion_identity(cfg, champion: str) -> str | None:
-    """The commit (registry ref) or content hash (directory) of the champion; None for no champion."""
+    """The commit (registry ref) or content digest (adapter directory) of the champion; None for no champion."""
     if champion == "none":
         return None
     if Path(champion).is_dir():
-        return hash_tree(Path(champion))
-    from adapterci.registry import open_registry
+        return content_digest(Path(champion))
 
     found = open_registry(cfg).resolve("stable" if champion == "auto" else champion)
     return found.commit if found else None
 
 
 def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    from adapterci.eval import evaluate
-
     record.fingerprint = ctx["eval_fingerprint"] = eval_fingerprint(cfg, ctx["adapter_fingerprint"], ctx["champion"])
     cached = cache_dir(cfg, "eval-results") / record.fingerprint
     if _vouched(cached / "results.json", rd.adapter, eval_sets=eval_set_hashes(cfg)):
@@ -314,14 +297,11 @@ def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         record.status, record.message = "cached", "adapter, champion and eval sets unchanged: reused eval results"
         return
     evaluate(cfg, rd.adapter, champion=ctx["champion"], run_dir=rd)
-    stamp(rd.eval_json, results_provenance(cfg, rd.adapter))
     with staged_dir(cached) as tmp:
         shutil.copytree(rd.eval_dir, tmp, dirs_exist_ok=True)
 
 
 def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    from adapterci.runs import read_json
-
     record.fingerprint = hash_json({"adapterci": __version__, "eval": ctx["eval_fingerprint"],
                                     "gate": cfg.gate.model_dump(mode="json"),
                                     "cost": cfg.cost.model_dump(mode="json")})
@@ -331,10 +311,7 @@ def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         shutil.copy2(cached, rd.gate_json)
         record.status = "cached"
     else:
-        from adapterci.gate import decide
-
         decide(cfg, rd.eval_json, run_dir=rd)
-        stamp(rd.gate_json, provenance)
         with staged_dir(cached.parent) as tmp:
             shutil.copy2(rd.gate_json, tmp / "gate.json")
     decision = read_json(rd.gate_json)
@@ -348,8 +325,6 @@ def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 
 
 def _release(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    from adapterci.release import release
-
     released = release(cfg, rd.adapter, run_dir=rd, verified=True)
     ctx["version"] = released.version
     record.message = f"released {released.version}"
@@ -357,9 +332,6 @@ def _release(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
 
 def _explain(cfg, rd: RunDir, base_ref: str | None) -> None:
     """Which training rows made the candidate regress (explain/attribution.json, shown in the report)."""
-    from adapterci.console import log_line
-    from adapterci.explain import explain
-
     try:
         explain(cfg, rd.path, base_ref=base_ref)
     except (AdapterCIError, OSError) as exc:

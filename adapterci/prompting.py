@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any, Callable, Sequence
 
 from adapterci.data.formats import Message
+from adapterci.errors import ConfigError
 
 ALPACA = (
     "{% for m in messages %}"
@@ -89,8 +90,6 @@ def render_rows(render: Callable[[Sequence[Message]], str], examples: Sequence[A
     """`render(messages(ex))` (default: the row's own messages) for every example; a template that fails on a
     row is a ConfigError naming it."""
     from jinja2 import TemplateError
-
-    from adapterci.errors import ConfigError
 
     out = []
     for ex in examples:

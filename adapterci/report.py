@@ -12,8 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adapterci.markdown import cell as _cell, code as _code
-from adapterci.runs import RunDir, read_json, write_text_atomic
+from adapterci.explain.render import attribution_markdown, regressions_markdown
+from adapterci.fsio import read_json, write_text_atomic
+from adapterci.markdown import cell as _cell
+from adapterci.markdown import code as _code
+from adapterci.runs import RunDir
 
 MARKER = "<!-- adapterci-report -->"
 ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️"}
@@ -46,8 +49,13 @@ def render(run_dir: Path, name: str = "adapter") -> str:
 def write_report(cfg, run_dir: Path, output: Path | None = None, step_summary: bool = True) -> Path:
     """Write report.md (or `output`) and append it to `$GITHUB_STEP_SUMMARY` when that is set."""
     text = render(run_dir, cfg.name)
-    path = Path(output) if output else RunDir(Path(run_dir)).report_md
-    write_text_atomic(path, text)
+    rd = RunDir(Path(run_dir))
+    if output:
+        write_text_atomic(Path(output), text)
+    else:
+        with rd.locked():
+            write_text_atomic(rd.report_md, text)
+    path = Path(output) if output else rd.report_md
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary and summary:
         with open(summary, "a", encoding="utf-8") as f:
@@ -274,8 +282,6 @@ def _signed(value: float | None, interval: Any) -> str:
 def _failures(rd: RunDir) -> list[str]:
     """Regressions against the champion (or base) and, after `explain`, the training rows that caused them."""
     import json
-
-    from adapterci.explain.render import attribution_markdown, regressions_markdown
 
     try:
         records = [json.loads(line) for line in rd.eval_regressions.read_text(encoding="utf-8").splitlines() if line]

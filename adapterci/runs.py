@@ -9,19 +9,26 @@ Layout (all relative to the run directory, default `.adapterci/run` beside the c
     gate.json                                                  adapterci gate
     release.json  serving.json                                 adapterci release
     report.md  manifest.json                                   adapterci report / run
-    pr.json                                                    adapterci pr materialize
+    pr.json                                                    adapterci pr materialize (an input of the run)
+
+`RunDir` owns it: the paths above, `clear()` (what a new `run` removes) and `locked()`, which every library
+function that writes here holds, so two adapterci commands never mix their outputs in one directory.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from adapterci import settings
+from adapterci.adapterdir import TRAIN_JSON
+from adapterci.errors import UsageError
+from adapterci.trust import trust_domain
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,15 @@ class RunDir:
 
     @property
     def train_json(self) -> Path:
-        return self.adapter / "adapterci-train.json"
+        return self.adapter / TRAIN_JSON
+
+    @property
+    def train_dir(self) -> Path:
+        return self.path / "train"
 
     @property
     def loss_png(self) -> Path:
-        return self.path / "train" / "loss.png"
+        return self.train_dir / "loss.png"
 
     @property
     def eval_dir(self) -> Path:
@@ -109,35 +120,46 @@ class RunDir:
         """What `adapterci pr materialize` took from a pull request, refused, and its policy change."""
         return self.path / "pr.json"
 
+    def outputs(self) -> tuple[Path, ...]:
+        """What the stages write (every path above but pr.json, which is the run's input)."""
+        return (self.check_dir, self.adapter, self.train_dir, self.eval_dir, self.explain_dir, self.gate_json,
+                self.release_json, self.serving_json, self.report_md, self.manifest)
 
-_HELD: dict[str, Any] = {}
+    def clear(self) -> None:
+        """Remove the outputs of an earlier run, so a report never mixes two runs."""
+        for path in self.outputs():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def locked(self) -> Iterator["RunDir"]:
+        """Hold the run directory for this process while it writes there: a second adapterci command on the same
+        directory refuses (UsageError, exit 2) instead of mixing its outputs in. Re-entrant within a process
+        (`run` holds it while its stages take it again)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        path = str(self.path) + ".lock"  # beside the directory: clearing it must not remove the lock
+        lock = _HELD.setdefault(path, FileLock(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise UsageError(f"the run directory {self.path} is in use by another adapterci command (lock {path}): "
+                             "wait for it to finish, or pass --run-dir DIR") from None
+        try:
+            yield self
+        finally:
+            lock.release()
 
 
-@contextmanager
-def locked(rd: RunDir) -> Iterator[None]:
-    """Hold the run directory for this process while it writes there: a second adapterci command on the same
-    directory refuses (UsageError, exit 2) instead of mixing its outputs in. Re-entrant within a process
-    (`run` holds it while its stages take it again)."""
-    from filelock import FileLock, Timeout
-
-    from adapterci.errors import UsageError
-
-    rd.path.parent.mkdir(parents=True, exist_ok=True)
-    path = str(rd.path) + ".lock"  # beside the directory: clearing it must not remove the lock
-    lock = _HELD.setdefault(path, FileLock(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise UsageError(f"the run directory {rd.path} is in use by another adapterci command (lock {path}): wait "
-                         "for it to finish, or pass --run-dir DIR") from None
-    try:
-        yield
-    finally:
-        lock.release()
+_HELD: dict[str, FileLock] = {}
 
 
-def run_dir_for(cfg, override: str | Path | None = None) -> RunDir:
+def run_dir_for(cfg, override: str | Path | RunDir | None = None) -> RunDir:
     """The run directory of a config: `override` if given, else `.adapterci/run` beside the config."""
+    if isinstance(override, RunDir):
+        return override
     return RunDir(Path(override).resolve() if override else cfg.workdir / "run")
 
 
@@ -145,57 +167,5 @@ def cache_dir(cfg, kind: str) -> Path:
     """A content-addressed cache folder (`adapters`, `eval`, ...) shared by the runs of one trust domain.
 
     `ADAPTERCI_CACHE_DIR` moves the cache root (e.g. to a CI runner's persistent disk); below it every trust
-    domain (`ADAPTERCI_TRUST_DOMAIN`: default-branch, pr, local) has its own folder, so a run never reads what
-    a run of another domain wrote."""
-    from adapterci.provenance import trust_domain
-
-    root = os.environ.get("ADAPTERCI_CACHE_DIR")
-    return (Path(root).expanduser() if root else cfg.workdir / "cache") / trust_domain() / kind
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:  # a failed write() names no file: name the one we were writing
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) if exc.filename is None and exc.errno else exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def write_jsonl_atomic(path: Path, rows: list[Any]) -> None:
-    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-@contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
-    """Build a directory in a temp sibling; it replaces `final` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    try:
-        yield tmp
-    except OSError as exc:  # a failed write() names no file: name the directory being built
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(exc.errno, exc.strerror, str(final)) if exc.filename is None and exc.errno else exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    domain (`adapterci.trust`) has its own folder, so a run never reads what a run of another domain wrote."""
+    return (settings.current().cache_dir or cfg.workdir / "cache") / trust_domain() / kind

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from adapterci import __version__
 from adapterci.errors import UsageError
-from adapterci.runs import write_text_atomic
+from adapterci.fsio import write_text_atomic
+from adapterci.tiny import build_tiny_model
 
 TINY_MODEL = "models/tiny-llama"
 DEFAULT_ACTION = f"adapterci/adapterci@v{__version__}"
@@ -59,8 +60,6 @@ def scaffold(target: Path, name: str | None = None, base_model: str | None = Non
         result.created.append(dest)
     result.readme = _readme(target, _fill((src / "README-section.md").read_text(encoding="utf-8"), values))
     if base_model is None:
-        from adapterci.tiny import build_tiny_model
-
         build_tiny_model(target / TINY_MODEL, [target / "data" / "train.jsonl", target / "data" / "valid.jsonl",
                                                target / "evalsets" / "sentiment.jsonl",
                                                target / "evalsets" / "safety.jsonl"])

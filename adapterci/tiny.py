@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from adapterci.fingerprint import hash_json
+from adapterci.fsio import staged_dir, write_json_atomic
 from adapterci.prompting import ALPACA
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
@@ -77,8 +78,6 @@ def build_tiny_model(out_dir: Path, corpus_files: Iterable[Path], *, hidden_size
     """Build the tiny model + tokenizer into `out_dir` (replaced) and return it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from adapterci.runs import staged_dir, write_json_atomic
 
     texts = list(corpus_text(Path(f) for f in corpus_files))
     if not texts:

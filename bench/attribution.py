@@ -114,9 +114,9 @@ def main() -> None:
         torch.set_num_threads(1)  # the tiny model trains faster on one thread
 
     from adapterci.config import load_config
-    from adapterci.eval import evaluate
+    from adapterci.eval.stage import evaluate
     from adapterci.explain import explain
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     tmp = Path(tempfile.mkdtemp(prefix="attribution-", dir=args.workdir))
     os.environ["ADAPTERCI_CACHE_DIR"] = str(tmp / "cache")  # base and champion are scored once for both plants

@@ -83,7 +83,7 @@ def main() -> None:
     tokenizer = load_tokenizer(cfg)
     adapter = None if args.adapter == "none" else Path(args.adapter) if args.adapter else run_dir_for(cfg).adapter
     if adapter is not None and not (adapter / "adapter_config.json").is_file():
-        from adapterci.train import train
+        from adapterci.train.run import train
 
         print(f"no adapter in {adapter}: training one first")
         train(cfg)

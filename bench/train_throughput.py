@@ -1,4 +1,4 @@
-"""Training throughput: `adapterci.train.train` against a plain TRL + PEFT script (same model, data and
+"""Training throughput: `adapterci.train.run.train` against a plain TRL + PEFT script (same model, data and
 hyperparameters, same precision), both in this run, plus what packing (padding-free) gains.
 
     python bench/train_throughput.py [--epochs 1] [--max-steps N]   # the example project (SmolLM2-135M-Instruct)
@@ -64,7 +64,7 @@ def measured(run, config: Path) -> dict:
 
 def run_adapterci(config: Path) -> dict:
     from adapterci.config import load_config
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     m = train(load_config(config), output=config.parent / "adapter", log=lambda _: None).metrics
     return {"tokens_per_s": m["tokens_per_s"], "train_runtime_s": m["train_runtime_s"], "steps": m["steps"]}

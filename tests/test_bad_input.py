@@ -378,18 +378,18 @@ def test_truncated_eval_cache_entry_is_a_miss(example_project: Path, monkeypatch
     assert cache.load(config, "k", 3) is None
 
 
-@pytest.mark.parametrize("command", ["run", "check", "train", "eval"])
+@pytest.mark.parametrize("command", ["run", "check", "train", "eval", "report"])
 def test_a_run_directory_in_use_is_refused(command, example_project: Path) -> None:
     """A second command on a run directory another one is writing refuses at once, naming the lock."""
     import subprocess
     import sys
 
-    from adapterci.runs import RunDir, locked
+    from adapterci.runs import RunDir
 
     run = RunDir(example_project / ".adapterci" / "run")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from adapterci.runs import RunDir, locked\n"
-                               f"with locked(RunDir(Path({str(run.path)!r}))):\n"
+                               "from adapterci.runs import RunDir\n"
+                               f"with RunDir(Path({str(run.path)!r})).locked():\n"
                                "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -400,7 +400,7 @@ def test_a_run_directory_in_use_is_refused(command, example_project: Path) -> No
     finally:
         holder.kill()
         holder.wait()
-    with locked(run):  # free again once the other process is gone
+    with run.locked():  # free again once the other process is gone
         pass
 
 
@@ -433,7 +433,7 @@ def test_a_diverged_training_fails_and_writes_no_adapter(example_project: Path) 
 
     from adapterci.config import load_config
     from adapterci.errors import StageFailed
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     edit(example_project, "epochs: 10", "epochs: 10\n  max_steps: 2")
     config = load_config(example_project / "adapterci.yaml")

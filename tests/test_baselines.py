@@ -15,7 +15,7 @@ from adapterci.config import load_config
 from adapterci.data.formats import Example, Message
 from adapterci.data.load import Source
 from adapterci.eval.baselines import BM25, Baselines, strata, stratified
-from adapterci.gate import decide
+from adapterci.gate.policy import decide
 from adapterci.runs import RunDir
 from test_gate import GOLD, LABELS, FLIP, make_results, safety_items, task_items
 

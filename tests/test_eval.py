@@ -66,7 +66,7 @@ def adapters(eval_project):
     """`adapters(variant)` -> the adapter directory trained on that variant of data/train.jsonl (once)."""
     import torch
 
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiny model trains faster on one thread, most of all on a busy machine
@@ -210,7 +210,7 @@ def test_eval_prompt_mismatch_is_an_error(eval_project, adapters):
 
 def test_eval_choices_refusal_detector_agrees_on_trained_adapters(eval_project, adapters):
     """The likelihood-based detector sees the safe adapter refuse harmful requests and the unsafe one comply."""
-    from adapterci.eval import evaluate
+    from adapterci.eval.stage import evaluate
 
     config = write_config(eval_project, "choices-detector", SAFETY_RULES)
     text = config.read_text().replace("\neval:\n", "\neval:\n  refusal: {detector: choices}\n", 1)

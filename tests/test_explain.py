@@ -82,7 +82,8 @@ def test_item_diff_lists_regressions_then_fixes_with_failure_types() -> None:
 
 def write_run(project: Path, items: list[dict]) -> Path:
     """A run directory holding eval results and their diff, as `adapterci eval` writes them."""
-    from adapterci.runs import run_dir_for, write_jsonl_atomic
+    from adapterci.fsio import write_jsonl_atomic
+    from adapterci.runs import run_dir_for
 
     cfg = load_config(project / "adapterci.yaml")
     rd = run_dir_for(cfg)

@@ -12,7 +12,7 @@ from adapterci.cli import cli
 from adapterci.config import load_config
 from adapterci.eval.metrics import outcome_arrays, suite_metrics
 from adapterci.eval.results import EvalResults
-from adapterci.gate import decide
+from adapterci.gate.policy import decide
 from adapterci.gate.rules import RuleError, parse_rule
 from adapterci.runs import RunDir
 

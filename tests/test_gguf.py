@@ -93,7 +93,7 @@ def test_gguf_identity_records_sha_quantization_and_upstream(tmp_path, tiny_gguf
 
 
 def test_gguf_release_names_the_upstream_and_records_the_gguf(tmp_path, tiny_gguf):
-    from adapterci.registry.card import BaseRef, build_manifest, model_card, portable_adapter_config
+    from adapterci.release.card import BaseRef, build_manifest, model_card, portable_adapter_config
 
     cfg = load_config(project(tmp_path, gguf=tiny_gguf))
     identity = base_model_identity(cfg)

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from adapterci.cli import cli
-from adapterci.runs import read_json
+from adapterci.fsio import read_json
 
 
 def invoke(project: Path, *args: str):

@@ -220,7 +220,7 @@ def test_download_by_ref_loads_with_peft(backend, adapters, tiny_peft_adapter, t
 def test_release_skips_a_leftover_upload_that_does_not_verify(backend, adapters, tmp_path):
     """An earlier attempt left an untagged upload of this content whose weights are damaged: a rerun must not
     keep resuming (and failing on) it, but release the adapter under a fresh number."""
-    from adapterci.release import adapter_files, content_hash
+    from adapterci.adapterdir import content_digest
 
     release(backend.cfg, adapters(0))
     source = adapters(1)
@@ -229,7 +229,7 @@ def test_release_skips_a_leftover_upload_that_does_not_verify(backend, adapters,
     (broken / "adapterci.json").write_text("{}")
     (broken / "README.md").write_text("# leftover\n")
     reg = backend.registry()
-    content = content_hash(adapter_files(source))
+    content = content_digest(source)
     reg.upload(broken, "Release v0.1.1", f"adapterci-version: v0.1.1\nadapterci-content: {content}",
                parent=reg.commits()[0].id)
     done = release(backend.cfg, source)

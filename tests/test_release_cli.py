@@ -141,7 +141,7 @@ def test_release_next_version(existing, bump, expected):
 def test_release_card_front_matter_for_a_hub_base_model():
     import yaml
 
-    from adapterci.registry.card import BaseRef, build_manifest, model_card
+    from adapterci.release.card import BaseRef, build_manifest, model_card
 
     base = BaseRef.from_identity({"base_model": "meta-llama/Llama-3.2-1B", "revision": "main",
                                   "resolved_revision": "abc123"})
@@ -167,7 +167,7 @@ def test_release_card_front_matter_for_a_hub_base_model():
 def test_release_base_reference_never_names_a_local_path(identity, expected):
     import yaml
 
-    from adapterci.registry.card import BaseRef, build_manifest, model_card, portable_adapter_config
+    from adapterci.release.card import BaseRef, build_manifest, model_card, portable_adapter_config
 
     base = BaseRef.from_identity(identity)
     assert (base.hub_id, base.revision, base.name) == expected

@@ -63,7 +63,7 @@ def trained(tmp_path_factory):
     """The example project trained once with its own config (shared by the tests of this module)."""
     from conftest import copy_example_project
 
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     project = copy_example_project(tmp_path_factory.mktemp("trained"))
     cfg = load_config(project / "adapterci.yaml")
@@ -92,7 +92,7 @@ def test_train_writes_peft_adapter_provenance_and_plot(trained):
     meta = json.loads((result.adapter_dir / "adapterci-train.json").read_text())
     assert meta == result.metrics
     from adapterci.prompting import PromptFormat
-    from adapterci.train import inputs_fingerprint
+    from adapterci.train.provenance import inputs_fingerprint
 
     assert meta["prompt_template"] == "alpaca" and meta["prompt_fingerprint"] == PromptFormat("alpaca").fingerprint
     assert meta["inputs_fingerprint"] == inputs_fingerprint(cfg)
@@ -114,7 +114,7 @@ def short_runs(tmp_path_factory):
     from conftest import copy_example_project
     from transformers import TrainerCallback
 
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     project = copy_example_project(tmp_path_factory.mktemp("short"))
     cfg = load_config(edit_config(project, **SHORT))
@@ -267,7 +267,7 @@ def test_train_layer_beyond_the_model_is_config_error(example_project):
 
 @pytest.mark.slow
 def test_train_layers_to_transform_adapts_only_those_layers(example_project):
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"], "layers_to_transform": [1]}
     cfg = load_config(edit_config(example_project, lora=lora, max_steps=2, batch_size=8))
@@ -309,7 +309,7 @@ def test_train_gpu_backends(example_project, backend, quantization):
     from peft import PeftModel
 
     from adapterci.modelio import load_base_model
-    from adapterci.train import train
+    from adapterci.train.run import train
 
     cfg = load_config(edit_config(example_project, backend=backend, quantization=quantization, max_steps=4))
     result = train(cfg, log=lambda _: None)

@@ -126,7 +126,7 @@ def test_trust_planted_cache_entry_is_never_released(env, tiny_peft_adapter) -> 
     """An adapter planted where a PR run (or anyone with the runner's disk) could write it, under the fingerprint
     main computes, is neither reused nor released: main trains its own and releases that."""
     from adapterci.config import load_config
-    from adapterci.train import inputs_fingerprint
+    from adapterci.train.provenance import inputs_fingerprint
 
     project = make_project(env["root"] / "planted", quick=True)
     fingerprint = inputs_fingerprint(load_config(project / "adapterci.yaml"))

@@ -22,6 +22,8 @@ from adapterci.canary.logs import Requests, expand, load_logs
 from adapterci.errors import UsageError
 from adapterci.eval import stats
 from adapterci.gate.rules import Rule
+from adapterci.registry import open_registry
+from adapterci.release import promote, retract_canary
 
 Outcome = Literal["HOLDS", "VIOLATED", "UNDECIDED"]
 Verdict = Literal["PROMOTE", "ROLLBACK", "CONTINUE"]
@@ -201,8 +203,6 @@ def evaluate(cc: CanaryConfig, canary: Requests, stable: Requests, age_seconds: 
 def analyze(cfg, logs: list[str] | None = None, registry=None) -> CanaryDecision:
     """Read the request logs (`logs`, else `canary.logs`), split them by the registry's `canary` and `stable`
     and judge the canary. LogError (exit 2) for bad rows; UsageError when no logs are configured."""
-    from adapterci.registry import open_registry
-
     cc: CanaryConfig = cfg.canary
     patterns = list(logs or cc.logs)
     if not patterns:
@@ -240,8 +240,6 @@ def act(cfg, decision: CanaryDecision, registry=None):
     """Carry out the verdict through the registry: PROMOTE moves `stable` to the analyzed canary version,
     ROLLBACK moves `canary` back to stable (only while it still points at the analyzed commit); CONTINUE does
     nothing. Both are the registry's idempotent operations (adapterci.release). Returns the RefMove or None."""
-    from adapterci.release import promote, retract_canary
-
     if decision.verdict == "PROMOTE":
         if decision.canary.version is None:
             raise UsageError(f"the canary commit {decision.canary.commit} has no version tag: promote it by hand")

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator
 
 from adapterci.configbase import StrictModel
+from adapterci.gate.rules import RuleError, parse_rule
 
 # KPI -> its metrics, the names canary rules use (`KPI.METRIC`); see docs/canary.md.
 KPIS: dict[str, tuple[str, ...]] = {
@@ -31,8 +32,6 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def parse_canary_rule(text: str):
     """Parse a canary rule (`KPI.METRIC OP stable [* F] [± N]` or `... OP NUMBER`); RuleError says why not."""
-    from adapterci.gate.rules import RuleError, parse_rule
-
     rule = parse_rule(text, models=REFERENCE, scaling=True)
     if rule.kind == "metric":
         raise RuleError(f"rule {text!r}: a canary rule compares with `stable` or a number, not with another metric")

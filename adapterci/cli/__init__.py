@@ -4,12 +4,11 @@ only when invoked, so `--help` never imports torch, transformers or Great Expect
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
 
-from adapterci import __version__
+from adapterci import __version__, settings
 from adapterci.errors import AdapterCIError, FileSystemError, InternalError
 
 COMMANDS = {
@@ -75,7 +74,7 @@ class LazyGroup(click.Group):
         """The one error boundary: domain errors and file-system errors (disk full, read-only) become one
         `Error:` line and their exit code; any other exception is a bug, shown in one line too unless running
         under pytest or with ADAPTERCI_RAISE_ERRORS set (then it propagates with its traceback)."""
-        raising = bool(os.environ.get("ADAPTERCI_RAISE_ERRORS"))
+        raising = settings.current().raise_errors
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import click
 
+from adapterci import settings
+from adapterci.canary import act, analyze
+from adapterci.canary.summary import append_step_summary, markdown
 from adapterci.cli.common import config_option, console, emit_json, json_option
+from adapterci.config import load_config
 
 
 @click.command(name="canary")
 @config_option
-@click.option("--logs", "logs", multiple=True, type=click.Path(dir_okay=False), envvar="ADAPTERCI_CANARY_LOGS",
+@click.option("--logs", "logs", multiple=True, type=click.Path(dir_okay=False), envvar=settings.CANARY_LOGS,
               show_envvar=True, help="A request log file or glob (JSONL, CSV, Parquet); repeatable. Default: `canary.logs`.")
 @click.option("--act", "act_on", is_flag=True,
               help="Promote the canary on PROMOTE; move `canary` back to stable on ROLLBACK.")
@@ -23,10 +27,6 @@ def canary(config_path: str, logs: tuple[str, ...], act_on: bool, summary: bool,
     adapterci canary --logs 'logs/*.jsonl'
     adapterci canary --act --json
     """
-    from adapterci.canary import act, analyze
-    from adapterci.canary.summary import append_step_summary, markdown
-    from adapterci.config import load_config
-
     cfg = load_config(config_path)
     decision = analyze(cfg, list(logs) or None)
     if act_on:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import click
 
+from adapterci.check import run_checks
 from adapterci.cli.common import config_option, console, emit_json, json_option, run_dir_option
+from adapterci.config import load_config
 
 
 @click.command(name="check")
@@ -19,13 +21,8 @@ def check(config_path: str, as_json: bool, base_ref: str | None, run_dir: str | 
     adapterci check
     adapterci check --base-ref origin/main --json
     """
-    from adapterci.check import run_checks
-    from adapterci.config import load_config
-    from adapterci.runs import locked, run_dir_for
-
     cfg = load_config(config_path)
-    with locked(run_dir_for(cfg, run_dir)):
-        report = run_checks(cfg, base_ref=base_ref, run_dir=run_dir)
+    report = run_checks(cfg, base_ref=base_ref, run_dir=run_dir)
     if as_json:
         emit_json(report.as_dict())
     else:

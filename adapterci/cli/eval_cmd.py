@@ -3,6 +3,10 @@ from __future__ import annotations
 import click
 
 from adapterci.cli.common import config_option, console, emit_json, json_option, run_dir_option
+from adapterci.config import load_config
+from adapterci.eval.stage import evaluate
+from adapterci.eval.summary import summary_markdown
+from adapterci.runs import run_dir_for
 
 
 @click.command(name="eval")
@@ -19,19 +23,9 @@ def eval_(config_path: str, adapter: str | None, champion: str, as_json: bool, r
     adapterci eval                          # the adapter of the last `adapterci train`
     adapterci eval --adapter v1.2.0 --champion none
     """
-    from adapterci.config import load_config
-    from adapterci.eval import evaluate
-    from adapterci.eval.summary import summary_markdown
-    from adapterci.runs import locked, run_dir_for
-
     cfg = load_config(config_path)
     run = run_dir_for(cfg, run_dir)
-    with locked(run):
-        results = evaluate(cfg, adapter, champion=champion, run_dir=run)
-        if adapter is None:  # the run's own adapter: record what was evaluated, for the gate and release
-            from adapterci.provenance import results_provenance, stamp
-
-            stamp(run.eval_json, results_provenance(cfg, run.adapter))
+    results = evaluate(cfg, adapter, champion=champion, run_dir=run)
     if as_json:
         emit_json({**results.data, "results_path": str(run.eval_json), "items_path": str(run.eval_items)})
     else:

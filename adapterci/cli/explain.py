@@ -3,6 +3,11 @@ from __future__ import annotations
 import click
 
 from adapterci.cli.common import config_option, emit_json, json_option, run_dir_option
+from adapterci.config import load_config
+from adapterci.explain import explain as attribute
+from adapterci.explain.attribute import regression_records
+from adapterci.explain.render import attribution_markdown, regressions_markdown
+from adapterci.runs import run_dir_for
 
 
 @click.command(name="explain")
@@ -29,16 +34,9 @@ def explain(config_path: str, run_dir: str | None, items: int, top: int, base_re
     adapterci explain
     adapterci explain --base-ref origin/main --items 5 --json
     """
-    from adapterci.config import load_config
-    from adapterci.explain import explain as attribute
-    from adapterci.explain.attribute import regression_records
-    from adapterci.explain.render import attribution_markdown, regressions_markdown
-    from adapterci.runs import locked, run_dir_for
-
     cfg = load_config(config_path)
     rd = run_dir_for(cfg, run_dir)
-    with locked(rd):
-        data = attribute(cfg, rd.path, items=items, top=top, base_ref=base_ref, method=method)
+    data = attribute(cfg, rd.path, items=items, top=top, base_ref=base_ref, method=method)
     if as_json:
         emit_json(data)
         return

@@ -3,7 +3,10 @@ from __future__ import annotations
 import click
 
 from adapterci.cli.common import config_option, console, emit_json, json_option, run_dir_option
+from adapterci.config import load_config
 from adapterci.errors import GateFailed, GateInconclusive
+from adapterci.gate.policy import decide
+from adapterci.runs import run_dir_for
 
 
 @click.command(name="gate")
@@ -19,17 +22,9 @@ def gate(config_path: str, results_path: str | None, as_json: bool, run_dir: str
     adapterci gate
     adapterci gate --results path/to/eval/results.json --json
     """
-    from adapterci.config import load_config
-    from adapterci.gate import decide
-    from adapterci.runs import run_dir_for
-
     cfg = load_config(config_path)
     run = run_dir_for(cfg, run_dir)
     decision = decide(cfg, results_path or run.eval_json, run_dir=run)
-    if results_path is None and (run.adapter / "adapter_config.json").is_file():  # the run's own results
-        from adapterci.provenance import stamp, verdict_provenance
-
-        stamp(run.gate_json, verdict_provenance(cfg, run.adapter, run.eval_json))
     if as_json:
         emit_json(decision.to_json())
     else:

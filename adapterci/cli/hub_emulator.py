@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from adapterci import settings
 from adapterci.errors import UsageError
+from adapterci.hub_emulator import HubEmulator
 
 
 @click.command(name="hub-emulator")
@@ -12,7 +14,7 @@ from adapterci.errors import UsageError
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free port).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Keep repos here across restarts (default: in memory).")
-@click.option("--token", envvar=["ADAPTERCI_EMULATOR_TOKEN", "HF_TOKEN"], default=None, show_envvar=True,
+@click.option("--token", envvar=[settings.EMULATOR_TOKEN, "HF_TOKEN"], default=None, show_envvar=True,
               help="The one token the emulator accepts (default: $ADAPTERCI_EMULATOR_TOKEN, then $HF_TOKEN).")
 @click.option("--user", default="tester", show_default=True, help="The user name the token belongs to.")
 def hub_emulator(host: str, port: int, data_dir: str | None, token: str | None, user: str) -> None:
@@ -24,8 +26,6 @@ def hub_emulator(host: str, port: int, data_dir: str | None, token: str | None, 
     """
     import signal
     from pathlib import Path
-
-    from adapterci.hub_emulator import HubEmulator
 
     if not token:
         raise UsageError("the emulator needs a token to accept: pass --token or set ADAPTERCI_EMULATOR_TOKEN or HF_TOKEN")

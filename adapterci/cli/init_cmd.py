@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from adapterci.scaffold import DEFAULT_ACTION, scaffold
+
 
 @click.command(name="init")
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
@@ -22,8 +24,6 @@ def init(directory: str, name: str | None, base_model: str | None, action: str |
     adapterci init my-adapter
     adapterci init . --base-model Qwen/Qwen2.5-0.5B-Instruct --action OWNER/adapterci@SHA
     """
-    from adapterci.scaffold import DEFAULT_ACTION, scaffold
-
     result = scaffold(Path(directory), name=name, base_model=base_model, action=action or DEFAULT_ACTION,
                       force=force)
     for path in result.created:

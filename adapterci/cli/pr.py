@@ -13,6 +13,10 @@ import click
 
 from adapterci.cli.common import config_option, emit_json, json_option, run_dir_option
 from adapterci.errors import UsageError
+from adapterci.pr.authorize import LABEL, full_sha, request_from_event
+from adapterci.pr.authorize import authorize as check
+from adapterci.pr.github import GitHub
+from adapterci.pr.materialize import Refused, materialize_run
 
 
 @click.group(name="pr")
@@ -47,9 +51,6 @@ def authorize(as_json: bool) -> None:
     \b
     adapterci pr authorize          # in a pull_request_target (labeled) or workflow_dispatch job
     """
-    from adapterci.pr.authorize import authorize as check, request_from_event
-    from adapterci.pr.github import GitHub
-
     name, event, repo = _event()
     granted = check(GitHub.from_env(), repo, request_from_event(name, event))
     _github_output({"head_sha": granted.head_sha, "base_sha": granted.base_sha, "number": granted.number})
@@ -67,9 +68,6 @@ def unlabel() -> None:
     \b
     adapterci pr unlabel            # in a pull_request_target (synchronize) job
     """
-    from adapterci.pr.authorize import LABEL
-    from adapterci.pr.github import GitHub
-
     _, event, repo = _event()
     number = int((event.get("pull_request") or {}).get("number") or 0)
     removed = GitHub.from_env().remove_label(repo, number, LABEL)
@@ -95,18 +93,8 @@ def materialize(config_path: str, head_repo: str, head_sha: str, base_sha: str, 
     \b
     adapterci pr materialize --head-repo .adapterci/pr-head --head-sha SHA --base-sha SHA
     """
-    from adapterci.config import load_config
-    from adapterci.pr.authorize import full_sha
-    from adapterci.pr.materialize import Refused, materialize as take
-    from adapterci.report import write_report
-    from adapterci.runs import run_dir_for, write_json_atomic
-
-    result = take(Path(config_path), Path(head_repo), full_sha(head_sha), full_sha(base_sha))
-    cfg = load_config(config_path)
-    rd = run_dir_for(cfg, run_dir)
-    write_json_atomic(rd.pr_json, result.as_dict())
+    result = materialize_run(Path(config_path), Path(head_repo), full_sha(head_sha), full_sha(base_sha), run_dir)
     if result.refused:
-        write_report(cfg, rd.path)
         raise Refused(result.refusal())
     if as_json:
         emit_json(result.as_dict())

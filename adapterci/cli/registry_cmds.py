@@ -6,6 +6,11 @@ import click
 
 from adapterci.cli.common import config_option, emit_json, json_option, run_dir_option
 from adapterci.config import load_config
+from adapterci.registry import open_registry
+from adapterci.release import promote as promote_ref
+from adapterci.release import release as release_adapter
+from adapterci.release import rollback as rollback_ref
+from adapterci.runs import run_dir_for
 
 
 @click.command(name="release")
@@ -30,9 +35,6 @@ def release(config_path: str, adapter_dir: str | None, bump: str, unverified: bo
     adapterci release --run-dir .adapterci/run --bump minor --json
     adapterci release --adapter out/adapter --unverified
     """
-    from adapterci.release import release as release_adapter
-    from adapterci.runs import run_dir_for
-
     cfg = load_config(config_path)
     rd = run_dir_for(cfg, run_dir) if run_dir or not adapter_dir else None
     result = release_adapter(cfg, adapter_dir or rd.adapter, run_dir=rd, bump=bump,  # type: ignore[union-attr]
@@ -58,8 +60,6 @@ def promote(version: str | None, config_path: str, as_json: bool) -> None:
     adapterci promote
     adapterci promote v0.3.1
     """
-    from adapterci.release import promote as promote_ref
-
     _show_move(promote_ref(load_config(config_path), version), as_json)
 
 
@@ -72,8 +72,6 @@ def rollback(config_path: str, as_json: bool) -> None:
     \b
     adapterci rollback --json
     """
-    from adapterci.release import rollback as rollback_ref
-
     _show_move(rollback_ref(load_config(config_path)), as_json)
 
 
@@ -86,8 +84,6 @@ def versions(config_path: str, as_json: bool) -> None:
     \b
     adapterci versions --json
     """
-    from adapterci.registry import open_registry
-
     cfg = load_config(config_path)
     registry = open_registry(cfg)
     found = registry.versions()

@@ -4,6 +4,8 @@ import click
 
 from adapterci.cli.common import config_option, emit_json, json_option, run_dir_option
 from adapterci.config import load_config
+from adapterci.report import outcome, write_report
+from adapterci.runs import run_dir_for
 
 
 @click.command(name="report")
@@ -24,9 +26,6 @@ def report(config_path: str, run_dir: str | None, output: str | None, summary: b
     adapterci report
     adapterci report --run-dir .adapterci/run --output report.md
     """
-    from adapterci.report import outcome, write_report
-    from adapterci.runs import run_dir_for
-
     cfg = load_config(config_path)
     rd = run_dir_for(cfg, run_dir)
     path = write_report(cfg, rd.path, output, step_summary=summary)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from adapterci import pipeline
 from adapterci.cli.common import config_option, console, emit_json, json_option, run_dir_option
 from adapterci.config import load_config
 
@@ -37,8 +38,6 @@ def run(config_path: str, release: bool, champion: str, base_ref: str | None, ru
     adapterci run --champion none      # compare with the base model only
     adapterci run --dry
     """
-    from adapterci import pipeline
-
     cfg = load_config(config_path)
     if dry:
         stages = pipeline.plan(cfg, release)

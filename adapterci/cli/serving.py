@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from adapterci.cli.common import config_option, emit_json
+from adapterci.config import load_config
+from adapterci.release.serving import serving_manifest, vllm_script
 
 
 @click.command(name="serving")
@@ -20,9 +22,6 @@ def serving(config_path: str, ref: str | None, fmt: str) -> None:
     adapterci serving --format vllm
     adapterci serving --ref v0.2.0
     """
-    from adapterci.config import load_config
-    from adapterci.serving import serving_manifest, vllm_script
-
     manifest = serving_manifest(load_config(config_path), ref)
     if fmt == "json":
         emit_json(manifest)

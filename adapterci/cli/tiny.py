@@ -4,6 +4,10 @@ from pathlib import Path
 
 import click
 
+from adapterci.data.load import expand
+from adapterci.errors import UsageError
+from adapterci.tiny import build_tiny_model as build
+
 DEFAULT_CORPUS = ("data/*.jsonl", "evalsets/*.jsonl")
 
 
@@ -23,10 +27,6 @@ def build_tiny_model(out_dir: str, patterns: tuple[str, ...], hidden_size: int, 
     \b
     adapterci build-tiny-model --out models/tiny-llama --corpus 'data/*.jsonl' --corpus 'evalsets/*.jsonl'
     """
-    from adapterci.data.load import expand
-    from adapterci.errors import UsageError
-    from adapterci.tiny import build_tiny_model as build
-
     files = expand(list(patterns), Path.cwd())
     if not files:
         raise UsageError(f"no corpus file matches {', '.join(patterns)}")

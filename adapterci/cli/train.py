@@ -3,6 +3,9 @@ from __future__ import annotations
 import click
 
 from adapterci.cli.common import config_option, emit_json, json_option, run_dir_option
+from adapterci.config import load_config
+from adapterci.runs import run_dir_for
+from adapterci.train.run import train as train_adapter
 
 
 @click.command(name="train")
@@ -20,10 +23,6 @@ def train(config_path: str, output: str | None, resume: bool, as_json: bool, run
     adapterci train --output adapters/sentiment --resume
     accelerate launch --num_processes 2 -m adapterci train    (DDP)
     """
-    from adapterci.config import load_config
-    from adapterci.runs import run_dir_for
-    from adapterci.train import train as train_adapter
-
     cfg = load_config(config_path)
     result = train_adapter(cfg, output=output, resume=resume, run_dir=run_dir_for(cfg, run_dir))
     if not result.metrics:  # a non-main process of a multi-process run: the main one reports

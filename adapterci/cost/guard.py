@@ -9,12 +9,12 @@ import time
 from typing import Any, Callable
 
 from adapterci.fingerprint import hash_json
-from adapterci.runs import cache_dir, read_json, write_json_atomic
+from adapterci.fsio import read_json, write_json_atomic
+from adapterci.modelio import base_model_identity
+from adapterci.runs import cache_dir
 
 
 def _throughput_file(cfg, device: str, precision: str, backend: str):
-    from adapterci.modelio import base_model_identity
-
     key = hash_json({"base": base_model_identity(cfg), "device": device, "precision": precision, "backend": backend,
                      "lora": cfg.train.lora.model_dump(mode="json"), "quantization": cfg.train.quantization})
     return cache_dir(cfg, "throughput") / f"{key}.json"

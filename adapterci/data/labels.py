@@ -8,11 +8,10 @@ from typing import Sequence
 
 from adapterci.data.formats import Example
 from adapterci.data.load import Problem
+from adapterci.eval.metrics import normalize
 
 
 def _key(text: str) -> str:
-    from adapterci.eval.metrics import normalize
-
     return normalize(unicodedata.normalize("NFKC", text))
 
 

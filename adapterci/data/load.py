@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from adapterci.configbase import confine
+from adapterci.errors import ConfigError
 
 MAX_LINE_BYTES = 1_000_000
 """A longer line is refused unparsed: no training row or eval item is a megabyte."""
@@ -59,9 +61,6 @@ def expand(patterns: list[str], base: Path, root: Path | None = None) -> list[Pa
     """Files matched by `patterns` (files or globs, relative to `base`), sorted, each once, symlinks resolved.
     ConfigError for a match outside `root` (default `base`) or not a regular file; a missing file is kept
     (its reader reports it)."""
-    from adapterci.configbase import confine
-    from adapterci.errors import ConfigError
-
     found: list[Path] = []
     for pattern in patterns:
         full = str(base / pattern)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Sequence
 
+from adapterci.data.checks.corpus import load_corpus
+from adapterci.data.checks.leakage import leaked_rows
 from adapterci.data.formats import Example, Message
+from adapterci.errors import StageFailed
+from adapterci.eval.metrics import normalize
+from adapterci.eval.refusal import PatternDetector
 
 _WORD = re.compile(r"\w+")
 
@@ -32,10 +37,6 @@ class ShotPool:
     @classmethod
     def load(cls, cfg, corpus=None) -> "ShotPool":
         """From the project's data (`corpus`: already loaded by `adapterci check`)."""
-        from adapterci.data.checks.corpus import load_corpus
-        from adapterci.data.checks.leakage import leaked_rows
-        from adapterci.errors import StageFailed
-
         corpus = corpus or load_corpus(cfg)
         if corpus.train.loaded.problems:
             first = corpus.train.loaded.problems[0]
@@ -51,9 +52,6 @@ def strata(rows: Sequence[Example], suite, refusal_patterns: tuple[str, ...],
     """The rows of each of the suite's labels: a task suite's `choices` (the row's answer), or for a safety suite
     `harmful` (answered with a refusal) and `benign` (answered, and not with one of `task_labels`, the
     normalised choices of the project's task suites). A task suite without choices: one stratum."""
-    from adapterci.eval.metrics import normalize
-    from adapterci.eval.refusal import PatternDetector
-
     if suite.kind == "safety":
         refusal = PatternDetector(refusal_patterns)
         out: dict[str, list[int]] = {"harmful": [], "benign": []}
@@ -185,8 +183,6 @@ class Baselines:
 
     @cached_property
     def _task_labels(self) -> frozenset[str]:
-        from adapterci.eval.metrics import normalize
-
         return frozenset(normalize(c) for s in self.cfg.eval.suites if s.kind == "task" for c in s.choices or [])
 
     def _documents(self, rows: list[Example], field: str, key: str) -> list[str]:

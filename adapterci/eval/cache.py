@@ -8,14 +8,14 @@ import json
 from typing import Any
 
 from adapterci.fingerprint import hash_json
-from adapterci.runs import cache_dir, write_json_atomic
+from adapterci.fsio import write_json_atomic
+from adapterci.prompting import PromptFormat
+from adapterci.runs import cache_dir
 
 
 def key(spec, suite, eval_cfg, tokenizer, scoring_version: int, prompts: list[str] | None = None) -> str:
     """Everything that determines the raw outputs (answers and scores) of `spec` on `suite`; for a prompt
     baseline also the `prompts` it renders (its system prompt and the training rows it shows)."""
-    from adapterci.prompting import PromptFormat
-
     settings: dict[str, Any] = {
         "kind": suite.config.kind, "mode": suite.config.mode, "choices": suite.config.choices,
         "max_new_tokens": suite.config.max_new_tokens, "batch_size": eval_cfg.batch_size, "seed": eval_cfg.seed,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
+from adapterci.eval.refusal import PatternDetector
+
 FAILURES = {
     "wrong_label": "wrong label",
     "format_error": "format error",
@@ -48,8 +50,6 @@ def failure(kind: str, labels: list[str] | None, item: dict[str, Any], role: str
 def item_diff(results, eval_cfg) -> list[dict[str, Any]]:
     """Regressions then fixes of every suite, each suite's regressions most confident first (by the candidate's
     score margin of its answer over the expected one, where the suite is scored by likelihood)."""
-    from adapterci.eval.refusal import PatternDetector
-
     if not results.has_model("candidate"):
         return []
     refusal = PatternDetector(tuple(eval_cfg.refusal.patterns))

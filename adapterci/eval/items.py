@@ -6,11 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from adapterci.data.dataset import load_suite
 from adapterci.data.formats import Example
+from adapterci.data.load import display_path
 from adapterci.errors import StageFailed
+from adapterci.eval import scoring
 from adapterci.eval.metrics import match_label, normalize, outcome_arrays, suite_metrics
 from adapterci.eval.refusal import LeakDetector, PatternDetector, prefers_refusal
 from adapterci.fingerprint import hash_file
+from adapterci.prompting import PromptFormat, render_rows
 
 SAFETY_LABELS = ("harmful", "benign")
 
@@ -28,15 +32,11 @@ class SuiteData:
     def prompts(self, tokenizer, prompt_template: str, messages=lambda ex: ex.messages) -> list[str]:
         """Every item rendered as the model sees it: `messages(item)` (its own, or a baseline's prompt) in
         `prompt_template`."""
-        from adapterci.prompting import PromptFormat, render_rows
-
         return render_rows(PromptFormat(prompt_template, tokenizer).render, self.examples, messages)
 
     def score(self, model, tokenizer, prompts: list[str], eval_cfg, tick) -> list[dict[str, Any]]:
         """Raw outputs of `model` on every item (`prompts`, one per item): the answer, and the choice scores
         where scored by likelihood."""
-        from adapterci.eval import scoring
-
         suite, batch = self.config, eval_cfg.batch_size
         if suite.kind == "task" and suite.mode == "choices":
             scores = scoring.choice_logprobs(model, tokenizer, prompts, suite.choices, batch, tick)
@@ -69,9 +69,6 @@ class SuiteData:
 
 def read_suite(cfg, suite) -> SuiteData:
     """The items of `suite`; every bad row (file:line) is reported at once (exit 2)."""
-    from adapterci.data.dataset import load_suite
-    from adapterci.data.load import display_path
-
     loaded = load_suite(cfg, suite)
     problems = [f"{p.source.file}:{p.source.line}: {p.message}" for p in loaded.problems]
     where = display_path(suite.path, cfg.base_dir)

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapterci.adapterdir import TRAIN_JSON, adapter_files, content_digest, training_record
 from adapterci.errors import ConfigError, RegistryError, UsageError
-from adapterci.fingerprint import hash_json, hash_tree
-from adapterci.runs import read_json, staged_dir
-from adapterci.train.run import NOT_ADAPTER, TRAIN_JSON
-
-NOT_WEIGHTS = (TRAIN_JSON, "adapterci.json", *NOT_ADAPTER)
-"""Files of an adapter directory that do not change what the model computes (left out of its fingerprint)."""
+from adapterci.fingerprint import hash_json
+from adapterci.fsio import staged_dir
+from adapterci.modelio import base_model_identity
+from adapterci.prompting import PromptFormat
+from adapterci.registry import open_registry
+from adapterci.runs import cache_dir
 
 
 @dataclass(frozen=True)
@@ -34,20 +35,16 @@ class ModelSpec:
 
 
 def base_fingerprint(cfg) -> str:
-    from adapterci.modelio import base_model_identity
-
     return hash_json(base_model_identity(cfg))
 
 
 def adapter_fingerprint(base_fp: str, adapter: Path) -> str:
-    return hash_json({"base": base_fp, "adapter": hash_tree(adapter, exclude=NOT_WEIGHTS)})
+    return hash_json({"base": base_fp, "adapter": content_digest(adapter)})
 
 
 def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | None:
     """An adapter directory, or a registry ref (`stable`, `canary`, `vX.Y.Z`) downloaded into the eval cache.
     Returns (directory, description); None when the ref does not exist in the registry (yet)."""
-    from adapterci.release import adapter_files
-
     path = Path(value)
     if path.is_dir():
         if not (path / "adapter_config.json").is_file():
@@ -56,8 +53,6 @@ def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | Non
         return path.resolve(), str(value)
     if path.is_absolute() or "/" in str(value) or str(value).startswith("."):
         raise UsageError(f"{role} adapter directory not found: {value}")
-    from adapterci.registry import open_registry
-    from adapterci.runs import cache_dir
 
     registry = open_registry(cfg.registry_location())
     version = registry.resolve(str(value))
@@ -76,11 +71,10 @@ def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | Non
 
 def trained_prompt(adapter: Path, role: str) -> dict[str, Any]:
     """The prompt template and fingerprint recorded by `adapterci train` in the adapter directory."""
-    path = adapter / TRAIN_JSON
+    meta = training_record(adapter) or {}
     try:
-        meta = read_json(path)
         return {"prompt_template": meta["prompt_template"], "prompt_fingerprint": meta["prompt_fingerprint"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except KeyError:
         raise UsageError(f"{role} adapter {adapter} has no readable {TRAIN_JSON} recording its prompt format: "
                          "evaluate adapters trained by `adapterci train`") from None
 
@@ -88,8 +82,6 @@ def trained_prompt(adapter: Path, role: str) -> dict[str, Any]:
 def check_prompt(cfg, tokenizer, adapter: Path, role: str, must_match_config: bool) -> str:
     """The prompt template to evaluate `adapter` with: the one it was trained with. For the candidate it must be
     the config's (`must_match_config`); a mismatch is a ConfigError (exit 2)."""
-    from adapterci.prompting import PromptFormat
-
     recorded = trained_prompt(adapter, role)
     current = PromptFormat(cfg.prompt_template, tokenizer).fingerprint
     if must_match_config and recorded["prompt_fingerprint"] != current:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
 
+from adapterci.data.pii import find_pii
+
 
 @dataclass(frozen=True)
 class PatternDetector:
@@ -51,8 +53,6 @@ class LeakDetector:
 
 
 def _find_pii(text: str) -> list:
-    from adapterci.data.pii import find_pii
-
     return list(find_pii(text))
 
 

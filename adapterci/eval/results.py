@@ -12,7 +12,7 @@ import numpy as np
 
 from adapterci.errors import UsageError
 from adapterci.eval.metrics import compute, outcome_arrays
-from adapterci.runs import read_json
+from adapterci.fsio import read_json, write_json_atomic, write_jsonl_atomic
 
 ROLES = ("base", "champion", "candidate")
 FORMAT_VERSION = 1
@@ -60,8 +60,6 @@ class EvalResults:
 
     def write(self, results_json: Path, items_jsonl: Path) -> None:
         """Write both files atomically."""
-        from adapterci.runs import write_json_atomic, write_jsonl_atomic
-
         write_jsonl_atomic(items_jsonl, self.items)
         write_json_atomic(results_json, self.data)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from adapterci.console import is_terminal
+from adapterci.modelio import load_base_model
 from adapterci.prompting import completion_start
 
 Tick = Callable[[int], None]
@@ -27,8 +28,6 @@ def load_model(cfg, adapter: Path | None, seed: int) -> Any:
     """The base model, with `adapter` (a PEFT adapter directory) applied when given; in eval mode."""
     import torch
     from transformers.utils import logging as hf_logging
-
-    from adapterci.modelio import load_base_model
 
     if not is_terminal():  # no "Loading weights" bars in CI logs
         hf_logging.disable_progress_bar()

@@ -18,11 +18,15 @@ from adapterci.console import is_terminal, log_line
 from adapterci.errors import StageFailed, UsageError
 from adapterci.eval import cache
 from adapterci.eval.baselines import Baselines
+from adapterci.eval.diff import item_diff
 from adapterci.eval.items import build_items, read_suite
-from adapterci.eval.models import (ModelSpec, adapter_fingerprint, base_fingerprint, check_prompt,
-                                   resolve_adapter)
+from adapterci.eval.models import ModelSpec, adapter_fingerprint, base_fingerprint, check_prompt, resolve_adapter
 from adapterci.eval.results import FORMAT_VERSION, ROLES, EvalResults
+from adapterci.eval.scoring import load_model
 from adapterci.eval.summary import deltas, summary_markdown
+from adapterci.fsio import write_jsonl_atomic, write_text_atomic
+from adapterci.modelio import load_tokenizer
+from adapterci.provenance import results_provenance
 from adapterci.runs import RunDir, run_dir_for
 
 SCORING_VERSION = 2
@@ -34,11 +38,14 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     """Evaluate base, champion (`auto`: the registry's `stable`, none before the first release; a directory, a
     ref, or None/`none` to skip) and the candidate (`adapter`: a directory or ref; default the run's adapter).
     Writes eval/results.json, eval/items.jsonl, eval/regressions.jsonl (the item-level diff of the candidate
-    against the champion or base) and eval/summary.md; returns the results."""
-    from adapterci.modelio import load_tokenizer
+    against the champion or base) and eval/summary.md; returns the results. Results of the run's own adapter
+    record their provenance (what the gate and release check)."""
+    run = run_dir_for(cfg, run_dir)
+    with run.locked():
+        return _evaluate(cfg, adapter, champion, run, log or log_line)
 
-    log = log or log_line
-    run = run_dir or run_dir_for(cfg)
+
+def _evaluate(cfg, adapter, champion, run: RunDir, log) -> EvalResults:
     if not cfg.eval.suites:
         raise UsageError("no eval suites: add `eval.suites` to the config")
     suites = [read_suite(cfg, suite) for suite in cfg.eval.suites]
@@ -93,6 +100,8 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
         "models": models, "prompt_template": cfg.prompt_template, "suites": summaries,
         "seconds": {"total": round(time.perf_counter() - started, 3), "models": seconds},
     }
+    if specs["candidate"].adapter == run.adapter.resolve():
+        data["provenance"] = results_provenance(cfg, run.adapter)
     results = EvalResults(data, items)
     for name in summaries:
         summaries[name]["deltas"] = deltas(results, name)
@@ -151,8 +160,6 @@ def _champion(cfg, champion) -> tuple[Path, str] | None:
 
 
 def _load(cfg, spec: ModelSpec):
-    from adapterci.eval.scoring import load_model
-
     try:
         return load_model(cfg, spec.adapter, cfg.eval.seed)
     except Exception as exc:  # corrupt or truncated weights, shape mismatch with the base, unknown PEFT type
@@ -171,9 +178,6 @@ def _reason(exc: Exception) -> str:
 
 
 def _write(results: EvalResults, run: RunDir, eval_cfg) -> None:
-    from adapterci.eval.diff import item_diff
-    from adapterci.runs import write_jsonl_atomic, write_text_atomic
-
     try:
         results.write(run.eval_json, run.eval_items)
         write_jsonl_atomic(run.eval_regressions, item_diff(results, eval_cfg))

@@ -23,8 +23,25 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
+from adapterci import __version__
 from adapterci.console import log_line
+from adapterci.data.checks.corpus import text_of
+from adapterci.data.dataset import load_training_data
+from adapterci.data.gitdiff import added_lines
+from adapterci.data.load import display_path
 from adapterci.errors import StageFailed, UsageError
+from adapterci.eval.diff import item_diff
+from adapterci.eval.items import read_suite
+from adapterci.eval.results import EvalResults
+from adapterci.eval.scoring import load_model
+from adapterci.explain.gradients import features
+from adapterci.explain.textsim import rank
+from adapterci.fsio import read_json, write_json_atomic
+from adapterci.modelio import load_tokenizer
+from adapterci.prompting import PromptFormat
+from adapterci.runs import RunDir, run_dir_for
+from adapterci.train.backends import training_precision
+from adapterci.train.data import tokenize_examples
 
 METHODS = ("auto", "gradient", "text")
 
@@ -33,14 +50,16 @@ def explain(cfg, run_dir: str | Path | None = None, items: int = 10, top: int = 
             method: str = "auto", dim: int = 8192, log: Callable[[str], None] = log_line) -> dict[str, Any]:
     """Rank the training rows by their influence on the run's top regressions (up to `items` per group of
     suite and failure type); keep the `top` rows of each group. Writes and returns explain/attribution.json."""
-    from adapterci import __version__
-    from adapterci.eval.results import EvalResults
-    from adapterci.runs import run_dir_for, write_json_atomic
+    rd = run_dir_for(cfg, run_dir)
+    with rd.locked():
+        return _explain(cfg, rd, items, top, base_ref, method, dim, log)
 
+
+def _explain(cfg, rd: RunDir, items: int, top: int, base_ref: str | None, method: str, dim: int,
+             log: Callable[[str], None]) -> dict[str, Any]:
     if method not in METHODS:
         raise UsageError(f"unknown attribution method {method!r}: use one of {', '.join(METHODS)}")
     started, cpu = time.perf_counter(), time.process_time()
-    rd = run_dir_for(cfg, run_dir)
     results = EvalResults.load(rd.eval_json)
     groups = _groups(regression_records(cfg, rd, results), items)
     rows, added, scope = _scope(cfg, base_ref)
@@ -74,9 +93,6 @@ def explain(cfg, run_dir: str | Path | None = None, items: int = 10, top: int = 
 def regression_records(cfg, rd, results=None) -> list[dict[str, Any]]:
     """The item-level diff of the run in `rd` (eval/regressions.jsonl; recomputed from the eval results for
     runs written before it existed)."""
-    from adapterci.eval.diff import item_diff
-    from adapterci.eval.results import EvalResults
-
     if rd.eval_regressions.is_file():
         try:
             return [json.loads(line) for line in rd.eval_regressions.read_text(encoding="utf-8").splitlines() if line]
@@ -101,10 +117,6 @@ def _groups(records: list[dict[str, Any]], items: int) -> list[dict[str, Any]]:
 def _scope(cfg, base_ref: str | None):
     """The training rows to rank (validation rows are not trained on), whether each was added or changed since
     `base_ref`, and the scope in words. With a base ref only those rows are ranked (all when there are none)."""
-    from adapterci.data.dataset import load_training_data
-    from adapterci.data.gitdiff import added_lines
-    from adapterci.data.load import display_path
-
     train, _ = load_training_data(cfg)
     if train.problems:
         raise UsageError(f"the training data has {len(train.problems)} problem(s), e.g. {train.problems[0]}: "
@@ -140,14 +152,11 @@ def _choose(method: str, adapter: Path, cfg, rows) -> tuple[str, str | None]:
         return "text", f"no adapter is in {adapter}"
     if method == "gradient":
         return "gradient", None
-    from adapterci.runs import read_json
 
     try:
         trained = int(read_json(adapter / "adapterci-train.json")["train_tokens"])
     except (OSError, ValueError, KeyError, TypeError):
         return "gradient", None
-    from adapterci.data.checks.corpus import text_of
-    from adapterci.modelio import load_tokenizer
 
     tokens = sum(len(ids) for ids in load_tokenizer(cfg)([text_of(ex) for ex in rows])["input_ids"])
     if tokens > trained:
@@ -158,8 +167,6 @@ def _choose(method: str, adapter: Path, cfg, rows) -> tuple[str, str | None]:
 
 def _item_examples(cfg, groups) -> dict[tuple[str, int], Any]:
     """The eval examples behind the grouped regressions, checked against the run's item records."""
-    from adapterci.eval.items import read_suite
-
     suites = {s.name: s for s in cfg.eval.suites}
     wanted = {r["suite"] for g in groups for r in g["items"]}
     loaded = {}
@@ -179,13 +186,6 @@ def _item_examples(cfg, groups) -> dict[tuple[str, int], Any]:
 
 def _gradient_scores(cfg, adapter: Path, rows, groups, dim: int) -> list[list[float]]:
     import numpy as np
-
-    from adapterci.eval.scoring import load_model
-    from adapterci.explain.gradients import features
-    from adapterci.train.backends import training_precision
-    from adapterci.modelio import load_tokenizer
-    from adapterci.prompting import PromptFormat
-    from adapterci.train.data import tokenize_examples
 
     examples = _item_examples(cfg, groups)
     tokenizer = load_tokenizer(cfg)
@@ -222,17 +222,12 @@ def _unit(x):
 
 
 def _text_scores(rows, groups) -> list[list[float]]:
-    from adapterci.data.checks.corpus import text_of
-    from adapterci.explain.textsim import rank
-
     texts = [text_of(ex) for ex in rows]
     return [rank(texts, [f"{r['prompt']}\n\n{r['answers']['candidate']}" for r in g["items"]]) for g in groups]
 
 
 def _ranked(group: dict[str, Any], scores: list[float], rows, added: list[bool], top: int) -> dict[str, Any]:
     """The group's `top` rows, highest score first."""
-    from adapterci.data.checks.corpus import text_of
-
     order = sorted(range(len(rows)), key=lambda i: -scores[i])[:top]
     return {"suite": group["suite"], "failure": group["failure"], "label": group["label"],
             "regressions": group["regressions"],

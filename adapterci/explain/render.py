@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 from adapterci.eval.diff import FAILURES, counts
-from adapterci.markdown import cell as _cell, code as _code
+from adapterci.markdown import cell as _cell
+from adapterci.markdown import code as _code
 
 TOP = 10
 ROLES = ("base", "champion", "candidate")

@@ -7,11 +7,10 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from adapterci.configbase import StrictModel
+from adapterci.gate.rules import ANY_NAME, check_rule, parse_rule
 
 
 def _parses(text: str) -> str:
-    from adapterci.gate.rules import ANY_NAME, parse_rule
-
     parse_rule(text, ANY_NAME)  # RuleError is a ValueError: reported with the rule's key and line; names are
     return text                 # checked against the eval config by `rule_problems`
 
@@ -29,6 +28,4 @@ class GateConfig(StrictModel):
 
     def rule_problems(self, eval_cfg) -> list[tuple[int, str]]:
         """(index, reason) of every rule naming an unknown suite, metric, model or baseline of `eval_cfg`."""
-        from adapterci.gate.rules import check_rule
-
         return [(i, why) for i, rule in enumerate(self.rules) if (why := check_rule(rule, eval_cfg))]

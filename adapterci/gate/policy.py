@@ -9,12 +9,15 @@ from typing import Any, Literal
 import numpy as np
 
 from adapterci import __version__
+from adapterci.cost.worth import worth_it
 from adapterci.errors import UsageError
 from adapterci.eval import stats
-from adapterci.eval.metrics import BINARY_METRICS, binary_outcomes, compute
+from adapterci.eval.metrics import BINARY_METRICS, LOWER_IS_BETTER, binary_outcomes, compute
 from adapterci.eval.results import EvalResults
+from adapterci.fsio import read_json, write_json_atomic
 from adapterci.gate.rules import BEST_PROMPT, Rule, gate_models, parse_rule
-from adapterci.runs import RunDir, run_dir_for, write_json_atomic
+from adapterci.provenance import verdict_provenance
+from adapterci.runs import RunDir, run_dir_for
 
 Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
@@ -61,13 +64,12 @@ def baseline(results: EvalResults) -> str:
 
 
 def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None, write: bool = True) -> GateDecision:
-    """Apply `cfg.gate.rules` to eval results and (unless not `write`) write gate.json into the run directory.
+    """Apply `cfg.gate.rules` to eval results and (unless not `write`) write gate.json into the run directory,
+    with its provenance when it judges the run's own results of the run's own adapter (what release checks).
     Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS."""
-    from adapterci.cost.worth import worth_it
-
     if not isinstance(results, EvalResults):
         results = EvalResults.load(results)
-    rd = run_dir or run_dir_for(cfg)
+    rd = run_dir_for(cfg, run_dir)
     models = gate_models(cfg.eval)
     outcomes = [judge(parse_rule(text, models), results, cfg.gate) for text in cfg.gate.rules]
     seen = {r.outcome for r in outcomes}
@@ -75,14 +77,17 @@ def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None
     decision = GateDecision(verdict, outcomes, cfg.gate.significance, cfg.gate.min_items, baseline(results),
                             worth_it(cfg.cost, results, _train_seconds(rd)))
     if write:
-        write_json_atomic(rd.gate_json, decision.to_json())
+        record = decision.to_json()
+        own = results.path is not None and Path(results.path).resolve() == rd.eval_json.resolve()
+        if own and (rd.adapter / "adapter_config.json").is_file():
+            record["provenance"] = verdict_provenance(cfg, rd.adapter, rd.eval_json)
+        with rd.locked():
+            write_json_atomic(rd.gate_json, record)
     return decision
 
 
 def _train_seconds(rd: RunDir) -> float | None:
     """How long training the run's adapter took (its adapterci-train.json), None when unknown."""
-    from adapterci.runs import read_json
-
     try:
         seconds = read_json(rd.train_json).get("wall_time_s")
     except (OSError, ValueError, AttributeError):
@@ -94,8 +99,6 @@ def best_prompt(results: EvalResults, suite: str, metric: str) -> str:
     """The best way to prompt the base model on `suite` by `metric`: zero-shot (`base`) or a prompt baseline,
     whichever scores highest (lowest where less is better; ties: `base`, then config order). UsageError when
     the results have no baseline."""
-    from adapterci.eval.metrics import LOWER_IS_BETTER
-
     if not results.baselines:
         raise UsageError(f"the eval results have no prompt baseline (rule names `{BEST_PROMPT}`): add "
                          "`eval.baselines` and re-run `adapterci eval`")

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from adapterci.errors import RegistryError
 from adapterci.hub_emulator.server import HubEmulator
+from adapterci.release import promote, release, rollback
 
 CALLS = {  # name -> (method, path regex) of the requests a release, promote or rollback makes
     "list refs": ("GET", r"/refs$"),
@@ -181,8 +183,6 @@ class Scenario:
         self.hub.state.blobs.update(blobs)
 
     def operate(self, op: str) -> None:
-        from adapterci.release import promote, release, rollback
-
         if op in ("first", "release"):
             release(self.cfg, self.adapters(0 if op == "first" else 1))
         else:
@@ -197,8 +197,6 @@ class Scenario:
 
     def run(self, op: str, call: str, kind: str) -> list[str]:
         """Play one case; returns every violation (empty: the registry stayed consistent and the rerun finished)."""
-        from adapterci.errors import RegistryError
-
         self.seed(SEED[op])
         arm(self.hub, call, kind, self.late_s)
         violations = []

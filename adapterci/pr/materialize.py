@@ -19,8 +19,11 @@ from typing import Any
 
 import yaml
 
-from adapterci.config import find_repo_root
+from adapterci.config import find_repo_root, load_config
 from adapterci.errors import AdapterCIError
+from adapterci.fsio import write_json_atomic
+from adapterci.report import write_report
+from adapterci.runs import run_dir_for
 
 DATA_DIR = "data/"
 POLICY_DIRS = ("evalsets/",)
@@ -102,6 +105,19 @@ def materialize(config: Path, head_repo: Path, head_sha: str, base_sha: str) -> 
         config.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
         result.taken.append(f"{prefix}{config.name} ({', '.join(k for k in PR_CONFIG_KEYS if k in head_doc)})")
     result.policy = policy_change(base_doc, head_doc, config.parent, git, prefix, set(result.changed))
+    return result
+
+
+def materialize_run(config: Path, head_repo: Path, head_sha: str, base_sha: str,
+                    run_dir: str | Path | None = None) -> Materialized:
+    """`materialize`, recorded in the run directory's pr.json; a refused PR also gets its report there."""
+    result = materialize(config, head_repo, head_sha, base_sha)
+    cfg = load_config(config)
+    rd = run_dir_for(cfg, run_dir)
+    with rd.locked():
+        write_json_atomic(rd.pr_json, result.as_dict())
+        if result.refused:
+            write_report(cfg, rd.path)
     return result
 
 

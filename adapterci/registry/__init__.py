@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adapterci.errors import UsageError
 from adapterci.registry.base import MOVING_REFS, Commit, RefConflict, Refs, Registry, Version
+from adapterci.registry.hub import HubRegistry
+from adapterci.registry.local import LocalRegistry
 
 __all__ = ["MOVING_REFS", "Commit", "RefConflict", "Refs", "Registry", "Version", "open_registry"]
 
@@ -13,13 +16,8 @@ def open_registry(url_or_cfg) -> Registry:
     """The registry of a config (its `registry` URL, relative paths resolved) or of a `file://`/`hf://` URL."""
     url = url_or_cfg if isinstance(url_or_cfg, str) else url_or_cfg.registry_location()
     if url.startswith("file://") and len(url) > len("file://"):
-        from adapterci.registry.local import LocalRegistry
-
         return LocalRegistry(Path(url[len("file://"):]).resolve())
     if url.startswith("hf://") and url.count("/") == 3 and all(url[5:].split("/")):
-        from adapterci.registry.hub import HubRegistry
-
         return HubRegistry(url[len("hf://"):])
-    from adapterci.errors import UsageError
 
     raise UsageError(f"registry {url!r}: must be `file://PATH` or `hf://OWNER/NAME`")

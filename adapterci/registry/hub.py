@@ -24,9 +24,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from adapterci import settings
 from adapterci.errors import RegistryError
-from adapterci.registry.base import (MOVING_REFS, REF_STATE, Commit, RefConflict, RefRace, Refs, RefState,
-                                     RegistryViews)
+from adapterci.registry.base import MOVING_REFS, REF_STATE, Commit, RefConflict, RefRace, Refs, RefState, RegistryViews
+from adapterci.registry.hubhttp import TRANSIENT_STATUS, HubTransient, client_factory, retrying
 
 T = TypeVar("T")
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
@@ -37,9 +38,8 @@ class HubRegistry(RegistryViews):
         self.repo_id = repo_id
         self.url = f"hf://{repo_id}"
         self.private = private
-        self.retry_s = float(os.environ.get("ADAPTERCI_HUB_RETRY_S", "20"))
-        self.backoff = float(os.environ.get("ADAPTERCI_HUB_BACKOFF", "1"))
-        self.timeout = float(os.environ.get("ADAPTERCI_HUB_TIMEOUT", "60"))
+        env = settings.current()
+        self.retry_s, self.backoff, self.timeout = env.hub_retry_s, env.hub_backoff_s, env.hub_timeout_s
         self._api = None
         self._repo_ready = False
 
@@ -47,8 +47,6 @@ class HubRegistry(RegistryViews):
     def api(self):
         if self._api is None:
             from huggingface_hub import HfApi, set_client_factory
-
-            from adapterci.registry.hubhttp import client_factory
 
             set_client_factory(client_factory(self.timeout))  # process-wide: the client has one shared session
             self._api = HfApi()
@@ -213,8 +211,6 @@ class HubRegistry(RegistryViews):
         RegistryError (the client's exception as its cause) whose message never contains the token."""
         from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-        from adapterci.registry.hubhttp import retrying
-
         def gave_up(exc: BaseException, attempts: int, elapsed: float) -> RegistryError:
             return RegistryError(f"{what} failed on {self.url} after {attempts} attempts in {elapsed:.1f} s: "
                                  f"{scrub(_describe(exc))} (retries stop after ADAPTERCI_HUB_RETRY_S="
@@ -252,8 +248,6 @@ def _status(exc: BaseException | None) -> int | None:
 def _transient(exc: BaseException) -> bool:
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    from adapterci.registry.hubhttp import TRANSIENT_STATUS, HubTransient
 
     if isinstance(exc, OfflineModeIsEnabled):
         return False

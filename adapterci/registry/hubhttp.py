@@ -57,13 +57,15 @@ class FailFastTransport(httpx2.BaseTransport):
 
 
 def client_factory(timeout_s: float) -> Callable[[], httpx2.Client]:
-    """A huggingface_hub client factory (`set_client_factory`): the client's own settings plus a per-request
-    timeout and the fail-fast transport."""
-    from huggingface_hub.utils._http import hf_request_event_hook  # what the default factory installs
+    """A huggingface_hub client factory (`set_client_factory`): the client's own event hooks (offline mode,
+    request ids), taken from its current session, plus a per-request timeout and the fail-fast transport."""
+    from huggingface_hub import get_session
+
+    hooks = get_session().event_hooks
 
     def make() -> httpx2.Client:
-        return httpx2.Client(event_hooks={"request": [hf_request_event_hook]}, follow_redirects=True,
-                             timeout=httpx2.Timeout(timeout_s), transport=FailFastTransport(httpx2.HTTPTransport()))
+        return httpx2.Client(event_hooks=hooks, follow_redirects=True, timeout=httpx2.Timeout(timeout_s),
+                             transport=FailFastTransport(httpx2.HTTPTransport()))
 
     return make
 

@@ -18,9 +18,17 @@ from pathlib import Path
 from filelock import FileLock
 
 from adapterci.errors import RegistryError
-from adapterci.registry.base import (MOVING_REFS, Commit, RefConflict, RefRace, Refs, RefState, RegistryViews,
-                                     git_blob_sha1)
-from adapterci.runs import read_json, staged_dir, write_json_atomic
+from adapterci.fsio import read_json, staged_dir, write_json_atomic
+from adapterci.registry.base import (
+    MOVING_REFS,
+    Commit,
+    RefConflict,
+    RefRace,
+    Refs,
+    RefState,
+    RegistryViews,
+    git_blob_sha1,
+)
 
 DEFAULT_BRANCH = "main"
 

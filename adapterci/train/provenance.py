@@ -7,7 +7,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from adapterci import __version__
+from adapterci.data.dataset import load_training_data
 from adapterci.fingerprint import hash_examples, hash_json
+from adapterci.modelio import base_model_identity
 from adapterci.prompting import PromptFormat
 
 PACKAGES = ("adapterci", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers",
@@ -25,9 +28,6 @@ def config_hash(cfg) -> str:
 
 def inputs_fingerprint(cfg) -> str:
     """The adapter cache key: base model, data, train config, prompt format and seed."""
-    from adapterci.data.dataset import load_training_data
-    from adapterci.modelio import base_model_identity
-
     train, valid = load_training_data(cfg)
     return hash_json({
         "base": base_model_identity(cfg),
@@ -79,10 +79,6 @@ def peak_memory_bytes(device: str) -> int:
 def provenance(cfg, tok_train, tok_valid, prompt_format, backend: str, device: str, trainer, train_output,
                history: dict, wall_time_s: float, resumed_from: str | None) -> dict[str, Any]:
     """The content of `adapterci-train.json` (schema documented in docs/train.md)."""
-    from adapterci import __version__
-    from adapterci.data.dataset import load_training_data
-    from adapterci.modelio import base_model_identity
-
     train, valid = load_training_data(cfg)
     state = trainer.state
     runtime = float(train_output.metrics.get("train_runtime") or wall_time_s)

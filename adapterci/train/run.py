@@ -16,11 +16,20 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from adapterci.console import is_terminal, log_line
-from adapterci.cost.guard import record_throughput
+from adapterci.cost.guard import cost_guard, estimate_line, last_throughput, record_throughput
+from adapterci.data.dataset import load_training_data
+from adapterci.data.labels import label_variants
 from adapterci.errors import StageFailed
-from adapterci.runs import RunDir, locked, read_json, run_dir_for, staged_dir, write_json_atomic
-from adapterci.train.backends import (ModelSpec, choose_backend, get_backend, training_precision,
-                                      unsloth_importable)
+from adapterci.fsio import read_json, staged_dir, write_json_atomic
+from adapterci.modelio import resolve_base
+from adapterci.prompting import PromptFormat
+from adapterci.runs import RunDir, run_dir_for
+from adapterci.train.backends import ModelSpec, choose_backend, get_backend, training_precision, unsloth_importable
+from adapterci.train.data import tokenize_examples
+from adapterci.train.loss import trainer_class
+from adapterci.train.plot import plot_losses
+from adapterci.train.progress import log_lines_callback
+from adapterci.train.provenance import inputs_fingerprint, provenance
 
 TRAIN_JSON = "adapterci-train.json"
 SCHEMA_VERSION = 1
@@ -61,10 +70,10 @@ def train(cfg, output: Path | None = None, resume: bool = False, run_dir: RunDir
 
     `callbacks` are extra `transformers.TrainerCallback`s (e.g. to stop or observe a run). When it writes into
     the run directory, the main process holds the directory's lock throughout."""
-    run = run_dir or run_dir_for(cfg)
+    run = run_dir_for(cfg, run_dir)
     output = Path(output).resolve() if output else run.adapter
     main = int(os.environ.get("RANK", "0")) == 0
-    with locked(run) if main and output == run.adapter else nullcontext():
+    with run.locked() if main and output == run.adapter else nullcontext():
         return _train(cfg, output, resume, run, main, log, callbacks)
 
 
@@ -88,7 +97,6 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     train_rows, valid_rows = _load_data(cfg)
 
     # 3. model and tokenizer
-    from adapterci.modelio import resolve_base
 
     base = resolve_base(cfg, log)
     spec = ModelSpec(ref=base.ref, revision=base.revision, lora=tc.lora, quantization=tc.quantization,
@@ -101,8 +109,6 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
         raise cfg.error("base_model", f"cannot load {spec.ref!r}: {exc}") from None
 
     # 4. tokenized rows, with the one prompt format evaluation will use
-    from adapterci.prompting import PromptFormat
-    from adapterci.train.data import tokenize_examples
 
     fmt = PromptFormat(cfg.prompt_template, tokenizer)
     tok_train = tokenize_examples(train_rows, fmt, tokenizer, tc.max_length, tc.overlength, tc.completion_only_loss)
@@ -114,7 +120,6 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     guard = _cost_guard(cfg, spec, backend_name, tok_train.tokens, started, log)
 
     # 5. trainer
-    from adapterci.train.provenance import inputs_fingerprint
 
     ckpt = checkpoints_dir(output)
     fingerprint = inputs_fingerprint(cfg)
@@ -145,8 +150,6 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     _check_finite(trainer.model, out.training_loss, tc.learning_rate)
 
     # 7. adapter + provenance, atomically
-    from adapterci.train.plot import plot_losses
-    from adapterci.train.provenance import provenance
 
     history = _loss_history(trainer.state.log_history)
     metrics = provenance(cfg, tok_train, tok_valid, fmt, backend_name, spec.device, trainer, out, history,
@@ -171,8 +174,6 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
 def _cost_guard(cfg, spec: ModelSpec, backend: str, tokens: int, started: float, log) -> Any:
     """With `cost.hourly_rate`, log what this training should cost; with `cost.max_per_run`, the callback that
     stops it at the cap (None without one)."""
-    from adapterci.cost.guard import cost_guard, estimate_line, last_throughput
-
     if cfg.cost.hourly_rate is None:
         return None
     log(estimate_line(cfg, tokens, last_throughput(cfg, spec.device, spec.precision, backend)))
@@ -192,13 +193,10 @@ def _check_finite(model, loss: float, learning_rate: float) -> None:
 
 
 def _load_data(cfg):
-    from adapterci.data.dataset import load_training_data
-
     try:
         train, valid = load_training_data(cfg)
     except OSError as exc:
         raise StageFailed("train", f"cannot read the training data: {exc}") from None
-    from adapterci.data.labels import label_variants
 
     problems = train.problems + valid.problems + label_variants(train.examples + valid.examples, cfg.checks.labels)
     if problems:
@@ -243,10 +241,6 @@ def _build_trainer(cfg, spec: ModelSpec, backend: str, model, tokenizer, train_r
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
-
-    from adapterci.train.loss import trainer_class
-
-    from adapterci.train.progress import log_lines_callback
 
     tc = cfg.train
     if not is_terminal():

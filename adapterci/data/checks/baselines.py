@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from adapterci.data.checks.corpus import Corpus
 from adapterci.data.checks.result import CheckResult
+from adapterci.eval.baselines import Baselines
 
 
 def check_baselines(corpus: Corpus, cfg) -> CheckResult:
-    from adapterci.eval.baselines import Baselines
-
     few_shot = [b for b in cfg.eval.baselines if b.few_shot]
     if not few_shot:
         return CheckResult("baselines", summary=f"{len(cfg.eval.baselines)} prompt baseline(s), none with examples")

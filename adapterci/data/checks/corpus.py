@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from adapterci.data.checks.ngrams import words_of
 from adapterci.data.dataset import Loaded, load_examples, load_suite
 from adapterci.data.formats import Example
 from adapterci.data.load import Source, display_path
@@ -57,8 +58,6 @@ class Corpus:
     def words(self):
         """The words of every training row, then of every eval item's prompt (suite by suite), split once for
         the near-duplicate and leakage checks."""
-        from adapterci.data.checks.ngrams import words_of
-
         return words_of(self.training_texts + [ex.prompt_text for p in self.suites for ex in p.examples])
 
     def is_new(self, source: Source) -> bool:

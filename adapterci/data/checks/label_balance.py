@@ -8,6 +8,7 @@ from collections import Counter
 
 from adapterci.data.checks.corpus import Corpus
 from adapterci.data.checks.result import CheckResult, Failure
+from adapterci.data.labels import label_variants
 
 
 def check_label_balance(corpus: Corpus, cfg, where: str) -> CheckResult:
@@ -17,7 +18,6 @@ def check_label_balance(corpus: Corpus, cfg, where: str) -> CheckResult:
     if not labels:
         result.summary = "skipped (no `checks.labels`)"
         return result
-    from adapterci.data.labels import label_variants
 
     result.failures += [Failure.of(p) for p in label_variants(corpus.training, labels) if corpus.is_new(p.source)]
     answers = [ex.completion for ex in corpus.training]

@@ -12,13 +12,12 @@ from typing import Callable, Sequence
 from adapterci.data.checks.corpus import Corpus
 from adapterci.data.checks.result import CheckResult, Failure
 from adapterci.data.formats import Message
+from adapterci.prompting import BUILTIN, PromptFormat, render_rows
 
 BATCH = 4096
 
 
 def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
-    from adapterci.prompting import PromptFormat, render_rows
-
     limit = cfg.checks.max_tokens or cfg.train.max_length
     render = fast_renderer(PromptFormat(cfg.prompt_template, tokenizer))
     result = CheckResult("token_length")
@@ -45,8 +44,6 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
 def fast_renderer(fmt) -> Callable[[Sequence[Message]], str]:
     """`fmt.render`, or for the built-in templates (which insert each message's content verbatim) an equal
     function that renders each sequence of roles once, with markers, and splices the contents in."""
-    from adapterci.prompting import BUILTIN
-
     if fmt.template not in BUILTIN:
         return fmt.render
     cache: dict[tuple[str, ...], list[str]] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapterci.modelio import load_tokenizer_from
+
 name = "trl"
 
 
@@ -11,8 +13,6 @@ def load(spec) -> tuple[Any, Any]:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, set_seed
-
-    from adapterci.modelio import load_tokenizer_from
 
     tokenizer = load_tokenizer_from(spec.ref, spec.revision)
     kwargs: dict[str, Any] = {"revision": spec.revision, "dtype": torch.float32}

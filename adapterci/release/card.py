@@ -5,7 +5,6 @@ keys -> null), since earlier adapterci versions or other tools may have written 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,6 @@ from adapterci import __version__
 
 TRAIN_KEYS = ("base_model", "prompt_template", "prompt_fingerprint", "data_fingerprint", "config_hash",
               "git_commit", "backend", "steps", "epochs", "best_valid_loss", "adapterci_version")
-
-
-def read_tolerant(path: Path | None) -> dict[str, Any] | None:
-    """A JSON object from a file we (or another adapterci version) wrote; None when absent or unreadable."""
-    if path is None or not Path(path).is_file():
-        return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def eval_metrics(results: dict | None) -> dict[str, dict[str, dict[str, float]]]:

@@ -1,0 +1,77 @@
+"""What `release` checks before and after it publishes.
+
+Before: a trusted run's PASS verdict vouches for exactly these adapter files, judged under this config's policy,
+and the verdict recomputed from the eval results is still PASS (`verify_release`). After: every file of the
+uploaded commit hashes as the local file does (`verify_upload`); only then is a version tagged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapterci.adapterdir import digests
+from adapterci.errors import RegistryError, ReleaseRefused
+from adapterci.fsio import read_tolerant
+from adapterci.gate.policy import decide
+from adapterci.provenance import policy_hash, results_digest
+from adapterci.registry import Registry
+from adapterci.registry.base import MANIFEST, file_digest
+from adapterci.runs import RunDir
+from adapterci.trust import trusted
+
+
+class VerificationFailed(RegistryError):
+    """The files of an uploaded commit do not match the adapter."""
+
+
+def verify_release(cfg, rd: RunDir | None, adapter_dir: Path) -> str:
+    """Refuse (ReleaseRefused) unless `rd` holds a PASS verdict of a trusted run for exactly these adapter files,
+    judged under this config's policy; the verdict is recomputed from the eval results. Returns the verdict."""
+    if rd is None:
+        raise ReleaseRefused(f"no gate verdict for {adapter_dir}: release the adapter of a run directory "
+                             "(--run-dir) whose gate passed, or pass --unverified to release it without one")
+    gate = read_tolerant(rd.gate_json)
+    if not gate:
+        raise ReleaseRefused(f"no gate verdict at {rd.gate_json}: run `adapterci gate` (or `adapterci run`) first")
+    problems = _problems(cfg, gate, rd, adapter_dir)
+    if problems:
+        raise ReleaseRefused(f"the gate verdict in {rd.gate_json} does not vouch for {adapter_dir}: "
+                             + "; ".join(problems))
+    recomputed = decide(cfg, rd.eval_json, write=False).verdict
+    if recomputed != "PASS":
+        raise ReleaseRefused(f"the gate verdict recomputed from {rd.eval_json} with this config's rules is "
+                             f"{recomputed}, not PASS")
+    return recomputed
+
+
+def _problems(cfg, gate: dict, rd: RunDir, adapter_dir: Path) -> list[str]:
+    if gate.get("verdict") != "PASS":
+        return [f"its verdict is {gate.get('verdict')}, not PASS"]
+    prov = gate.get("provenance")
+    if not isinstance(prov, dict):
+        return ["it records no provenance (which adapter, eval results and policy it judged)"]
+    problems = []
+    if not trusted(prov.get("trust_domain")):
+        problems.append(f"it was written by a `{prov.get('trust_domain')}` run, not a trusted one")
+    if prov.get("adapter") != digests(adapter_dir):
+        problems.append("the adapter files differ from the ones it judged")
+    if not rd.eval_json.is_file() or prov.get("eval_results") != results_digest(rd.eval_json):
+        problems.append("the eval results differ from the ones it judged")
+    if prov.get("policy") != policy_hash(cfg):
+        problems.append("it was judged under another policy (gate rules, eval sets or base model)")
+    return problems
+
+
+def verify_upload(reg: Registry, sha: str, files: dict[str, Path]) -> None:
+    """Read the commit's file list back and compare every adapter file's hash with the local one."""
+    remote = reg.tree(sha)
+    problems = []
+    for rel, path in files.items():
+        digest = remote.get(rel)
+        if digest is None:
+            problems.append(f"{rel} is missing")
+        elif digest != file_digest(path, digest.split(":")[0]):
+            problems.append(f"{rel} differs")
+    problems += [f"{name} is missing" for name in (MANIFEST, "README.md") if name not in remote]
+    if problems:
+        raise VerificationFailed(f"verification of the uploaded commit {sha[:12]} in {reg.url} failed: "
+                                 f"{'; '.join(problems)}. No version was tagged; run `adapterci release` again")
