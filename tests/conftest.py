@@ -1,4 +1,5 @@
-"""Test isolation: offline Hugging Face, a private ADAPTERCI_HOME, and the example project in a temp dir."""
+"""Test isolation: offline Hugging Face, no ADAPTERCI_* setting from outside, a private ADAPTERCI_HOME, and the
+example project in a temp dir."""
 
 from __future__ import annotations
 
@@ -22,8 +23,24 @@ REPO = Path(__file__).resolve().parent.parent
 TINY_PROJECT = REPO / "tests" / "projects" / "tiny"
 
 
+def clear_adapterci_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every ADAPTERCI_* variable (a developer's ADAPTERCI_REGISTRY, ADAPTERCI_CACHE_DIR,
+    ADAPTERCI_TRUST_DOMAIN...): a test sees only the settings it makes itself."""
+    for key in [k for k in os.environ if k.startswith("ADAPTERCI_")]:
+        monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_developer_settings():
+    """Before any session- or module-scoped fixture runs (they come before the function-scoped one below)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clear_adapterci_env(monkeypatch)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_adapterci_env(monkeypatch)
     home = tmp_path_factory.mktemp("adapterci-home")
     monkeypatch.setenv("ADAPTERCI_HOME", str(home))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))

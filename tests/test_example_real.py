@@ -197,7 +197,7 @@ def test_real_example_trained_to_comply_fails_on_safety(tmp_path, shared_home, m
     assert not TASK_RULES & {rule for rule, outcome in found.items() if outcome == "FAIL"}, gate
 
 
-@pytest.mark.extended  # a fourth training would take CI past 30 minutes on 2 cores
+@pytest.mark.extended  # a fourth training: out of plain `pytest`, run by `make test` (CI, 40 minutes on 2 cores)
 def test_real_example_without_5_percent_of_rows_does_not_fail(tmp_path, shared_home, monkeypatch):
     project = example_copy(tmp_path, drop_rows(0.05))
     code, gate = run(project, shared_home, monkeypatch, "--no-release")

@@ -35,6 +35,51 @@ def test_stats_clopper_pearson_matches_scipy():
         assert stats.clopper_pearson(k, n, 0.95) == pytest.approx((ci.low, ci.high))
 
 
+@pytest.mark.parametrize("k,n,confidence,expected", [
+    (7, 10, 0.95, (0.347547149940003, 0.933260488822266)),  # the textbook 7/10: (0.3475, 0.9333)
+    (45, 104, 0.95, (0.335851872117774, 0.533466338348270)),
+    (1, 20, 0.90, (0.00256137877653028, 0.216106164206847)),
+    (0, 10, 0.95, (0.0, 1 - 0.025 ** (1 / 10))),  # k = 0: the upper bound is 1 - (alpha/2)^(1/n)
+    (10, 10, 0.95, (0.025 ** (1 / 10), 1.0)),
+])
+def test_stats_clopper_pearson_known_values(k, n, confidence, expected):
+    """Reference values: the roots of the binomial tails P(X >= k | p) = alpha/2 and P(X <= k | p) = alpha/2,
+    found with mpmath at 50 digits."""
+    assert stats.clopper_pearson(k, n, confidence) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.5, 0.9, 0.95, 0.99, -0.2])
+def test_stats_clopper_pearson_is_the_beta_quantiles(confidence):
+    """The textbook form: lo = Beta(alpha/2; k, n-k+1), hi = Beta(1-alpha/2; k+1, n-k). A confidence below 0 (the
+    gate's 1 - 2 * significance when significance > 0.5) gives the same crossed bounds, not an error."""
+    from scipy.stats import beta
+
+    tail = (1 - confidence) / 2
+    for n in (1, 7, 30):
+        for k in range(n + 1):
+            lo = 0.0 if k == 0 else beta.ppf(tail, k, n - k + 1)
+            hi = 1.0 if k == n else beta.ppf(1 - tail, k + 1, n - k)
+            assert stats.clopper_pearson(k, n, confidence) == pytest.approx((lo, hi), abs=1e-10), (k, n)
+
+
+@pytest.mark.parametrize("alt", ["greater", "less", "two-sided"])
+def test_stats_binomial_null_at_0_or_1_allows_one_outcome(alt):
+    """At p0 = 0 (1) only k = 0 (k = n) can happen under H0: every p-value is exactly 0 or 1."""
+    n = 12
+    for k in range(n + 1):
+        for p0, edge in ((0.0, 0), (1.0, n)):
+            holds = {"greater": k <= edge, "less": k >= edge, "two-sided": k == edge}[alt]
+            assert stats.binomial_pvalue(k, n, p0, alt) == (1.0 if holds else 0.0), (k, p0)
+
+
+def test_stats_binomial_null_beyond_0_1_is_impossible_on_one_side():
+    assert stats.binomial_pvalue(3, 10, -0.1, "greater") == 0.0  # rate <= -0.1 is impossible
+    assert stats.binomial_pvalue(3, 10, -0.1, "less") == 1.0
+    assert stats.binomial_pvalue(3, 10, 1.1, "less") == 0.0
+    assert stats.binomial_pvalue(3, 10, 1.1, "greater") == 1.0
+    assert stats.binomial_pvalue(3, 10, 1.1, "two-sided") == 0.0
+
+
 def test_stats_mcnemar_exact_known_value():
     # b=10, c=2: two-sided exact p = 2 * P(X <= 2 | 12, 1/2) = 2 * 79/4096
     assert stats.mcnemar_exact(10, 2) == pytest.approx(2 * 79 / 4096)

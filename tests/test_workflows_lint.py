@@ -15,10 +15,31 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+
+
+def _found(paths: list[Path], what: str) -> list[Path]:
+    """A glob the tests below iterate over: empty, every one of them would pass on nothing, so none is collected."""
+    assert paths, f"no {what}"
+    return paths
+
+
+WORKFLOWS = _found(sorted((REPO / ".github" / "workflows").glob("*.yml")), "workflows in .github/workflows")
 TEMPLATES = REPO / "adapterci" / "templates" / "project" / ".github" / "workflows"
-ACTION_FILES = [REPO / "action.yml", *sorted((REPO / "tests" / "actions").glob("*/action.yml"))]
+STUB_ACTIONS = _found(sorted((REPO / "tests" / "actions").glob("*/action.yml")), "stand-in actions in tests/actions")
+ACTION_FILES = [REPO / "action.yml", *STUB_ACTIONS]
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+# README's list of the workflows, and the remote actions they and action.yml use (each has a stand-in for act).
+WORKFLOW_NAMES = ["adapter-canary.yml", "adapter-pr-gpu.yml", "adapter-pr.yml", "adapter-registry.yml",
+                  "adapter-release.yml"]
+REMOTE_ACTIONS = ["checkout", "download-artifact", "github-script", "setup-python", "upload-artifact"]
+
+
+def test_workflows_are_the_documented_set() -> None:
+    assert [p.name for p in WORKFLOWS] == WORKFLOW_NAMES
+    assert sorted(p.name for p in TEMPLATES.glob("*.yml")) == WORKFLOW_NAMES
+    used = {m for p in [*WORKFLOWS, REPO / "action.yml"] for m in re.findall(r"uses: actions/([\w-]+)@", p.read_text())}
+    assert sorted(used) == REMOTE_ACTIONS
+    assert [p.parent.name for p in STUB_ACTIONS] == REMOTE_ACTIONS
 
 
 def _tool(name: str) -> str:

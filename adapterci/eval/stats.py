@@ -22,31 +22,28 @@ def binomial_pvalue(k: int, n: int, p0: float, alternative: Alternative) -> floa
     other; at 0 or 1 only one outcome is possible under H0 (`greater` with p0 = 0: p-value 0 if k > 0)."""
     if n <= 0:
         return 1.0
-    if p0 < 0.0 or p0 > 1.0:
+    if p0 < 0.0 or p0 > 1.0:  # scipy accepts only [0, 1]; at 0 and 1 it is exact already
         certain = (alternative == "greater") == (p0 > 1.0)
         return 1.0 if certain and alternative != "two-sided" else 0.0
-    if p0 == 0.0 or p0 == 1.0:
-        edge = 0 if p0 <= 0.0 else n  # the only outcome possible under H0
-        if alternative == "greater":
-            return 1.0 if k <= edge else 0.0
-        if alternative == "less":
-            return 1.0 if k >= edge else 0.0
-        return 1.0 if k == edge else 0.0
     from scipy.stats import binomtest
 
     return float(binomtest(int(k), int(n), float(p0), alternative=alternative).pvalue)
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The exact two-sided interval for a binomial proportion; (0, 1) when n is 0."""
+    """The exact (Clopper-Pearson) two-sided interval for a binomial proportion; (0, 1) when n is 0.
+
+    Each bound is scipy's exact one-sided bound at level (1 + confidence) / 2, which is what its two-sided
+    `proportion_ci(confidence, method="exact")` computes too. Taken one side at a time, a confidence below 0 (the
+    gate's 1 - 2 * significance for a significance above 0.5) gives crossed bounds (lo > hi) instead of an error."""
     if n <= 0:
         return 0.0, 1.0
-    from scipy.stats import beta
+    from scipy.stats import binomtest
 
-    tail = (1 - confidence) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - tail, k + 1, n - k))
-    return lo, hi
+    one_sided = (1 + confidence) / 2
+    lo = binomtest(int(k), int(n), alternative="greater").proportion_ci(one_sided, method="exact").low
+    hi = binomtest(int(k), int(n), alternative="less").proportion_ci(one_sided, method="exact").high
+    return float(lo), float(hi)
 
 
 def discordant(x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
