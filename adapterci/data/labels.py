@@ -3,12 +3,23 @@ non-breaking space): flagged the same way by `check` and `train`, since eval acc
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Sequence
 
 from adapterci.data.formats import Example
 from adapterci.data.load import Problem
-from adapterci.eval.metrics import normalize
+
+
+def normalize(text: str, case: bool = True, whitespace: bool = True, punctuation: bool = True) -> str:
+    """An answer as compared: optionally case-folded, without punctuation, whitespace collapsed."""
+    if case:
+        text = text.casefold()
+    if punctuation:
+        text = re.sub(r"[^\w\s]|_", "", text)
+    if whitespace:
+        text = " ".join(text.split())
+    return text
 
 
 def _key(text: str) -> str:

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 from adapterci.data.checks.corpus import load_corpus
 from adapterci.data.checks.leakage import leaked_rows
 from adapterci.data.formats import Example, Message
+from adapterci.data.labels import normalize
 from adapterci.errors import StageFailed
-from adapterci.eval.metrics import normalize
 from adapterci.eval.refusal import PatternDetector
 
 _WORD = re.compile(r"\w+")

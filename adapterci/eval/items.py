@@ -8,10 +8,11 @@ from typing import Any
 
 from adapterci.data.dataset import load_suite
 from adapterci.data.formats import Example
+from adapterci.data.labels import normalize
 from adapterci.data.load import display_path
 from adapterci.errors import StageFailed
 from adapterci.eval import scoring
-from adapterci.eval.metrics import match_label, normalize, outcome_arrays, suite_metrics
+from adapterci.eval.metrics import match_label, outcome_arrays, suite_metrics
 from adapterci.eval.refusal import LeakDetector, PatternDetector, prefers_refusal
 from adapterci.fingerprint import hash_file
 from adapterci.prompting import PromptFormat, render_rows

@@ -10,6 +10,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from adapterci.data.labels import normalize
+
 TASK_METRICS = ("exact_match", "accuracy")
 CLASSIFICATION_METRICS = ("macro_f1", "majority_rate")
 PER_LABEL = ("precision", "recall", "f1")
@@ -36,17 +38,6 @@ def metric_names(kind: str, labels: Iterable[str] | None) -> list[str]:
         names += list(CLASSIFICATION_METRICS)
         names += [f"{m}_{label_key(label)}" for label in labels for m in PER_LABEL]
     return names
-
-
-def normalize(text: str, case: bool = True, whitespace: bool = True, punctuation: bool = True) -> str:
-    """An answer as compared: optionally case-folded, without punctuation, whitespace collapsed."""
-    if case:
-        text = text.casefold()
-    if punctuation:
-        text = re.sub(r"[^\w\s]|_", "", text)
-    if whitespace:
-        text = " ".join(text.split())
-    return text
 
 
 def match_label(answer: str, labels: list[str], norm: dict[str, bool]) -> str | None:
