@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from adapterci.cli import COMMANDS, cli
 
 HEAVY = ("torch", "transformers", "trl", "peft", "great_expectations", "datasets", "huggingface_hub",
-         "matplotlib", "scipy", "pandas")
+         "matplotlib", "scipy", "pandas", "httpx2")
 
 
 # The pipeline's commands (README): COMMANDS must hold at least these, so the tests below never run on an empty set.

@@ -14,9 +14,10 @@ import contextvars
 import json
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
-import httpx2
+if TYPE_CHECKING:
+    import httpx2
 
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -31,37 +32,36 @@ class HubTransient(Exception):
         self.status = status
 
 
-class FailFastTransport(httpx2.BaseTransport):
-    """Raises HubTransient for transient failures while `fail_fast()` is active; otherwise a plain transport."""
-
-    def __init__(self, inner: httpx2.BaseTransport):
-        self.inner = inner
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        if not _FAIL_FAST.get():
-            return self.inner.handle_request(request)
-        what = f"{request.method} {request.url.path}"
-        try:
-            response = self.inner.handle_request(request)
-        except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
-            raise HubTransient(f"{what}: {type(exc).__name__} ({exc or 'no answer'})") from exc
-        if response.status_code not in TRANSIENT_STATUS:
-            return response
-        response.read()
-        response.close()
-        raise HubTransient(f"{what}: HTTP {response.status_code} {_error_text(response)}".rstrip(),
-                           response.status_code)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def client_factory(timeout_s: float) -> Callable[[], httpx2.Client]:
+def client_factory(timeout_s: float) -> Callable[[], "httpx2.Client"]:
     """A huggingface_hub client factory (`set_client_factory`): the client's own event hooks (offline mode,
-    request ids), taken from its current session, plus a per-request timeout and the fail-fast transport."""
+    request ids), taken from its current session, plus a per-request timeout and a transport that raises
+    HubTransient for transient failures while `fail_fast()` is active (otherwise a plain transport)."""
+    import httpx2
     from huggingface_hub import get_session
 
     hooks = get_session().event_hooks
+
+    class FailFastTransport(httpx2.BaseTransport):
+        def __init__(self, inner: httpx2.BaseTransport):
+            self.inner = inner
+
+        def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+            if not _FAIL_FAST.get():
+                return self.inner.handle_request(request)
+            what = f"{request.method} {request.url.path}"
+            try:
+                response = self.inner.handle_request(request)
+            except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
+                raise HubTransient(f"{what}: {type(exc).__name__} ({exc or 'no answer'})") from exc
+            if response.status_code not in TRANSIENT_STATUS:
+                return response
+            response.read()
+            response.close()
+            raise HubTransient(f"{what}: HTTP {response.status_code} {_error_text(response.content)}".rstrip(),
+                               response.status_code)
+
+        def close(self) -> None:
+            self.inner.close()
 
     def make() -> httpx2.Client:
         return httpx2.Client(event_hooks=hooks, follow_redirects=True, timeout=httpx2.Timeout(timeout_s),
@@ -101,9 +101,9 @@ def retrying(fn: Callable[[], T], transient: Callable[[BaseException], bool], bu
         wait = min(wait * 2, 8.0)
 
 
-def _error_text(response: httpx2.Response) -> str:
+def _error_text(body: bytes) -> str:
     try:
-        data = json.loads(response.content or b"{}")
+        data = json.loads(body or b"{}")
     except ValueError:
         return ""
     return str(data.get("error") or "")[:200] if isinstance(data, dict) else ""
