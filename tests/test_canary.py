@@ -185,7 +185,8 @@ def test_canary_bad_rows_name_file_and_line_and_nothing_moves(project: Path) -> 
     before = refs_of(project)
     result = run_canary(project, "--act")
     assert result.exit_code == 2
-    lines = result.output.splitlines()
+    assert json.loads(result.stdout)["error"]["type"] == "LogError"  # --json: the error as one object on stdout
+    lines = result.stderr.splitlines()
     assert "5 bad request log row(s):" in lines[0]
     assert lines[1:] == [
         f"  {logs / 'a.jsonl'}:2: `latency_ms` (latency): 'slow' is not a number",
