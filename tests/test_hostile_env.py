@@ -116,3 +116,103 @@ def test_hostile_env_json_result_and_failure_is_still_one_object(tmp_path: Path)
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["verdict"] == "FAIL"  # the whole of stdout: one object, the verdict
     assert result.stderr.startswith("Error: gate: FAIL")
+
+
+# --- init over existing files ---------------------------------------------------------------------------------
+ACTION = "acme/adapterci@0123456789abcdef0123456789abcdef01234567"
+
+
+def init(target: Path, *args: str):
+    return CliRunner().invoke(cli, ["init", str(target), "--action", ACTION, *args])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_hostile_env_init_never_deletes_a_users_file_in_the_model_folder(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+    mine = target / "models" / "tiny-llama" / "mine.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes\n")
+    result = init(target)
+    assert result.exit_code == 2, result.output
+    assert "already has models/tiny-llama" in result.output and "nothing was written" in result.output
+    assert tree(target) == {"models/tiny-llama/mine.txt": b"my notes\n"}
+
+    forced = init(target, "--force")  # --force replaces only a model that init built
+    assert forced.exit_code == 2, forced.output
+    assert "holds files that init did not write (mine.txt)" in forced.output and "Traceback" not in forced.output
+    assert tree(target) == {"models/tiny-llama/mine.txt": b"my notes\n"}
+
+
+def test_hostile_env_init_force_replaces_its_own_model_and_files_only(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+    assert init(target).exit_code == 0
+    (target / "notes.txt").write_text("mine\n")
+    (target / "adapterci.yaml").write_text("# edited\n")
+    model = tree(target / "models" / "tiny-llama")
+    again = init(target, "--force")
+    assert again.exit_code == 0, again.output
+    assert (target / "notes.txt").read_text() == "mine\n"  # not the scaffold's: kept
+    assert "name: repo" in (target / "adapterci.yaml").read_text()  # the scaffold's: overwritten
+    assert tree(target / "models" / "tiny-llama") == model  # rebuilt, byte-identical
+    assert (target / "README.md").read_text().count("## Adapter CI") == 1
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_hostile_env_init_where_data_is_a_file_writes_nothing(tmp_path: Path, force: bool) -> None:
+    target = tmp_path / "repo"
+    target.mkdir()
+    (target / "data").write_text("not a folder\n")
+    (target / "README.md").write_text("# mine\n")
+    before = tree(target)
+    result = init(target, "--base-model", "acme/base", *(["--force"] if force else []))
+    assert result.exit_code == 2, result.output
+    assert "data is a file, not a folder" in result.output and "Nothing was written" in result.output
+    assert "Traceback" not in result.output
+    assert tree(target) == before
+    (target / "data").unlink()
+    rerun = init(target, "--base-model", "acme/base")
+    assert rerun.exit_code == 0, rerun.output
+    assert (target / "data" / "train.jsonl").is_file() and (target / "README.md").read_text().startswith("# mine\n")
+
+
+def test_hostile_env_init_symlinked_folder_is_refused(tmp_path: Path) -> None:
+    target, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    target.mkdir()
+    elsewhere.mkdir()
+    (target / ".github").symlink_to(elsewhere, target_is_directory=True)
+    result = init(target, "--base-model", "acme/base", "--force")
+    assert result.exit_code == 2 and ".github is a symlink, not a folder" in result.output
+    assert list(elsewhere.iterdir()) == [] and [p.name for p in target.iterdir()] == [".github"]
+
+
+def test_hostile_env_init_failing_write_leaves_nothing_half_written(tmp_path: Path) -> None:
+    """A real failing write (RLIMIT_FSIZE: data/train.jsonl is larger than a file may grow, like a full disk)
+    after nine files were written: they are removed again, the user's files are as they were, and the rerun
+    completes."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "repo"
+    target.mkdir()
+    (target / "README.md").write_text("# mine\n")
+    (target / "notes.txt").write_text("mine\n")
+    before = tree(target)
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+
+    command = [sys.executable, "-m", "adapterci", "init", str(target), "--base-model", "acme/base"]
+    out = subprocess.run(command, preexec_fn=limit, capture_output=True, text=True, timeout=120, env=os.environ)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "[EFBIG]" in out.stderr and "Traceback" not in out.stderr
+    assert tree(target) == before and sorted(p.name for p in target.iterdir()) == ["README.md", "notes.txt"]
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (target / "data" / "train.jsonl").stat().st_size > 10_000
