@@ -216,3 +216,115 @@ def test_hostile_env_init_failing_write_leaves_nothing_half_written(tmp_path: Pa
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ)
     assert rerun.returncode == 0, rerun.stderr
     assert (target / "data" / "train.jsonl").stat().st_size > 10_000
+
+
+# --- checkpoints cut short -------------------------------------------------------------------------------------
+SHORT = {"max_steps": 6, "save_steps": 2, "logging_steps": 2, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory: pytest.TempPathFactory):
+    """A real tiny training killed at step 5: checkpoint-2 and checkpoint-4 on disk, no adapter."""
+    import yaml
+    from conftest import copy_example_project
+    from transformers import TrainerCallback
+
+    from adapterci.config import load_config
+    from adapterci.train.run import checkpoints_dir, train
+
+    project = copy_example_project(tmp_path_factory.mktemp("crashed"))
+    path = project / "adapterci.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["train"].update(SHORT)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    cfg = load_config(path)
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, log=lambda _: None, callbacks=[Kill()])
+    ckpt = checkpoints_dir(cfg.workdir / "run" / "adapter")
+    assert sorted(p.name for p in ckpt.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    return project, ckpt
+
+
+@pytest.fixture
+def interrupted(crashed, tmp_path: Path):
+    """A copy of the crashed project (each test damages its own checkpoints)."""
+    import shutil
+
+    from adapterci.config import load_config
+
+    project, _ = crashed
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    cfg = load_config(copy / "adapterci.yaml")
+    from adapterci.train.run import checkpoints_dir
+
+    return cfg, checkpoints_dir(cfg.workdir / "run" / "adapter")
+
+
+def cut_short(checkpoint: Path, how: str) -> None:
+    if how == "weights truncated":
+        weights = checkpoint / "adapter_model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "killed before the state":
+        (checkpoint / "trainer_state.json").unlink()
+    elif how == "state truncated":
+        state = checkpoint / "trainer_state.json"
+        state.write_text(state.read_text()[:100])
+    elif how == "optimizer truncated":
+        optimizer = checkpoint / "optimizer.pt"
+        optimizer.write_bytes(optimizer.read_bytes()[:1000])
+    else:  # the disk filled up before the optimizer was written
+        (checkpoint / "optimizer.pt").unlink()
+        (checkpoint / "trainer_state.json").unlink()
+
+
+HOW = ["weights truncated", "killed before the state", "state truncated", "optimizer truncated", "no optimizer"]
+
+
+@pytest.mark.xdist_group("train")
+@pytest.mark.parametrize("how", HOW)
+def test_hostile_env_incomplete_checkpoint_is_detected(interrupted, how: str) -> None:
+    from adapterci.train.run import incomplete
+
+    _, ckpt = interrupted
+    assert incomplete(ckpt / "checkpoint-4") is None and incomplete(ckpt / "checkpoint-2") is None
+    cut_short(ckpt / "checkpoint-4", how)
+    assert incomplete(ckpt / "checkpoint-4") is not None and incomplete(ckpt / "checkpoint-2") is None
+
+
+@pytest.mark.xdist_group("train")
+def test_hostile_env_train_resume_skips_a_truncated_checkpoint(interrupted) -> None:
+    from adapterci.train.run import train
+
+    cfg, ckpt = interrupted
+    cut_short(ckpt / "checkpoint-4", "weights truncated")
+    lines: list[str] = []
+    result = train(cfg, resume=True, log=lines.append)
+    assert any(line.startswith("train: checkpoint-4 is incomplete (adapter_model.safetensors: truncated")
+               and line.endswith("skipped and removed") for line in lines), lines
+    assert any(line == f"train: resuming from {ckpt / 'checkpoint-2'}" for line in lines), lines
+    assert result.metrics["resumed_from_step"] == 2 and result.metrics["steps"] == SHORT["max_steps"]
+
+
+@pytest.mark.xdist_group("train")
+def test_hostile_env_cli_train_resume_and_run_get_past_incomplete_checkpoints(interrupted) -> None:
+    """Every checkpoint cut short: `train --resume` starts over (saying so) instead of failing forever."""
+    cfg, ckpt = interrupted
+    cut_short(ckpt / "checkpoint-4", "killed before the state")
+    cut_short(ckpt / "checkpoint-2", "weights truncated")
+    from adapterci.train.provenance import inputs_fingerprint
+    from adapterci.train.run import can_resume
+
+    assert not can_resume(cfg.workdir / "run" / "adapter", inputs_fingerprint(cfg))  # `run` starts over
+    result = CliRunner().invoke(cli, ["train", "--config", str(cfg.path), "--resume", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "checkpoint-4 is incomplete (trainer_state.json is missing)" in result.stderr + result.output
+    assert "no complete checkpoint" in result.stderr + result.output
+    assert json.loads(result.stdout)["steps"] == SHORT["max_steps"]
+    assert not ckpt.exists()  # cleaned up after the finished training
