@@ -328,3 +328,22 @@ def test_hostile_env_cli_train_resume_and_run_get_past_incomplete_checkpoints(in
     assert "no complete checkpoint" in result.stderr + result.output
     assert json.loads(result.stdout)["steps"] == SHORT["max_steps"]
     assert not ckpt.exists()  # cleaned up after the finished training
+
+
+# --- a garbage base model --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["junk bytes", "truncated", "empty"])
+@pytest.mark.parametrize("command", ["train", "eval", "run"])
+def test_hostile_env_garbage_base_model_weights_name_the_file(example_project: Path, damage: str,
+                                                              command: str) -> None:
+    weights = example_project / "models" / "tiny-llama" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()  # the project's copy, never the shared model
+    weights.write_bytes({"junk bytes": bytes(range(256)) * 40, "truncated": data[: len(data) // 2],
+                         "empty": b""}[damage])
+    result = CliRunner().invoke(cli, [command, "--config", str(example_project / "adapterci.yaml"), "--json"])
+    assert result.exit_code == 2, result.output
+    out = json.loads(result.stdout)  # `run` reports its stages, the error among them; the others the error object
+    message = out["error"] if command == "run" else out["error"]["message"]
+    assert f"line 6: `base_model`: {weights} is not a readable safetensors file" in message
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert not (example_project / ".adapterci" / "run" / "adapter").exists()

@@ -6,7 +6,6 @@ checkpoints live beside it (`<adapter>.checkpoints/`) so `resume=True` continues
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -23,7 +22,7 @@ from adapterci.data.dataset import load_training_data
 from adapterci.data.labels import label_variants
 from adapterci.errors import StageFailed
 from adapterci.fsio import read_json, staged_dir, write_json_atomic
-from adapterci.modelio import resolve_base
+from adapterci.modelio import resolve_base, safetensors_problem
 from adapterci.prompting import PromptFormat
 from adapterci.runs import RunDir, run_dir_for
 from adapterci.train.backends import ModelSpec, choose_backend, get_backend, training_precision, unsloth_importable
@@ -83,7 +82,7 @@ def incomplete(checkpoint: Path) -> str | None:
                                                                     for n in sharded):
             return "optimizer.pt is missing"
         for path in weights:
-            if why := _safetensors_problem(path):
+            if why := safetensors_problem(path):
                 return f"{path.name}: {why}"
         for path in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth"), *checkpoint.glob("*.bin")]):
             try:
@@ -95,20 +94,6 @@ def incomplete(checkpoint: Path) -> str | None:
         return f"{Path(exc.filename or '?').name} is missing"
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         return f"unreadable ({type(exc).__name__}: {exc})"
-    return None
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        length = int.from_bytes(f.read(8), "little")
-        if size < 8 + length:
-            return "truncated (the header is cut short)"
-        header = json.loads(f.read(length))
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-    if size != 8 + length + max(ends, default=0):
-        return f"truncated ({size} bytes, the header promises {8 + length + max(ends, default=0)})"
     return None
 
 
