@@ -165,6 +165,15 @@ def test_hostile_logs_operator_logs_option_may_name_a_file_outside(project: Path
     assert json.loads(result.stdout)["canary"]["requests"] > 0
 
 
+def test_hostile_logs_operator_env_logs_may_name_a_file_outside(project: Path, outside: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    logs = [str(project / "logs" / "requests.jsonl"), str(outside / "other.jsonl")]
+    monkeypatch.setenv("ADAPTERCI_CANARY_LOGS", os.pathsep.join(logs))  # click splits a path list on os.pathsep
+    result = canary(project, "--json")
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["unknown_versions"] == {}
+
+
 def test_hostile_logs_a_file_that_is_not_a_log_is_never_quoted_back(project: Path, outside: Path) -> None:
     secret = "s3cr3t-" * 2000
     (project / "logs" / "b.jsonl").write_text(json.dumps({"timestamp": START, "adapter_version": "v0.1.1",
