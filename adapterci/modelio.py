@@ -3,6 +3,7 @@ file (local, or in a Hub repo) served from its converted copy in the cache (see 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -46,7 +47,29 @@ def resolve_base(cfg, log: Callable[[str], None] = log_line) -> BaseModel:
             confine_tree(local, cfg.root, "base model")
         except ValueError as exc:
             raise cfg.error("base_model", str(exc)) from None
+        for weights in sorted(local.rglob("*.safetensors")):  # before torch sees them: a file named, no traceback
+            if why := safetensors_problem(weights):
+                raise cfg.error("base_model", f"{weights} is not a readable safetensors file ({why})")
     return BaseModel(str(local) if local is not None else cfg.base_model, cfg.base_revision)
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why `path` is not a whole safetensors file (None when it is): an 8-byte little-endian header length, a
+    JSON header naming each tensor's byte range, then exactly those bytes. Reads the header only."""
+    try:
+        size = Path(path).stat().st_size
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if size < 8 or size < 8 + length:
+                return f"the header is cut short or garbage ({size} bytes in all)"
+            header = json.loads(f.read(length))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        return f"unreadable header ({type(exc).__name__})"
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        return f"truncated or padded: {size} bytes, the header promises {expected}"
+    return None
 
 
 def gguf_info(cfg) -> Any:

@@ -20,6 +20,7 @@ from adapterci.release import promote, release
 
 pytestmark = pytest.mark.xdist_group("registry")
 HOURS, PER_HOUR, SHARE = 4, 2500, 0.2  # 2000 canary requests: enough for every effect of the simulator
+START = 1_767_225_600.0  # the simulator's first request (2026-01-01T00:00:00Z)
 
 
 def fake_adapter(root: Path, tag: str) -> Path:
@@ -39,14 +40,31 @@ def set_canary(project: Path, **settings) -> Path:
     return path
 
 
+def backdate(project: Path, when: float = START, hub=None) -> None:
+    """Date every release commit of the project's registry (local, or `hub`: the emulator) at `when`: the
+    simulated logs start then, and the analysis counts only rows from the canary's release on."""
+    from datetime import datetime, timezone
+
+    if hub is not None:
+        for repo in hub.state.repos.values():
+            for commit in repo.commits.values():
+                commit.date = when
+        return
+    date = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for path in (project / ".adapterci" / "registry" / "commits").glob("*/commit.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "date": date}))
+
+
 @pytest.fixture
 def project(example_project: Path, tmp_path: Path) -> Path:
-    """The example project with v0.1.0 released and promoted (stable) and v0.1.1 released (canary)."""
+    """The example project with v0.1.0 released and promoted (stable) and v0.1.1 released (canary), both
+    dated at the start of the simulated logs."""
     set_canary(example_project)
     cfg = load_config(example_project / "adapterci.yaml")
     release(cfg, fake_adapter(tmp_path, "a"))
     promote(cfg)
     release(cfg, fake_adapter(tmp_path, "b"))
+    backdate(example_project)
     return example_project
 
 
@@ -185,7 +203,8 @@ def test_canary_bad_rows_name_file_and_line_and_nothing_moves(project: Path) -> 
     before = refs_of(project)
     result = run_canary(project, "--act")
     assert result.exit_code == 2
-    lines = result.output.splitlines()
+    assert json.loads(result.stdout)["error"]["type"] == "LogError"  # --json: the error as one object on stdout
+    lines = result.stderr.splitlines()
     assert "5 bad request log row(s):" in lines[0]
     assert lines[1:] == [
         f"  {logs / 'a.jsonl'}:2: `latency_ms` (latency): 'slow' is not a number",
@@ -281,6 +300,7 @@ def hub_project(example_project: Path, hub_emulator, tmp_path: Path) -> Path:
     release(cfg, fake_adapter(tmp_path, "a"))
     promote(cfg)
     release(cfg, fake_adapter(tmp_path, "b"))
+    backdate(example_project, hub=hub_emulator)
     return example_project
 
 

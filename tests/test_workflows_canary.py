@@ -33,6 +33,8 @@ def test_workflows_canary_reports_rolls_back_then_continues(tmp_path: Path) -> N
             assert done.returncode == 0, done.stderr
         repo = hub.state.repo("model", HUB_REPO)
         v010 = repo.tags["v0.1.0"]
+        for commit in repo.commits.values():  # released when the simulated logs start (2026-01-01)
+            commit.date = 1_767_225_600.0
         requests = simulate(np.random.default_rng(0), 4, 2500, 0.2, "latency +30%")
         write_logs(requests, project / "logs" / "requests.jsonl", {"canary": "v0.1.1", "stable": v010}, LogFields())
 

@@ -9,8 +9,11 @@ Because the sequences are valid at every sample size at once, an hourly job may 
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,11 +21,12 @@ import numpy as np
 
 from adapterci import __version__
 from adapterci.canary.config import CanaryConfig, parse_canary_rule
-from adapterci.canary.logs import Requests, expand, load_logs
+from adapterci.canary.logs import LogError, Requests, expand, load_logs
 from adapterci.errors import UsageError
 from adapterci.eval import stats
 from adapterci.gate.rules import Rule
 from adapterci.registry import open_registry
+from adapterci.registry.base import MANIFEST
 from adapterci.release import promote, retract_canary
 
 Outcome = Literal["HOLDS", "VIOLATED", "UNDECIDED"]
@@ -30,6 +34,8 @@ Verdict = Literal["PROMOTE", "ROLLBACK", "CONTINUE"]
 EXIT_CODES = {"PROMOTE": 0, "ROLLBACK": 1, "CONTINUE": 3}
 METHOD = "always-valid confidence sequences: normal-mixture SPRT (Johari et al.), Bonferroni over rules"
 _RATES = ("rate", "positive_rate", "negative_rate", "flag_rate")
+CLOCK_SKEW_S = 300.0  # how far a log server's clock may be off the registry's before a row is out of the window
+SHOWN_OUTSIDE = 3  # examples of each kind of out-of-window row named in the output
 
 
 @dataclass
@@ -74,6 +80,28 @@ class Arm:
 
 
 @dataclass
+class Window:
+    """The canary's time in traffic: from its release (the version commit's date in the registry, else the
+    manifest's `released_at`) to now, each end widened by CLOCK_SKEW_S. Rows outside it (logged before the
+    canary existed, or in the future: a mis-set clock, a unit mix-up) are counted here and not analyzed, so one
+    mis-dated row can neither age the canary past `max_age` nor count for either arm."""
+
+    released_at: float | None
+    now: float
+    before_release: int = 0
+    in_future: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def outside(self) -> int:
+        return self.before_release + self.in_future
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"from": _iso(self.released_at), "to": _iso(self.now), "clock_skew_s": CLOCK_SKEW_S,
+                "before_release": self.before_release, "in_future": self.in_future, "examples": self.examples}
+
+
+@dataclass
 class CanaryDecision:
     verdict: Verdict
     reason: str
@@ -85,6 +113,7 @@ class CanaryDecision:
     age_seconds: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     acted: dict[str, Any] | None = None
+    window: Window | None = None
 
     @property
     def exit_code(self) -> int:
@@ -94,7 +123,9 @@ class CanaryDecision:
         return {"adapterci_version": __version__, "verdict": self.verdict, "reason": self.reason,
                 "version": self.canary.version, "canary": asdict(self.canary), "stable": asdict(self.stable),
                 "rules": [asdict(r) for r in self.rules], "errors": [asdict(e) for e in self.errors],
-                "unknown_versions": self.unknown, "age_seconds": self.age_seconds, "method": METHOD,
+                "unknown_versions": self.unknown, "age_seconds": self.age_seconds,
+                "released_at": _iso(self.window.released_at) if self.window else None,
+                "out_of_window": self.window.as_dict() if self.window else None, "method": METHOD,
                 **self.settings, "acted": self.acted}
 
 
@@ -200,15 +231,25 @@ def evaluate(cc: CanaryConfig, canary: Requests, stable: Requests, age_seconds: 
 
 
 # --- logs + registry -> decision -------------------------------------------------------------------------------
-def analyze(cfg, logs: list[str] | None = None, registry=None) -> CanaryDecision:
+def analyze(cfg, logs: list[str] | None = None, registry=None, now: float | None = None) -> CanaryDecision:
     """Read the request logs (`logs`, else `canary.logs`), split them by the registry's `canary` and `stable`
-    and judge the canary. LogError (exit 2) for bad rows; UsageError when no logs are configured."""
+    and judge the canary on the rows inside its window (`Window`: its release to `now`). LogError (exit 2) for
+    bad rows; UsageError when no logs are configured; ConfigError naming `canary.logs[i]` for a config glob
+    that matches nothing or reaches outside the repository (`--logs`, given by the operator, may name any file)."""
     cc: CanaryConfig = cfg.canary
-    patterns = list(logs or cc.logs)
-    if not patterns:
+    now = time.time() if now is None else now
+    if logs:
+        paths = expand(list(logs), Path.cwd())
+    elif cc.logs:
+        paths = []
+        for i, pattern in enumerate(cc.logs):
+            try:
+                paths += [p for p in expand([pattern], cfg.base_dir, root=cfg.root) if p not in paths]
+            except LogError as exc:
+                raise cfg.error(f"canary.logs.{i}", str(exc)) from None
+    else:
         raise UsageError("no request logs: pass --logs PATH or set `canary.logs` in the config")
-    base = Path.cwd() if logs else cfg.base_dir
-    requests = load_logs(expand(patterns, base), cc.fields)
+    requests = load_logs(paths, cc.fields)
     reg = registry or open_registry(cfg)
     refs = reg.refs()
     tag_of = {sha: tag for tag, sha in refs.versions().items()}
@@ -223,6 +264,8 @@ def analyze(cfg, logs: list[str] | None = None, registry=None) -> CanaryDecision
     if canary.commit == stable.commit:
         return CanaryDecision("CONTINUE", f"`canary` and `stable` are the same commit ({canary.version or canary.commit[:12]}):"
                               " no canary in traffic", canary, stable, settings=settings)
+    window = Window(release_time(reg, canary.commit), now)
+    requests = _inside(requests, window)
     arm = _arm_of_rows(requests.version, canary, stable)
     unknown_values, counts = np.unique(requests.version[arm == ""], return_counts=True)
     sides = {name: requests.select(arm == name) for name in ("canary", "stable")}
@@ -230,10 +273,64 @@ def analyze(cfg, logs: list[str] | None = None, registry=None) -> CanaryDecision
         info.requests = len(sides[name])
         if info.requests:
             info.first, info.last = float(sides[name].timestamp.min()), float(sides[name].timestamp.max())
-    age = (float(requests.timestamp.max()) - canary.first) if canary.first is not None else None
+    age = None
+    if canary.first is not None and window.released_at is not None:  # unknown release time: no age, no max_age
+        age = max(0.0, float(requests.timestamp.max()) - window.released_at)
     verdict, reason, checks = evaluate(cc, sides["canary"], sides["stable"], age)
+    if window.outside:
+        reason += f" ({window.outside} row(s) outside the canary's window not analyzed)"
     return CanaryDecision(verdict, reason, canary, stable, checks, compare_errors(sides["canary"], sides["stable"], cc),
-                          {str(v): int(c) for v, c in zip(unknown_values, counts)}, age, settings)
+                          {str(v): int(c) for v, c in zip(unknown_values, counts)}, age, settings, window=window)
+
+
+def release_time(reg, commit: str) -> float | None:
+    """When `commit` was released: its commit date in the registry, else the `released_at` of its manifest."""
+    date = next((c.date for c in reg.commits() if c.id == commit), None)
+    if (stamp := _parse_time(date)) is not None:
+        return stamp
+    manifest = manifest_json(reg.read_file(commit, MANIFEST))
+    return _parse_time(manifest.get("released_at"))
+
+
+def manifest_json(raw: bytes | None) -> dict[str, Any]:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _parse_time(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _inside(requests: Requests, window: Window) -> Requests:
+    """The rows inside the window; the others counted in `window` with a few examples (file:line and why)."""
+    ts = requests.timestamp
+    start = window.released_at - CLOCK_SKEW_S if window.released_at is not None else -math.inf
+    before, future = ts < start, ts > window.now + CLOCK_SKEW_S
+    window.before_release, window.in_future = int(before.sum()), int(future.sum())
+    where = requests.where if requests.where is not None else np.array(["a row"] * len(requests), dtype=object)
+    for mask, why in ((before, f"before the canary's release at {_iso(window.released_at)}"),
+                      (future, f"in the future (now is {_iso(window.now)})")):
+        for i in np.flatnonzero(mask)[:SHOWN_OUTSIDE]:
+            window.examples.append(f"{where[i]}: {_iso(float(ts[i]))} is {why}")
+    return requests.select(~(before | future))
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:.6g} s after 1970"
 
 
 def act(cfg, decision: CanaryDecision, registry=None):

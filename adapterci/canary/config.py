@@ -59,7 +59,7 @@ def duration_seconds(text: str) -> float:
 class LogFields(StrictModel):
     """Where each schema field is in your request logs (a column or JSON key). `null`: your logs lack it."""
 
-    timestamp: str = Field("timestamp", description="When the request was served: ISO 8601 or Unix seconds.")
+    timestamp: str = Field("timestamp", description="When the request was served: ISO 8601 or Unix seconds (epoch milli-, micro- or nanoseconds are recognised by magnitude).")
     version: str = Field("adapter_version", description="Which adapter served it: a version tag, a commit id (7+ hex digits), or `canary` / `stable`.")
     latency: str | None = Field("latency_ms", description="Latency (a number >= 0; empty: not measured).")
     errors: str | None = Field("error_type", description="Error type of a failed request; empty or null: no error.")
@@ -72,7 +72,7 @@ class CanaryConfig(StrictModel):
     """Canary analysis: production KPIs of canary vs stable decide promote or rollback (docs/canary.md)."""
 
     traffic: float = Field(0.1, gt=0, lt=1, description="Share of requests the router sends to the canary (serving.json).")
-    logs: list[str] = Field(default_factory=list, description="Request log files or globs (JSONL, CSV or Parquet), relative to the config; `--logs` overrides.")
+    logs: list[str] = Field(default_factory=list, description="Request log files or globs (JSONL, CSV or Parquet), relative to the config and inside the repository (symlinks resolved); `--logs` overrides.")
     fields: LogFields = Field(default_factory=LogFields, description="Field names of your logs for each schema field.")
     rules: list[Annotated[str, AfterValidator(_parses)]] = Field(
         default_factory=lambda: list(DEFAULT_RULES),
@@ -80,7 +80,7 @@ class CanaryConfig(StrictModel):
     )
     significance: float = Field(0.05, gt=0, lt=1, description="Chance of any wrong decision over all rules and all looks (always-valid confidence sequences).")
     min_requests: int = Field(1000, ge=1, description="Requests each of canary and stable must have served before any decision.")
-    max_age: str | None = Field("7d", description="Time in traffic (first canary request to newest logged request) after which a canary with no violated rule is promoted; null: only on proof.")
+    max_age: str | None = Field("7d", description="Time in traffic (the canary version's release in the registry to the newest logged request, rows dated before it or in the future left out) after which a canary with no violated rule is promoted; null: only on proof.")
     horizon_requests: int = Field(10000, ge=10, description="Canary request count at which the confidence sequences are tightest (they stay valid at every count).")
 
     @field_validator("max_age")

@@ -1,6 +1,11 @@
 """Production request logs in (JSONL, CSV or Parquet; one row per served request), mapped through
 `canary.fields` onto the schema of docs/canary.md. Bad rows are reported as `file:line` (Parquet: `file:row N`),
-all of them at once, and nothing is analyzed."""
+all of them at once, and nothing is analyzed. A value quoted in such a message is cut to `QUOTED` characters:
+a file that is not a request log is never shown back at length.
+
+Numeric timestamps are Unix seconds; a number too large to be seconds of this era is read by its magnitude as
+epoch milliseconds (>= 1e11), microseconds (>= 1e14) or nanoseconds (>= 1e17), as loggers in Java, JavaScript
+or OpenTelemetry write them. (1e11 seconds is the year 5138; 1e11 milliseconds is 1973.)"""
 
 from __future__ import annotations
 
@@ -15,10 +20,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from adapterci.configbase import confine
 from adapterci.errors import UsageError
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 20
+QUOTED = 40  # characters of a bad value shown in a message
+# numeric timestamps at or above each bound are read in the unit (seconds per unit)
+EPOCH_UNITS = ((1e17, 1e-9), (1e14, 1e-6), (1e11, 1e-3))
 _POSITIVE = {"1", "+1", "true", "yes", "up", "positive", "thumbs_up"}
 _NEGATIVE = {"0", "-1", "false", "no", "down", "negative", "thumbs_down"}
 _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
@@ -39,12 +48,14 @@ class Requests:
     feedback: np.ndarray  # 1 positive, 0 negative, NaN none
     success: np.ndarray
     safety: np.ndarray
+    where: np.ndarray | None = None  # str: `file:line` of each row (None: not read from files)
 
     def __len__(self) -> int:
         return len(self.timestamp)
 
     def select(self, mask: np.ndarray) -> "Requests":
-        return Requests(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
+        return Requests(**{name: None if getattr(self, name) is None else getattr(self, name)[mask]
+                           for name in self.__dataclass_fields__})
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> "Requests":
@@ -54,19 +65,32 @@ class Requests:
 
         return cls(col("timestamp", float, math.nan), col("version", object, ""), col("latency", float, math.nan),
                    col("errors", object, ""), col("feedback", float, math.nan), col("success", float, math.nan),
-                   col("safety", float, math.nan))
+                   col("safety", float, math.nan), col("where", object, ""))
 
 
-def expand(patterns: list[str], base: Path) -> list[Path]:
-    """Files named by paths or globs (relative to `base`); LogError for a pattern that matches nothing."""
+def expand(patterns: list[str], base: Path, root: Path | None = None) -> list[Path]:
+    """Files named by paths or globs (relative to `base`); LogError for a pattern that matches nothing. With
+    `root`, every file must lie inside `root` once symlinks are resolved and be a regular file (LogError naming
+    it, never its content): globs from a config file, which a pull request may change, cannot read `../` or a
+    symlink out of the repository."""
     found: list[Path] = []
     for pattern in patterns:
         full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+        matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if root is not None or Path(p).is_file())
+        if root is not None:
+            matches = [_confined(m, pattern, root) for m in matches if not (m.is_dir() and not m.is_symlink())]
         if not matches:
             raise LogError(f"no request log matches {pattern!r} (relative to {base})")
         found += [m for m in matches if m not in found]
     return found
+
+
+def _confined(path: Path, pattern: str, root: Path) -> Path:
+    try:
+        confine(path, root, f"request log {path} (from {pattern!r})")
+    except ValueError as exc:
+        raise LogError(str(exc)) from None
+    return path  # named as matched in messages
 
 
 def load_logs(paths: list[Path], fields) -> Requests:
@@ -78,7 +102,7 @@ def load_logs(paths: list[Path], fields) -> Requests:
             if why:
                 problems.append(f"{where}: {why}")
             else:
-                rows.append(row)
+                rows.append({**row, "where": where})
     if problems:
         more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         raise LogError(f"{len(problems)} bad request log row(s):\n  "
@@ -103,8 +127,12 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
         elif kind == "csv":
             with open(path, encoding="utf-8", newline="") as f:
                 reader = csv.DictReader(f)
-                for row in reader:
-                    yield f"{path}:{reader.line_num}", row
+                try:
+                    for row in reader:
+                        yield f"{path}:{reader.line_num}", row
+                except csv.Error as exc:  # e.g. a field over csv's size limit: the rest cannot be read reliably
+                    raise LogError(f"{path}:{reader.line_num + 1}: not readable as CSV ({exc}); is it a request "
+                                   "log?") from None
         else:
             import pyarrow.parquet as pq
 
@@ -152,16 +180,30 @@ def _timestamp(value: Any) -> float:
         try:
             stamp = datetime.fromisoformat(str(value))
         except ValueError:
-            raise ValueError(f"{value!r} is neither ISO 8601 nor Unix seconds") from None
+            raise ValueError(f"{_quote(value)} is neither ISO 8601 nor Unix seconds") from None
         return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
     if not math.isfinite(seconds):
-        raise ValueError(f"{value!r} is not a time")
-    return seconds
+        raise ValueError(f"{_quote(value)} is not a time")
+    return epoch_seconds(seconds)
+
+
+def epoch_seconds(number: float) -> float:
+    """A numeric epoch time in seconds: milli-, micro- and nanoseconds recognised by magnitude (EPOCH_UNITS)."""
+    for bound, unit in EPOCH_UNITS:
+        if abs(number) >= bound:
+            return number * unit
+    return number
+
+
+def _quote(value: Any) -> str:
+    """`repr(value)`, cut to QUOTED characters: a message never shows a long stretch of a file back."""
+    text = repr(value)
+    return text if len(text) <= QUOTED else f"{text[:QUOTED]}… ({len(text)} characters)"
 
 
 def _version(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError("missing" if value in (None, "") else f"{value!r} is not a version, commit or ref name")
+        raise ValueError("missing" if value in (None, "") else f"{_quote(value)} is not a version, commit or ref name")
     return value
 
 
@@ -171,9 +213,9 @@ def _latency(value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number") from None
+        raise ValueError(f"{_quote(value)} is not a number") from None
     if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise ValueError(f"{value!r} is not a latency (a number >= 0)")
+        raise ValueError(f"{_quote(value)} is not a latency (a number >= 0)")
     return number
 
 
@@ -181,7 +223,7 @@ def _error(value: Any) -> str:
     if value is None or value is False or value == "":
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not an error type (a string; empty when the request succeeded)")
+        raise ValueError(f"{_quote(value)} is not an error type (a string; empty when the request succeeded)")
     return value
 
 
@@ -199,7 +241,7 @@ def _choice(positive: set[str], negative: set[str], what: str):
             return 1.0
         if text in negative:
             return 0.0
-        raise ValueError(f"{value!r} is not {what}")
+        raise ValueError(f"{_quote(value)} is not {what}")
     return parse
 
 

@@ -28,6 +28,11 @@ def markdown(decision) -> str:
     if decision.unknown:
         shown = ", ".join(f"`{v}` ({n})" for v, n in sorted(decision.unknown.items(), key=lambda kv: -kv[1]))
         lines += ["", f"Rows for neither canary nor stable (not analyzed): {sum(decision.unknown.values())}: {shown}"]
+    window = decision.window
+    if window is not None and window.outside:
+        lines += ["", f"Rows outside the canary's window ({window.as_dict()['from'] or 'release unknown'} to now, "
+                      f"not analyzed): {window.before_release} before its release, {window.in_future} in the future",
+                  *(f"- `{e}`" for e in window.examples)]
     if decision.acted:
         move = decision.acted
         lines += ["", f"Acted: `{move['ref']}` -> {move.get('version') or move['commit'][:12]}"

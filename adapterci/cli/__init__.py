@@ -4,6 +4,7 @@ only when invoked, so `--help` never imports torch, transformers or Great Expect
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 
 import click
@@ -53,6 +54,12 @@ SHORT_HELP = {
 }
 
 
+# ctx.meta keys (shared by every nested context): `--json` was given / a JSON object was already printed
+JSON_REQUESTED = "adapterci.json"
+JSON_EMITTED = "adapterci.json_emitted"
+_RAW_ARGS = "adapterci.raw_args"
+
+
 class LazyGroup(click.Group):
     """Imports a command's module only when the command runs (click's documented LazyGroup pattern)."""
 
@@ -70,14 +77,23 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(_RAW_ARGS, list(args))  # the outermost group's view: the whole command line
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         """The one error boundary: domain errors and file-system errors (disk full, read-only) become one
-        `Error:` line and their exit code; any other exception is a bug, shown in one line too unless running
-        under pytest or with ADAPTERCI_RAISE_ERRORS set (then it propagates with its traceback)."""
-        raising = settings.current().raise_errors
+        `Error:` line on stderr and their exit code (and, under `--json`, one JSON error object on stdout); any
+        other exception is a bug, shown in one line too unless running under pytest or with
+        ADAPTERCI_RAISE_ERRORS set (then it propagates with its traceback)."""
+        raising = False
         try:
+            raising = settings.current().raise_errors  # an invalid ADAPTERCI_* value is a usage error (exit 2)
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as exc:  # click's own usage errors: click prints them
+            _json_error(ctx, type(exc).__name__, exc.format_message(), exc.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except AdapterCIError as exc:
             if raising:
@@ -95,8 +111,37 @@ class LazyGroup(click.Group):
 
 
 def _fail(ctx: click.Context, exc: AdapterCIError) -> None:
+    _json_error(ctx, type(exc).__name__, str(exc), exc.exit_code)
     click.echo(f"Error: {exc}", err=True)
     ctx.exit(exc.exit_code)
+
+
+def _json_error(ctx: click.Context, kind: str, message: str, exit_code: int) -> None:
+    """Under `--json`, one JSON object on stdout for a failed command, unless the command already printed its
+    own (a FAIL verdict, a failed run): machines always get exactly one object."""
+    if _wants_json(ctx) and not ctx.meta.get(JSON_EMITTED):
+        ctx.meta[JSON_EMITTED] = True
+        click.echo(json.dumps({"error": {"type": kind, "message": message, "exit_code": exit_code}}, indent=2))
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """`--json` was parsed, or is on the command line of a command that has it (an error may come before
+    the option is parsed: a bad value of another option, an invalid ADAPTERCI_* setting)."""
+    if ctx.meta.get(JSON_REQUESTED):
+        return True
+    args = ctx.meta.get(_RAW_ARGS) or []
+    args = args[:args.index("--")] if "--" in args else args
+    if "--json" not in args:
+        return False
+    command, group, rest = None, ctx.command, list(args)
+    while isinstance(group, click.Group):  # the (sub)command the arguments name
+        name = next((a for a in rest if not a.startswith("-")), None)
+        command = group.get_command(ctx, name) if name else None
+        if command is None:
+            return False
+        rest = rest[rest.index(name) + 1:]
+        group = command
+    return any(p.name == "as_json" for p in command.params) if command is not None else False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

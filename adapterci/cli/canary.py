@@ -14,7 +14,8 @@ from adapterci.config import load_config
 @click.command(name="canary")
 @config_option
 @click.option("--logs", "logs", multiple=True, type=click.Path(dir_okay=False), envvar=settings.CANARY_LOGS,
-              show_envvar=True, help="A request log file or glob (JSONL, CSV, Parquet); repeatable. Default: `canary.logs`.")
+              show_envvar=True, help="A request log file or glob (JSONL, CSV, Parquet); repeatable; may name files outside the repository "
+                   "(yours to choose, unlike `canary.logs`, which a pull request can change). Default: `canary.logs`.")
 @click.option("--act", "act_on", is_flag=True,
               help="Promote the canary on PROMOTE; move `canary` back to stable on ROLLBACK.")
 @click.option("--summary/--no-summary", default=True, show_default=True,

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import click
 
+from adapterci.cli import JSON_EMITTED, JSON_REQUESTED
 from adapterci.config import DEFAULT_CONFIG
 
 
@@ -17,7 +18,14 @@ def config_option(f: Callable) -> Callable:
 
 
 def json_option(f: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")(f)
+    """`--json`: one JSON object on stdout, also when the command fails (`{"error": {...}}`, see cli/__init__)."""
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        if value:
+            ctx.meta[JSON_REQUESTED] = True
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember,
+                        help="Print one JSON object for machines.")(f)
 
 
 def run_dir_option(f: Callable) -> Callable:
@@ -26,6 +34,9 @@ def run_dir_option(f: Callable) -> Callable:
 
 
 def emit_json(obj: Any) -> None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[JSON_EMITTED] = True
     click.echo(json.dumps(obj, indent=2, default=str))
 
 

@@ -14,7 +14,9 @@ from adapterci.scaffold import DEFAULT_ACTION, scaffold
               help="A Hub model id to fine-tune (default: build the tiny offline model into models/tiny-llama).")
 @click.option("--action", default=None,
               help="The `uses:` reference of the adapterci action in the workflows (pin it by commit SHA).")
-@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--force", is_flag=True,
+              help="Overwrite the scaffold's own files where they already exist (nothing else; models/tiny-llama "
+                   "only when it holds just a tiny model init built).")
 def init(directory: str, name: str | None, base_model: str | None, action: str | None, force: bool) -> None:
     """Scaffold an adapter repository: config, data, eval sets, workflows, README section.
 

@@ -95,7 +95,8 @@ def versions(config_path: str, as_json: bool) -> None:
         return
     click.echo(f"{registry.url}")
     for v in found:
-        metrics = ", ".join(f"{suite}.{name}={value:.3f}" for suite, values in sorted(v.manifest["metrics"].items())
+        metrics = ", ".join(f"{suite}.{name}={'-' if value is None else f'{value:.3f}'}"
+                            for suite, values in sorted(v.manifest["metrics"].items())
                             for name, value in sorted(values.items()))
         refs = f" [{', '.join(v.refs)}]" if v.refs else ""
         click.echo(f"{v.version:<10} {v.commit[:12]}  {(v.date or '')[:19]:<19}  "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -204,4 +205,17 @@ def manifest_summary(raw: bytes | None) -> dict[str, Any]:
         data = {}
     data = data if isinstance(data, dict) else {}
     return {"content_hash": data.get("content_hash"), "base_model": data.get("base_model"),
-            "metrics": data.get("metrics") or {}, "gate_verdict": data.get("gate_verdict")}
+            "metrics": _metrics(data.get("metrics")), "gate_verdict": data.get("gate_verdict")}
+
+
+def _metrics(raw: Any) -> dict[str, dict[str, float | None]]:
+    """`{suite: {metric: number}}` from a manifest; a value that is not a finite number is None (missing), a
+    suite that is not an object is left out: a listing never fails on one odd release."""
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, dict[str, float | None]] = {}
+    for suite, values in raw.items():
+        if isinstance(values, dict):
+            out[str(suite)] = {str(name): float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and math.isfinite(v) else None for name, v in values.items()}
+    return out

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock
 
-from adapterci.errors import RegistryError
+from adapterci.errors import RegistryError, UsageError
 from adapterci.fsio import read_json, staged_dir, write_json_atomic
 from adapterci.registry.base import (
     MOVING_REFS,
@@ -31,6 +32,7 @@ from adapterci.registry.base import (
 )
 
 DEFAULT_BRANCH = "main"
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")  # every commit id this registry mints: a SHA-1 in hex
 
 
 class LocalRegistry(RegistryViews):
@@ -42,6 +44,7 @@ class LocalRegistry(RegistryViews):
     # --- primitives --------------------------------------------------------------------------------------
     def lock(self) -> FileLock:
         """Held for a whole release/promote/rollback: writers queue instead of racing."""
+        self._check_root()
         self.root.parent.mkdir(parents=True, exist_ok=True)
         return self._lock
 
@@ -51,10 +54,15 @@ class LocalRegistry(RegistryViews):
         return Refs(tags=dict(data["tags"]), branches=dict(data["branches"]), moving=moving)
 
     def commits(self) -> list[Commit]:
-        out, sha = [], self._read_refs()["branches"].get(DEFAULT_BRANCH)
+        """`main`'s commits, newest first; RegistryError naming the commit.json whose parent closes a cycle."""
+        out, seen, sha = [], set(), self._read_refs()["branches"].get(DEFAULT_BRANCH)
         while sha:
+            seen.add(sha)
             meta = self._meta(sha)
             out.append(Commit(meta["id"], meta["title"], meta["message"], meta["date"]))
+            if meta["parent"] in seen:
+                raise RegistryError(f"{self._meta_path(sha)}: parent {meta['parent'][:12]} is this commit or one of "
+                                    "its descendants (a cycle): the registry was edited by hand; nothing was changed")
             sha = meta["parent"]
         return out
 
@@ -121,13 +129,31 @@ class LocalRegistry(RegistryViews):
             self._update_refs(lambda refs: refs["moving"].__setitem__(name, state))
 
     # --- storage -----------------------------------------------------------------------------------------
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"registry {self.url}: {self.root} is a file, not a directory: point `registry` (or "
+                             f"ADAPTERCI_REGISTRY) at a directory")
+
     def _read_refs(self) -> dict:
+        """refs.json, every commit id in it checked (RegistryError naming the file and key otherwise)."""
+        self._check_root()
         path = self.root / "refs.json"
         try:
             data = read_json(path) if path.exists() else {}
-            return {"branches": dict(data.get("branches", {})), "tags": dict(data.get("tags", {})),
-                    "moving": {name: {"head": str(m["head"]), "target": str(m["target"]), "history": list(m["history"])}
-                               for name, m in dict(data.get("moving", {})).items()}}
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            refs = {"branches": _ids(data.get("branches", {}), "branches"), "tags": _ids(data.get("tags", {}), "tags"),
+                    "moving": {}}
+            moving = data.get("moving", {})
+            if not isinstance(moving, dict):
+                raise ValueError("`moving` must be an object")
+            for name, m in moving.items():
+                if not isinstance(m, dict) or not isinstance(m.get("history"), list):
+                    raise ValueError(f"`moving.{name}` must be an object with `head`, `target` and `history`")
+                refs["moving"][name] = {"head": _id(m.get("head"), f"moving.{name}.head"),
+                                        "target": _id(m.get("target"), f"moving.{name}.target"),
+                                        "history": [_id(h, f"moving.{name}.history") for h in m["history"]]}
+            return refs
         except (ValueError, TypeError, AttributeError, KeyError) as exc:  # truncated or hand-edited
             raise RegistryError(f"{path} is not a valid refs file ({exc}): restore it from a backup; nothing was "
                                 "changed") from None
@@ -137,12 +163,46 @@ class LocalRegistry(RegistryViews):
         change(refs)
         write_json_atomic(self.root / "refs.json", refs)
 
+    def _meta_path(self, sha: str) -> Path:
+        if not isinstance(sha, str) or not COMMIT_ID.fullmatch(sha):  # never a path: `../..` stays out
+            raise RegistryError(f"{sha!r} is not a commit id of {self.url} (40 hex digits)")
+        return self.root / "commits" / sha / "commit.json"
+
     def _meta(self, sha: str) -> dict:
-        path = self.root / "commits" / sha / "commit.json"
+        """commit.json of `sha`, checked: an object whose `id` is `sha`, `parent` a commit id or null, text
+        fields (RegistryError naming the file otherwise)."""
+        path = self._meta_path(sha)
         if not path.is_file():
             raise RegistryError(f"commit {sha[:12]} not found in {self.url}")
-        return read_json(path)
+        try:
+            meta = read_json(path)
+            if not isinstance(meta, dict):
+                raise ValueError("expected a JSON object")
+            if meta.get("id") != sha:
+                raise ValueError(f"`id` is {str(meta.get('id'))[:60]!r}, not the commit's own id")
+            if meta.get("parent") is not None:
+                _id(meta["parent"], "parent")
+            for key in ("title", "message", "date"):
+                if not isinstance(meta.get(key), str):
+                    raise ValueError(f"`{key}` must be a string")
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{path} is not a valid commit record ({exc}): the registry was damaged or edited "
+                                "by hand; nothing was changed") from None
+        return meta
 
     def _files(self, sha: str) -> Path:
         self._meta(sha)
         return self.root / "commits" / sha / "files"
+
+
+def _id(value, where: str) -> str:
+    """A commit id read from the registry's files; ValueError naming `where` for anything else (a path)."""
+    if not isinstance(value, str) or not COMMIT_ID.fullmatch(value):
+        raise ValueError(f"`{where}`: {str(value)[:60]!r} is not a commit id (40 hex digits)")
+    return value
+
+
+def _ids(names, where: str) -> dict[str, str]:
+    if not isinstance(names, dict):
+        raise ValueError(f"`{where}` must be an object")
+    return {str(name): _id(sha, f"{where}.{name}") for name, sha in names.items()}

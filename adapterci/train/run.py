@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import time
+import zipfile
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from adapterci.data.dataset import load_training_data
 from adapterci.data.labels import label_variants
 from adapterci.errors import StageFailed
 from adapterci.fsio import read_json, staged_dir, write_json_atomic
-from adapterci.modelio import resolve_base
+from adapterci.modelio import resolve_base, safetensors_problem
 from adapterci.prompting import PromptFormat
 from adapterci.runs import RunDir, run_dir_for
 from adapterci.train.backends import ModelSpec, choose_backend, get_backend, training_precision, unsloth_importable
@@ -52,9 +53,48 @@ CHECKPOINT_INPUTS = "adapterci-inputs.json"
 
 
 def can_resume(output: Path, fingerprint: str) -> bool:
-    """Whether `output` has checkpoints of an interrupted training on the inputs `fingerprint`."""
+    """Whether `output` has a complete checkpoint of an interrupted training on the inputs `fingerprint`."""
     ckpt = checkpoints_dir(Path(output))
-    return _recorded_inputs(ckpt) == fingerprint and any(ckpt.glob("checkpoint-*"))
+    return _recorded_inputs(ckpt) == fingerprint and any(incomplete(c) is None for c in _checkpoints(ckpt))
+
+
+def _checkpoints(ckpt: Path) -> list[Path]:
+    """The `checkpoint-STEP` folders, newest (highest step) first."""
+    found = [p for p in ckpt.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True)
+
+
+def incomplete(checkpoint: Path) -> str | None:
+    """Why `checkpoint` cannot be resumed from (None: it is complete). The Trainer writes the weights, then the
+    optimizer, scheduler and RNG states, and `trainer_state.json` last, straight into the folder: a full disk or
+    a kill leaves it without the state, or with a truncated file. Checked: the state parses and names this step;
+    every safetensors file holds all the bytes its header promises; every torch file is a whole zip archive."""
+    try:
+        state = read_json(checkpoint / "trainer_state.json")
+        step = checkpoint.name.split("-", 1)[1]
+        if not isinstance(state, dict) or str(state.get("global_step")) != step:
+            return f"trainer_state.json does not record step {step}"
+        sharded = [p.name for p in checkpoint.iterdir() if p.is_dir()]  # FSDP / DeepSpeed write folders
+        weights = sorted(checkpoint.glob("*.safetensors"))
+        if not weights and not any(n.startswith(("pytorch_model_fsdp", "global_step")) for n in sharded):
+            return "the weights are missing"
+        if not (checkpoint / "optimizer.pt").is_file() and not any(n.startswith(("optimizer", "global_step"))
+                                                                    for n in sharded):
+            return "optimizer.pt is missing"
+        for path in weights:
+            if why := safetensors_problem(path):
+                return f"{path.name}: {why}"
+        for path in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth"), *checkpoint.glob("*.bin")]):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    archive.namelist()
+            except (zipfile.BadZipFile, EOFError, ValueError):
+                return f"{path.name} is truncated or damaged"
+    except FileNotFoundError as exc:
+        return f"{Path(exc.filename or '?').name} is missing"
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    return None
 
 
 def _recorded_inputs(ckpt: Path) -> str | None:
@@ -126,7 +166,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     if resume and _recorded_inputs(ckpt) not in (None, fingerprint):
         raise StageFailed("train", f"the checkpoints in {ckpt} were trained from other inputs (data, config or base "
                                    "model changed since): run without --resume to start over", exit_code=2)
-    resume_from = _resume_point(ckpt, resume, log)
+    resume_from = _resume_point(ckpt, resume, log, main)
     if main and not resume and ckpt.exists():
         shutil.rmtree(ckpt)
     if main:
@@ -225,14 +265,26 @@ def _check_layers(cfg, spec: ModelSpec) -> None:
                         f"layer {layers[-1]} does not exist; the base model has {count} layers (0-{count - 1})")
 
 
-def _resume_point(ckpt: Path, resume: bool, log) -> str | None:
+def _resume_point(ckpt: Path, resume: bool, log, main: bool = True) -> str | None:
+    """The newest complete checkpoint. An incomplete one (cut short by a full disk or a kill) is skipped with a
+    log line saying why and removed (by the main process), so it can neither block this resume nor the next."""
     if not resume:
         return None
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
-    log(f"train: resuming from {last}" if last else f"train: no checkpoint in {ckpt}; starting from scratch")
-    return last
+    found = _checkpoints(ckpt) if ckpt.is_dir() else []
+    complete = None
+    for checkpoint in found:
+        why = incomplete(checkpoint)
+        if why is None:
+            complete = checkpoint
+            break
+        log(f"train: {checkpoint.name} is incomplete ({why}): skipped" + (" and removed" if main else ""))
+        if main:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    if complete is not None:
+        log(f"train: resuming from {complete}")
+        return str(complete)
+    log(f"train: no complete checkpoint in {ckpt}; starting from scratch")
+    return None
 
 
 def _build_trainer(cfg, spec: ModelSpec, backend: str, model, tokenizer, train_rows, valid_rows, ckpt: Path, log,
