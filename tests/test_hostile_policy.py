@@ -57,3 +57,48 @@ def test_a_policy_without_rules_is_a_config_error(example_project: Path) -> None
     edit(example_project, "  significance: 0.05\n", "")
     out = validate(example_project)
     assert "`gate`: the `gate:` section is missing: a release policy needs at least one rule in `gate.rules`" in out
+
+
+# --- prompt_template: a Jinja template is code, rendered with bounded work -------------------------------------
+
+CONTENT = "{% for m in messages %}{{ m.content }}{% endfor %}"
+HOSTILE_TEMPLATES = {
+    "nested-ranges": "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}" + CONTENT,
+    "repeat-10-GB": "{{ 'x' * 10**10 }}" + CONTENT,
+    "center-1-GB": "{{ 'a' | center(1000000000) }}" + CONTENT,
+    "format-width-1-GB": "{{ '%0999999999d' | format(1) }}{{ '{:>999999999}'.format(1) }}" + CONTENT,
+    "doubling-concat": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+                       + CONTENT,
+    "huge-power": "{{ 7 ** 999999999 }}" + CONTENT,
+    "printed-in-a-loop": "{% for i in range(99999) %}{{ messages[0].content * 1000 }}{% endfor %}" + CONTENT,
+    "replace-amplifier": "{{ ('x' * 99999) | replace('', 'y' * 99999) }}" + CONTENT,
+    "endless-macro": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}" + CONTENT,
+    "too-deeply-nested": "{% for i in [1] %}" * 30 + CONTENT + "{% endfor %}" * 30,
+    "division-by-zero": "{{ 1 / 0 }}" + CONTENT,
+}
+
+
+@pytest.mark.parametrize("template", HOSTILE_TEMPLATES.values(), ids=HOSTILE_TEMPLATES)
+def test_a_hostile_prompt_template_is_refused_quickly(example_project: Path, template: str) -> None:
+    import json
+
+    edit(example_project, "prompt_template: alpaca ", f"prompt_template: {json.dumps(template)} ")
+    started = time.perf_counter()
+    out = validate(example_project)
+    assert time.perf_counter() - started < 5
+    assert f"line {line_of(example_project, 'prompt_template:')}: `prompt_template`: the Jinja template does not " \
+           "work" in out
+
+
+def test_a_bounded_template_still_renders_long_messages() -> None:
+    """The budget grows with the messages: a template that prints a long message a few times is not refused."""
+    from adapterci.data.formats import Message
+    from adapterci.prompting import PromptFormat, template_problem
+
+    template = ("{% set ns = namespace(sys='') %}{% for m in messages if m.role == 'system' %}{% set ns.sys = m.content %}"
+                "{% endfor %}[SYS]{{ ns.sys }}{% for m in messages if m.role != 'system' %}\n{{ m.role | upper }}: "
+                "{{ m.content | trim }}{% endfor %}\n{{ messages | tojson(indent=2) | length }} {{ '%s/%d' % ('a', 2) }}")
+    assert template_problem(template) is None
+    long = "word " * 200_000
+    text = PromptFormat(template).render((Message("system", "Be brief."), Message("user", long)))
+    assert text.startswith("[SYS]Be brief.\nUSER: word word") and text.endswith(" a/2") and len(text) > 1_000_000
