@@ -3,6 +3,7 @@ with exit 2 and a message naming the file and line, without a traceback and with
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -103,3 +104,26 @@ def test_hub_emulator_refuses_a_model_card_alias_bomb_in_time() -> None:
         front_matter("---\n" + BOMB + "---\n# card\n")
     assert time.perf_counter() - started < 5
     assert front_matter("---\nbase_model: org/base\ntags: [lora]\n---\n") == {"base_model": "org/base", "tags": ["lora"]}
+
+
+def test_check_does_not_tokenize_rows_already_over_max_chars(example_project: Path) -> None:
+    """A row longer than `checks.max_chars` fails `schema` with its file and line; it is neither rendered nor
+    tokenized (a 27 MB file of such rows took 110 s and 3.5 GB in the token-length check)."""
+    train = example_project / "data" / "train.jsonl"
+    first = len(train.read_bytes().splitlines()) + 1
+    long = "The room was lovely and the staff were kind. " * 1000  # 45,000 characters > max_chars 32,000
+    with train.open("a") as f:
+        for label in ("positive", "negative"):
+            f.write(json.dumps({"instruction": "Classify the review.", "input": long, "output": label}) + "\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(example_project / "adapterci.yaml"), "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    by_name = {c["name"]: c for c in report["checks"]}
+    schema = [(f["file"], f["line"]) for f in by_name["schema"]["failures"]]
+    assert schema == [("data/train.jsonl", first), ("data/train.jsonl", first + 1)]
+    assert by_name["token_length"]["passed"]  # not tokenized, so not reported twice
+    record = json.loads((example_project / ".adapterci" / "run" / "check" / "check.json").read_text())
+    token_length = next(c for c in record["checks"] if c["name"] == "token_length")
+    assert token_length["details"]["over_max_chars"] == 2
+    assert token_length["details"]["tokenized"] <= token_length["details"]["rows"] - 2
+    assert "2 longer than `checks.max_chars` not tokenized" in token_length["summary"]
