@@ -102,3 +102,64 @@ def test_a_bounded_template_still_renders_long_messages() -> None:
     long = "word " * 200_000
     text = PromptFormat(template).render((Message("system", "Be brief."), Message("user", long)))
     assert text.startswith("[SYS]Be brief.\nUSER: word word") and text.endswith(" a/2") and len(text) > 1_000_000
+
+
+# --- results.json: what a gate reads --------------------------------------------------------------------------
+
+
+def write_results(directory: Path, **changes) -> Path:
+    """A small valid results.json + items.jsonl in `directory`, with `changes` applied to results.json."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    item = {"suite": "sentiment", "source": "evalsets/sentiment.jsonl:1", "expected": "positive", "label": None,
+            "models": {"base": {"answer": "negative", "correct": False}, "candidate": {"answer": "positive", "correct": True}}}
+    (directory / "items.jsonl").write_text("".join(json.dumps({**item, "index": i, "prompt": f"p{i}"}) + "\n"
+                                                   for i in range(3)))
+    data = {"format_version": 1, "items_file": "items.jsonl", "models": {"base": {}, "champion": None, "candidate": {}},
+            "suites": {"sentiment": {"kind": "task", "n": 3, "labels": ["positive", "negative"]}}}
+    data.update(changes)
+    (directory / "results.json").write_text(json.dumps(data))
+    return directory / "results.json"
+
+
+def gate(project: Path, results: Path):
+    result = CliRunner().invoke(cli, ["gate", "--config", str(project / "adapterci.yaml"), "--results", str(results),
+                                      "--run-dir", str(project / "run")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (project / "run" / "gate.json").exists()
+    return result.output
+
+
+def test_results_items_file_outside_the_results_directory_is_refused(example_project: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "items.jsonl"
+    write_results(secret.parent)
+    results_dir = example_project / "results"
+    for items_file in ("../../outside/items.jsonl", str(secret)):
+        out = gate(example_project, write_results(results_dir, items_file=items_file))
+        assert f"{results_dir / 'results.json'}: `items_file`" in out and "re-run `adapterci eval`" in out
+    (results_dir / "linked.jsonl").symlink_to(secret)
+    out = gate(example_project, write_results(results_dir, items_file="linked.jsonl"))
+    assert f"`items_file` 'linked.jsonl' (a symlink to {secret.resolve()}) is outside" in out
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"suites": {"sentiment": {"kind": "task", "n": "many"}}}, "`suites.sentiment.n` is 'many', not a count of items"),
+    ({"suites": {"sentiment": {"kind": "task", "n": True}}}, "`suites.sentiment.n` is True, not a count of items"),
+    ({"suites": {"sentiment": {"kind": "poem", "n": 3}}}, "`suites.sentiment.kind` is 'poem', not `task` or `safety`"),
+    ({"suites": {"sentiment": {"kind": "task", "n": 3, "labels": "positive"}}}, "`suites.sentiment.labels` is 'positive', not a list of labels"),
+    ({"suites": []}, "`suites` is missing or not an object"),
+    ({"models": {"base": "x"}}, "every entry of `models` must be an object or null"),
+    ({"format_version": "1"}, "`format_version` is '1', not a number"),
+])
+def test_results_with_values_of_the_wrong_type_are_a_usage_error(example_project: Path, changes, says) -> None:
+    results = write_results(example_project / "results", **changes)
+    out = gate(example_project, results)
+    assert f"Error: {results}: {says}; re-run `adapterci eval`" in out
+
+
+def test_results_nested_too_deeply_are_a_usage_error(example_project: Path) -> None:
+    results = write_results(example_project / "results")
+    (results.parent / "items.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    out = gate(example_project, results)
+    assert f"cannot read eval results {results.parent / 'items.jsonl'}: nested too deeply" in out
