@@ -127,3 +127,21 @@ def test_check_does_not_tokenize_rows_already_over_max_chars(example_project: Pa
     assert token_length["details"]["over_max_chars"] == 2
     assert token_length["details"]["tokenized"] <= token_length["details"]["rows"] - 2
     assert "2 longer than `checks.max_chars` not tokenized" in token_length["summary"]
+
+
+def test_a_row_of_100k_nested_brackets_is_a_row_error(example_project: Path) -> None:
+    """json.loads raised RecursionError on it (an internal error); it is a problem of its row, like malformed JSON."""
+    train = example_project / "data" / "train.jsonl"
+    line = len(train.read_bytes().splitlines()) + 1
+    with train.open("a") as f:
+        f.write("[" * 100_000 + "]" * 100_000 + "\n")
+        f.write(json.dumps({"instruction": "Classify.", "input": "ok", "output": "positive",
+                            "meta": json.loads("[" * 40 + "]" * 40)}) + "\n")
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, ["check", "--config", str(example_project / "adapterci.yaml"), "--json"])
+    assert time.perf_counter() - started < 60
+    assert result.exit_code == 1, result.output
+    schema = next(c for c in json.loads(result.output)["checks"] if c["name"] == "schema")["failures"]
+    assert [(f["file"], f["line"], f["message"]) for f in schema] == [
+        ("data/train.jsonl", line, "nested more than 32 levels deep"),
+        ("data/train.jsonl", line + 1, "nested more than 32 levels deep")]
