@@ -163,3 +163,84 @@ def test_results_nested_too_deeply_are_a_usage_error(example_project: Path) -> N
     (results.parent / "items.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
     out = gate(example_project, results)
     assert f"cannot read eval results {results.parent / 'items.jsonl'}: nested too deeply" in out
+
+
+# --- numbers: every numeric key has an upper bound ---------------------------------------------------------------
+
+
+def numeric_fields_without_upper_bound() -> list[str]:
+    """Every int or float key of the config schema (list items included) that has no `le`/`lt` bound."""
+    import typing
+
+    import annotated_types
+    from pydantic import BaseModel
+
+    from adapterci.config import Config
+
+    found: list[str] = []
+
+    def visit(annotation, metadata: list, key: str) -> None:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is typing.Annotated:
+            extra = [m for a in args[1:] for m in (getattr(a, "metadata", None) or [a])]
+            visit(args[0], metadata + extra, key)
+        elif args and origin is not typing.Literal:
+            for arg in args:
+                visit(arg, metadata if origin is not list else [], f"{key}[]" if origin is list else key)
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            walk(annotation, key)
+        elif annotation in (int, float):
+            if not any(isinstance(m, (annotated_types.Le, annotated_types.Lt)) for m in metadata):
+                found.append(key)
+
+    def walk(model, prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            visit(field.annotation, list(field.metadata), f"{prefix}.{name}" if prefix else name)
+
+    walk(Config, "")
+    return found
+
+
+def test_every_numeric_config_key_has_an_upper_bound() -> None:
+    assert numeric_fields_without_upper_bound() == []
+
+
+def test_the_schema_walk_sees_numeric_keys_and_list_items() -> None:
+    """The walk is not vacuous: it reaches nested sections, optional numbers and list items."""
+    from pydantic import Field
+
+    from adapterci.configbase import StrictModel
+
+    class Loose(StrictModel):
+        a: int = 1
+        b: float | None = None
+        c: list[int] = Field(default_factory=list)
+        d: int = Field(1, le=5)
+
+    import adapterci.config as config
+
+    original = config.Config.model_fields["cost"]
+    try:
+        config.Config.model_fields["cost"] = type(original)(annotation=Loose, default_factory=Loose)
+        assert numeric_fields_without_upper_bound() == ["cost.a", "cost.b", "cost.c[]"]
+    finally:
+        config.Config.model_fields["cost"] = original
+
+
+@pytest.mark.parametrize("old, new, key, says", [
+    ("  significance: 0.05\n", "  significance: 0.05\n  bootstrap_resamples: 1000000000000000\n",
+     "gate.bootstrap_resamples", "Input should be less than or equal to 20000"),
+    ("    r: 16", "    r: 1000000", "train.lora.r", "Input should be less than or equal to 4096"),
+    ("  batch_size: 16", "  batch_size: 100000000", "train.batch_size", "Input should be less than or equal to 65536"),
+    ("  max_length: 128", "  max_length: 99999999999", "train.max_length", "Input should be less than or equal to 1048576"),
+    ("  seed: 42", "  seed: -1", "train.seed", "Input should be greater than or equal to 0"),
+    ("kind: safety, max_new_tokens: 24", "kind: safety, max_new_tokens: 10000000", "eval.suites[1].max_new_tokens",
+     "Input should be less than or equal to 65536"),
+    ("  max_age: 7d", "  max_age: " + "9" * 400 + "w", "canary.max_age", "is longer than a canary may run (520w)"),
+])
+def test_huge_numbers_in_the_config_are_config_errors(example_project: Path, old, new, key, says) -> None:
+    edit(example_project, old, new)
+    out = validate(example_project)
+    line = line_of(example_project, new.strip().splitlines()[-1].split(":")[0] + ":") if key != "eval.suites[1].max_new_tokens" \
+        else line_of(example_project, "max_new_tokens: 10000000")
+    assert f"line {line}: `{key}`: " in out and says in out, out

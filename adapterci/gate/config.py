@@ -27,8 +27,8 @@ class GateConfig(StrictModel):
                     "At least one: a policy without rules would pass every adapter.",
     )
     significance: float = Field(0.05, gt=0, lt=1, description="A rule must hold at this significance level (one-sided test) to PASS; holding on the point estimate only is INCONCLUSIVE.")
-    min_items: int = Field(20, ge=1, description="A suite with fewer eval items than this makes its rules INCONCLUSIVE.")
-    bootstrap_resamples: int = Field(2000, ge=100, description="Paired bootstrap resamples for metrics that are not a rate of 0/1 outcomes (macro-F1, per-label scores).")
+    min_items: int = Field(20, ge=1, le=100_000_000, description="A suite with fewer eval items than this makes its rules INCONCLUSIVE.")
+    bootstrap_resamples: int = Field(2000, ge=100, le=20_000, description="Paired bootstrap resamples for metrics that are not a rate of 0/1 outcomes (macro-F1, per-label scores).")
 
     @field_validator("rules")
     @classmethod
