@@ -49,6 +49,9 @@ class Config(StrictModel):
     @classmethod
     def _base_model(cls, value: str, info: ValidationInfo) -> str:
         base = (info.context or {}).get("base", Path.cwd())
+        if not value.strip() or value.strip() in (".", "./"):
+            raise ValueError("names no model: a local directory or `.gguf` file (relative to the config), or a Hub "
+                             "id `OWNER/NAME`")
         if _is_gguf(value):
             if not resolve_in_project(value, info).is_file():
                 raise ValueError(f"GGUF file not found: {value} (local paths are relative to the config file)")

@@ -244,3 +244,108 @@ def test_huge_numbers_in_the_config_are_config_errors(example_project: Path, old
     line = line_of(example_project, new.strip().splitlines()[-1].split(":")[0] + ":") if key != "eval.suites[1].max_new_tokens" \
         else line_of(example_project, "max_new_tokens: 10000000")
     assert f"line {line}: `{key}`: " in out and says in out, out
+
+
+# --- errors pinned on their own key ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old, new, key, says", [
+    ("modules_to_save: [embed_tokens, lm_head]", "modules_to_save: [embed_tokens, lm_haed]", "train.lora.modules_to_save",
+     "the base model has no module named 'lm_haed'"),
+    ("target_modules: all-linear", "target_modules: [q_proj, nope_proj]", "train.lora.target_modules",
+     "the base model has no module named 'nope_proj'"),
+    ("target_modules: all-linear", "target_modules: [nope_proj]", "train.lora.target_modules", "nope_proj"),
+])
+def test_a_lora_setting_the_model_cannot_take_names_its_key_before_training(example_project: Path, old, new, key,
+                                                                            says) -> None:
+    """PEFT ignored an unknown `modules_to_save` name, and every ValueError of loading was pinned on `base_model`."""
+    edit(example_project, old, new)
+    edit(example_project, "  epochs: 10\n", "  epochs: 10\n  max_steps: 1\n")  # cheap, were it not refused
+    run_dir = example_project / "run"
+    result = CliRunner().invoke(cli, ["train", "--config", str(example_project / "adapterci.yaml"),
+                                      "--run-dir", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert f"line {line_of(example_project, new.split(':')[0] + ':')}: `{key}`: " in result.output and says in result.output
+    assert "`base_model`" not in result.output and "Traceback" not in result.output
+    assert not (run_dir / "adapter").exists() and not list(run_dir.rglob("checkpoint-*"))
+
+
+def test_chat_template_without_one_in_the_tokenizer_names_prompt_template(example_project: Path) -> None:
+    """`prompt_template: chat` with a tokenizer that has no chat template was an internal ValueError."""
+    model = example_project / "models" / "tiny-llama"
+    if model.is_symlink():
+        import shutil
+
+        target = model.resolve()
+        model.unlink()
+        shutil.copytree(target, model)
+    (model / "chat_template.jinja").unlink()
+    edit(example_project, "prompt_template: alpaca ", "prompt_template: chat ")
+    result = CliRunner().invoke(cli, ["check", "--config", str(example_project / "adapterci.yaml")])
+    assert result.exit_code == 2, result.output
+    assert f"line {line_of(example_project, 'prompt_template:')}: `prompt_template`: `chat` uses the tokenizer's " \
+           "chat template" in result.output and "internal error" not in result.output
+
+
+# --- silent or unclear: numbers, names and lists that validated but meant nothing -------------------------------
+
+
+@pytest.mark.parametrize("rule, says", [
+    ("sentiment.accuracy >= 1e999", "1e999 is too large to be a number (it reads as infinity)"),
+    ("sentiment.accuracy >= base + 1e400", "1e400 is too large to be a number"),
+    ("safety.leak_rate <= 1e308 + 1e308", "the threshold 1e308 + 1e308 is too large to be a number"),
+    ("safety.leak_rate <= inf", "`inf` is not a finite number"),
+    ("safety.leak_rate <= nan", "`nan` is not a finite number"),
+])
+def test_a_non_finite_number_in_a_gate_rule_is_a_config_error(example_project: Path, rule, says) -> None:
+    """`1e999` passed and wrote `Infinity` (not JSON) into gate.json."""
+    edit(example_project, '    - "safety.leak_rate <= 0"\n', f'    - "{rule}"\n')
+    out = validate(example_project)
+    assert f"line {line_of(example_project, rule)}: `gate.rules[4]`: rule '{rule}': {says}" in out, out
+
+
+def test_a_non_finite_factor_in_a_canary_rule_is_a_config_error(example_project: Path) -> None:
+    edit(example_project, '"latency.p95 <= stable * 1.10"', '"latency.p95 <= stable * 1e999"')
+    out = validate(example_project)
+    assert f"line {line_of(example_project, 'stable * 1e999')}: `canary.rules[2]`: rule 'latency.p95 <= stable * " \
+           "1e999': 1e999 is too large to be a number" in out
+
+
+@pytest.mark.parametrize("old, new, key, says", [
+    ("base_model: models/tiny-llama", 'base_model: ""', "base_model", "names no model"),
+    ("base_model: models/tiny-llama", 'base_model: "  "', "base_model", "names no model"),
+    ("base_model: models/tiny-llama", "base_model: .", "base_model", "names no model"),
+    ("train: data/train.jsonl", "train: []", "data.train", "an empty list: name at least one file or glob"),
+    ("train: data/train.jsonl", "train: ['']", "data.train", "an empty path"),
+    ("validation: data/valid.jsonl", "validation: []", "data.validation", "(or remove `validation`)"),
+    ("labels: [positive, negative]", "labels: []", "checks.labels", "an empty list: name the labels"),
+    ("labels: [positive, negative]", 'labels: [positive, negative, "p\\u043esitive"]', "checks.labels",
+     "label 'positive' and 'p\u043esitive' read the same (U+043E CYRILLIC SMALL LETTER O)"),
+    ("labels: [positive, negative]", 'labels: [positive, negative, "NEGATIVE"]', "checks.labels",
+     "label 'negative' and 'NEGATIVE' read the same (they differ only in case or spacing)"),
+    ("labels: [positive, negative]", 'labels: [positive, "ne\\u200bgative", negative]', "checks.labels",
+     "(U+200B ZERO WIDTH SPACE)"),
+    ("labels: [positive, negative]", 'labels: [positive, "\\uff50ositive"]', "checks.labels",
+     "(U+FF50 FULLWIDTH LATIN SMALL LETTER P)"),
+    ("choices: [positive, negative]}", "choices: []}", "eval.suites[0].choices", "an empty list: name the choices"),
+    ("choices: [positive, negative]}", "choices: [positive, negative, positive]}", "eval.suites[0].choices",
+     "choice 'positive' is repeated"),
+    ("choices: [positive, negative]}", 'choices: [positive, "\\u03bfk", "ok"]}', "eval.suites[0].choices",
+     "(U+03BF GREEK SMALL LETTER OMICRON)"),
+])
+def test_empty_or_indistinguishable_values_are_config_errors(example_project: Path, old, new, key, says) -> None:
+    edit(example_project, old, new)
+    out = validate(example_project)
+    assert f"line {line_of(example_project, new.split(':')[0].strip() + ':')}: `{key}`: " in out and says in out, out
+
+
+def test_homoglyph_answers_in_the_data_are_label_variants() -> None:
+    """`check` and `train` flag a row whose answer reads as a label but is written with lookalike letters."""
+    from adapterci.data.formats import Example, Message
+    from adapterci.data.labels import label_variants
+    from adapterci.data.load import Source
+
+    rows = [Example((Message("user", "Good?"),), answer, Source("data/train.jsonl", i), "chat")
+            for i, answer in enumerate(["positive", "p\u043esitive", "posi\u200btive", "negative"], 1)]
+    assert [(p.source.line, p.message.split(" is ")[0]) for p in label_variants(rows, ["positive", "negative"])] == [
+        (2, "answer 'p\u043esitive'"), (3, "answer 'posi\\u200btive'")]

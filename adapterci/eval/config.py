@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from adapterci.configbase import ProjectPath, StrictModel
+from adapterci.data.config import distinct_answers
 
 
 class Normalize(StrictModel):
@@ -27,6 +28,11 @@ class Suite(StrictModel):
     mode: Literal["choices", "generate"] = Field("generate", description="`choices`: pick the most likely of `choices`; `generate`: greedy generation.")
     choices: list[str] | None = Field(None, description="Allowed answers for `mode: choices` (and the label set of classification metrics).")
     max_new_tokens: int = Field(32, ge=1, le=65_536, description="Generation budget per item.")
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct_choices(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else distinct_answers(value, "choice", "remove `choices` (mode `generate`)")
 
     @model_validator(mode="after")
     def _choices_needed(self) -> "Suite":
