@@ -99,6 +99,9 @@ class EvalResults:
                 raise UsageError(f"{items_path}: item {item.get('source')} of `{key[0]}` is repeated: each item may "
                                  f"count once; {rerun}")
             seen.add(key)
+        for name, info in data["suites"].items():  # absent (older or hand-made results): what it counts
+            if info.get("n") is None:
+                info["n"] = sum(1 for item in items if item["suite"] == name)
         if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
             warnings.warn(f"{path} was written by a newer adapterci ({data.get('adapterci_version')}); unknown keys are ignored")
         return cls(data, items, path)
@@ -125,7 +128,7 @@ def _shape_problem(data: Any) -> str | None:
         if not isinstance(info, dict):
             return f"`suites.{name}` is not an object"
         n = info.get("n")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             return f"`suites.{name}.n` is {n!r}, not a count of items"
         if info.get("kind") not in ("task", "safety"):
             return f"`suites.{name}.kind` is {info.get('kind')!r}, not `task` or `safety`"
