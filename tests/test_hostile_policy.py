@@ -137,10 +137,13 @@ def test_results_items_file_outside_the_results_directory_is_refused(example_pro
     results_dir = example_project / "results"
     for items_file in ("../../outside/items.jsonl", str(secret)):
         out = gate(example_project, write_results(results_dir, items_file=items_file))
-        assert f"{results_dir / 'results.json'}: `items_file`" in out and "re-run `adapterci eval`" in out
+        assert f"{results_dir / 'results.json'}: `items_file` {items_file!r} leads outside the results' " \
+               f"directory {results_dir.resolve()}" in out and "re-run `adapterci eval`" in out
     (results_dir / "linked.jsonl").symlink_to(secret)
     out = gate(example_project, write_results(results_dir, items_file="linked.jsonl"))
-    assert f"`items_file` 'linked.jsonl' (a symlink to {secret.resolve()}) is outside" in out
+    assert "`items_file` 'linked.jsonl' (through a symlink) leads outside the results' directory" in out
+    out = gate(example_project, write_results(results_dir, items_file="missing.jsonl"))
+    assert "`items_file` 'missing.jsonl' not found" in out
 
 
 @pytest.mark.parametrize("changes, says", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,12 +81,17 @@ class EvalResults:
         if problem := _shape_problem(data):
             raise UsageError(f"{path}: {problem}; {rerun}")
         items_name = data.get("items_file", "items.jsonl")
+        home = path.parent.resolve()
+        if not isinstance(items_name, str) or Path(items_name).is_absolute() or \
+                home not in (path.parent / items_name).resolve().parents:
+            via = " (through a symlink)" if isinstance(items_name, str) and not Path(items_name).is_absolute() \
+                and home in Path(os.path.abspath(path.parent / items_name)).parents else ""
+            raise UsageError(f"{path}: `items_file` {items_name!r}{via} leads outside the results' directory {home}: "
+                             f"the items must lie beside results.json; {rerun}")
         try:
-            if not isinstance(items_name, str) or Path(items_name).is_absolute():
-                raise ValueError(f"`items_file` {items_name!r} must be a file name beside results.json")
-            items_path = confine(path.parent / items_name, path.parent, f"`items_file` {items_name!r}")
-        except ValueError as exc:
-            raise UsageError(f"{path}: {exc} (the results' directory {path.parent.resolve()}); {rerun}") from None
+            items_path = confine(path.parent / items_name, home, f"`items_file` {items_name!r}")
+        except ValueError as exc:  # not found, or not a regular file
+            raise UsageError(f"{path}: {exc}; {rerun}") from None
         try:
             items = [json.loads(line) for line in items_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, ValueError, RecursionError) as exc:
