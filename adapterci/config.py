@@ -36,7 +36,7 @@ class Config(StrictModel):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    gate: GateConfig = Field(default_factory=GateConfig)
+    gate: GateConfig
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     registry: str = Field("file://.adapterci/registry", description="`file://PATH` (local registry; relative to the config) or `hf://OWNER/NAME`.")
@@ -49,6 +49,9 @@ class Config(StrictModel):
     @classmethod
     def _base_model(cls, value: str, info: ValidationInfo) -> str:
         base = (info.context or {}).get("base", Path.cwd())
+        if not value.strip() or value.strip() in (".", "./"):
+            raise ValueError("names no model: a local directory or `.gguf` file (relative to the config), or a Hub "
+                             "id `OWNER/NAME`")
         if _is_gguf(value):
             if not resolve_in_project(value, info).is_file():
                 raise ValueError(f"GGUF file not found: {value} (local paths are relative to the config file)")
@@ -207,12 +210,25 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     return cfg
 
 
+MISSING = {
+    ("gate",): "the `gate:` section is missing: a release policy needs at least one rule in `gate.rules` "
+               "(docs/gate.md); without rules every adapter would pass",
+    ("gate", "rules"): "missing: a release policy needs at least one rule (docs/gate.md); without rules every "
+                       "adapter would pass",
+}
+"""Messages for required keys whose absence needs more than "Field required"."""
+
+
 def _describe(err: dict, lines: dict) -> str:
     loc = tuple(err["loc"])
     key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
     line = line_of(lines, loc)
     msg = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "missing" and loc in MISSING:
+        msg = MISSING[loc]
+        if len(loc) == 1:  # nowhere in the file: no line to name
+            line = None
+    elif err["type"] == "extra_forbidden":
         msg = "unknown key"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]

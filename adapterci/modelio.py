@@ -106,9 +106,19 @@ def load_tokenizer(cfg) -> Any:
     """The base model's tokenizer (pad token set)."""
     base = resolve_base(cfg)
     try:
-        return load_tokenizer_from(base.ref, base.revision)
+        tokenizer = load_tokenizer_from(base.ref, base.revision)
     except (OSError, ValueError) as exc:  # ValueError: a directory without usable tokenizer files
         raise cfg.error("base_model", f"cannot load a tokenizer from {base.ref!r}: {exc}") from None
+    check_chat_template(cfg, tokenizer)
+    return tokenizer
+
+
+def check_chat_template(cfg, tokenizer) -> None:
+    """`prompt_template: chat` needs the base model's tokenizer to have a chat template: a ConfigError naming
+    `prompt_template` and its line otherwise (found where the tokenizer is loaded, before any work)."""
+    if cfg.prompt_template == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise cfg.error("prompt_template", f"`chat` uses the tokenizer's chat template, and the tokenizer of "
+                                           f"{cfg.base_model!r} has none: use `alpaca` or a Jinja template")
 
 
 def load_tokenizer_from(ref: str, revision: str | None = None) -> Any:

@@ -12,7 +12,10 @@ from adapterci.config import load_config
 from adapterci.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
-MINIMAL = "name: demo\nbase_model: models/tiny-llama\ndata:\n  train: data/train.jsonl\n"
+MINIMAL = ("name: demo\nbase_model: models/tiny-llama\n"
+           "eval: {suites: [{name: qa, path: evalsets/qa.jsonl, kind: task}]}\n"
+           "gate: {rules: ['qa.exact_match >= base']}\n"
+           "data:\n  train: data/train.jsonl\n")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,11 +52,11 @@ def test_load_minimal_applies_defaults(tmp_path):
 def test_unknown_keys_and_bad_values_name_key_and_line(tmp_path):
     text = MINIMAL + "train:\n  lora: {r: 0, bogus: 1}\n  epochs: -1\n  backend: gpu\nregistry: s3://bucket\n"
     found = problems(write(tmp_path, text))
-    assert "line 6: `train.lora.r`: Input should be greater than or equal to 1" in found
-    assert "line 6: `train.lora.bogus`: unknown key" in found
-    assert "line 7: `train.epochs`: Input should be greater than 0" in found
-    assert any(p.startswith("line 8: `train.backend`: Input should be 'auto', 'unsloth' or 'trl'") for p in found)
-    assert "line 9: `registry`: must be `file://PATH` or `hf://OWNER/NAME`" in found
+    assert "line 8: `train.lora.r`: Input should be greater than or equal to 1" in found
+    assert "line 8: `train.lora.bogus`: unknown key" in found
+    assert "line 9: `train.epochs`: Input should be greater than 0" in found
+    assert any(p.startswith("line 10: `train.backend`: Input should be 'auto', 'unsloth' or 'trl'") for p in found)
+    assert "line 11: `registry`: must be `file://PATH` or `hf://OWNER/NAME`" in found
     assert len(found) == 5
 
 
@@ -64,18 +67,20 @@ def test_lora_layers_to_transform_are_checked_indices(tmp_path):
     for value, why in (("[-1]", "layer indices must be >= 0"), ("[3, 3]", "layer indices must be unique"),
                        ("[]", "List should have at least 1 item")):
         found = problems(write(tmp_path, MINIMAL + f"train:\n  lora:\n    layers_to_transform: {value}\n"))
-        assert found[0].startswith(f"line 7: `train.lora.layers_to_transform`: {why}"), found
+        assert found[0].startswith(f"line 9: `train.lora.layers_to_transform`: {why}"), found
 
 
 def test_missing_required_key(tmp_path):
     found = problems(write(tmp_path, "name: demo\nbase_model: org/model\n"))
-    assert found == ["line 1: `data`: Field required"]
+    assert found == ["line 1: `data`: Field required",
+                     "`gate`: the `gate:` section is missing: a release policy needs at least one rule in `gate.rules` "
+                     "(docs/gate.md); without rules every adapter would pass"]
 
 
 def test_paths_may_not_escape_repository(tmp_path):
     text = MINIMAL.replace("data/train.jsonl", "../../etc/passwd")
     found = problems(write(tmp_path, text))
-    assert len(found) == 1 and found[0].startswith("line 4: `data.train`: path '../../etc/passwd' escapes")
+    assert len(found) == 1 and found[0].startswith("line 6: `data.train`: path '../../etc/passwd' escapes")
 
 
 def test_registry_may_point_anywhere(tmp_path):
@@ -94,13 +99,13 @@ def test_hub_id_base_model(tmp_path):
 
 def test_yaml_syntax_and_duplicate_keys(tmp_path):
     assert problems(write(tmp_path, MINIMAL + "train: [unclosed\n"))[0].startswith("line ")
-    assert problems(write(tmp_path, MINIMAL + "name: again\n")) == ["line 5: YAML syntax error: duplicate key 'name'"]
+    assert problems(write(tmp_path, MINIMAL + "name: again\n")) == ["line 7: YAML syntax error: duplicate key 'name'"]
 
 
 def test_validation_sources_are_exclusive(tmp_path):
     text = MINIMAL + "  validation: data/valid.jsonl\n  validation_split: 0.1\n"
     assert problems(write(tmp_path, text)) == [
-        "line 3: `data`: `validation` and `validation_split` cannot both be set"]
+        "line 5: `data`: `validation` and `validation_split` cannot both be set"]
 
 
 def test_validate_command_exit_codes(tmp_path):
@@ -110,12 +115,12 @@ def test_validate_command_exit_codes(tmp_path):
     bad = write(tmp_path, MINIMAL + "bogus: 1\n")
     result = CliRunner().invoke(cli, ["validate", str(bad)])
     assert result.exit_code == 2
-    assert "line 5: `bogus`: unknown key" in result.output
+    assert "line 7: `bogus`: unknown key" in result.output
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "config file not found" in result.output
     result = CliRunner().invoke(cli, ["validate", "--config", str(bad)])  # like every other command
-    assert result.exit_code == 2 and "line 5: `bogus`: unknown key" in result.output
+    assert result.exit_code == 2 and "line 7: `bogus`: unknown key" in result.output
     (tmp_path / "good").mkdir()
     good = write(tmp_path / "good", MINIMAL)
     result = CliRunner().invoke(cli, ["validate", "--config", str(good)])

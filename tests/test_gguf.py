@@ -26,6 +26,8 @@ PROJECT_CFG = """name: demo
 base_model: {base}
 {extra}data:
   train: data/train.jsonl
+eval: {{suites: [{{name: qa, path: evalsets/qa.jsonl, kind: task}}]}}
+gate: {{rules: ['qa.exact_match >= base']}}
 """
 
 

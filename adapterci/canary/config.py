@@ -28,6 +28,7 @@ DEFAULT_RULES = [
 ]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION_S = 520 * 604800  # ten years
 
 
 def parse_canary_rule(text: str):
@@ -49,11 +50,14 @@ def _parses(text: str) -> str:
 
 
 def duration_seconds(text: str) -> float:
-    """`30m`, `12h`, `7d`, `2w` (or seconds `90s`) -> seconds; ValueError otherwise."""
+    """`30m`, `12h`, `7d`, `2w` (or seconds `90s`) -> seconds, at most MAX_DURATION_S; ValueError otherwise."""
     m = _DURATION.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a duration: use a number with s, m, h, d or w (e.g. `7d`)")
-    return float(m[1]) * _SECONDS[m[2]]
+    seconds = float(m[1]) * _SECONDS[m[2]]
+    if not seconds <= MAX_DURATION_S:  # also a number of 400 digits, which is infinite as a float
+        raise ValueError(f"{text!r} is longer than a canary may run ({MAX_DURATION_S // _SECONDS['w']:.0f}w)")
+    return seconds
 
 
 class LogFields(StrictModel):
@@ -79,9 +83,9 @@ class CanaryConfig(StrictModel):
         description="Rules such as `latency.p95 <= stable * 1.10` (KPI.METRIC of the canary against stable); every rule must hold to PROMOTE, one violated rule is a ROLLBACK.",
     )
     significance: float = Field(0.05, gt=0, lt=1, description="Chance of any wrong decision over all rules and all looks (always-valid confidence sequences).")
-    min_requests: int = Field(1000, ge=1, description="Requests each of canary and stable must have served before any decision.")
+    min_requests: int = Field(1000, ge=1, le=1_000_000_000, description="Requests each of canary and stable must have served before any decision.")
     max_age: str | None = Field("7d", description="Time in traffic (the canary version's release in the registry to the newest logged request, rows dated before it or in the future left out) after which a canary with no violated rule is promoted; null: only on proof.")
-    horizon_requests: int = Field(10000, ge=10, description="Canary request count at which the confidence sequences are tightest (they stay valid at every count).")
+    horizon_requests: int = Field(10000, ge=10, le=1_000_000_000, description="Canary request count at which the confidence sequences are tightest (they stay valid at every count).")
 
     @field_validator("max_age")
     @classmethod

@@ -22,13 +22,41 @@ def normalize(text: str, case: bool = True, whitespace: bool = True, punctuation
     return text
 
 
+# Letters of other scripts that look like a Latin letter (after case folding), after Unicode TR39's confusables:
+# "pоsitive" with a Cyrillic о is a different string that reads the same.
+_LOOKALIKES = str.maketrans({
+    **dict(zip("авеікмнорстухѕԁԛԝһӏјɡɑıʏ", "abeikmhopctyxsdqwhljgaiy")),  # Cyrillic and Latin variants
+    **dict(zip("αβεικνορτυχγϲϳζѵ", "abeiknoptuxycjzv")),  # Greek
+})
+
+
+def skeleton(text: str) -> str:
+    """`text` as it reads: Unicode compatibility forms folded (NFKC: full-width, ligatures), invisible format
+    characters (zero-width spaces, joiners) dropped, case folded, lookalike letters of other scripts mapped to
+    the Latin letter, whitespace collapsed. Two labels with one skeleton cannot be told apart by a reader."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(text.casefold().translate(_LOOKALIKES).split())
+
+
+def same_reading(values: Sequence[str]) -> tuple[str, str] | None:
+    """The first two values with one skeleton (an exact repeat included), or None."""
+    seen: dict[str, str] = {}
+    for value in values:
+        key = skeleton(value)
+        if key in seen:
+            return seen[key], value
+        seen[key] = value
+    return None
+
+
 def _key(text: str) -> str:
-    return normalize(unicodedata.normalize("NFKC", text))
+    return normalize(skeleton(text))
 
 
 def label_variants(examples: Sequence[Example], labels: Sequence[str] | None) -> list[Problem]:
     """One problem per row whose answer equals a label only after normalisation (case, whitespace,
-    punctuation, Unicode compatibility forms)."""
+    punctuation, Unicode compatibility forms and lookalike letters)."""
     if not labels:
         return []
     by_key = {_key(label): label for label in labels}

@@ -14,6 +14,9 @@ from adapterci.errors import ConfigError
 
 MAX_LINE_BYTES = 1_000_000
 """A longer line is refused unparsed: no training row or eval item is a megabyte."""
+MAX_ROW_DEPTH = 32
+"""A row nested deeper (lists and objects) is refused: a chat row is 3 levels deep, and 100,000 nested `[` would
+exhaust the parser's stack (and every recursive reader after it)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,12 @@ def read_jsonl(path: Path, base: Path | None = None) -> tuple[list[RawRow], list
         except json.JSONDecodeError as exc:
             problems.append(Problem(source, f"malformed JSON: {exc.msg} at column {exc.colno}"))
             continue
+        except RecursionError:
+            problems.append(Problem(source, f"nested more than {MAX_ROW_DEPTH} levels deep"))
+            continue
+        if text.count("[") + text.count("{") > MAX_ROW_DEPTH and _depth(data) > MAX_ROW_DEPTH:
+            problems.append(Problem(source, f"nested more than {MAX_ROW_DEPTH} levels deep"))
+            continue
         if not isinstance(data, dict):
             problems.append(Problem(source, f"expected a JSON object, got {type(data).__name__}"))
             continue
@@ -118,6 +127,19 @@ def read_jsonl(path: Path, base: Path | None = None) -> tuple[list[RawRow], list
     if not rows and not problems:
         problems.append(Problem(Source(name, 0), "file is empty"))
     return rows, problems
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest in `data` (iteratively: the value may be as deep as the parser allowed)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_ROW_DEPTH:
+                return deepest
+            stack += [(v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)]
+    return deepest
 
 
 def _lone_surrogate(data: dict[str, Any]) -> bool:

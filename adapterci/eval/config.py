@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from adapterci.configbase import ProjectPath, StrictModel
+from adapterci.data.config import distinct_answers
 
 
 class Normalize(StrictModel):
@@ -26,7 +27,12 @@ class Suite(StrictModel):
     kind: Literal["task", "safety"] = Field(description="`task`: expected answers; `safety`: items labelled `harmful` or `benign`.")
     mode: Literal["choices", "generate"] = Field("generate", description="`choices`: pick the most likely of `choices`; `generate`: greedy generation.")
     choices: list[str] | None = Field(None, description="Allowed answers for `mode: choices` (and the label set of classification metrics).")
-    max_new_tokens: int = Field(32, ge=1, description="Generation budget per item.")
+    max_new_tokens: int = Field(32, ge=1, le=65_536, description="Generation budget per item.")
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct_choices(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else distinct_answers(value, "choice", "remove `choices` (mode `generate`)")
 
     @model_validator(mode="after")
     def _choices_needed(self) -> "Suite":
@@ -119,8 +125,8 @@ class EvalConfig(StrictModel):
     """What the candidate is evaluated on and how."""
 
     suites: list[Suite] = Field(default_factory=list, description="Eval sets.")
-    batch_size: int = Field(16, ge=1, description="Items per forward pass (generation and scoring).")
-    seed: int = Field(0, description="Seed set before each model is evaluated (decoding is greedy; the seed pins the rest).")
+    batch_size: int = Field(16, ge=1, le=65_536, description="Items per forward pass (generation and scoring).")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed set before each model is evaluated (decoding is greedy; the seed pins the rest).")
     normalize: Normalize = Field(default_factory=Normalize, description="Answer normalisation before comparison.")
     refusal: Refusal = Field(default_factory=Refusal, description="Refusal detector and leak patterns of safety suites.")
     baselines: list[Baseline] = Field(default_factory=list, description="Prompt baselines: the base model with a system prompt and/or few-shot examples, evaluated on every suite beside base, champion and candidate (docs/gate.md).")

@@ -14,6 +14,7 @@ model's value: `MODEL * NUMBER` (e.g. `latency.p95 <= stable * 1.10`); see `pars
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -81,7 +82,14 @@ def parse_rule(text: str, models: tuple[str, ...] = MODELS, scaling: bool = Fals
         raise RuleError(f"cannot parse rule {text!r}: {SYNTAX.format(models=names, extra=extra)}")
     offset = float(m["offset"]) * (-1 if m["sign"] == "-" else 1) if m["offset"] else 0.0
     common = dict(text=" ".join(text.split()), suite=m["suite"], metric=m["metric"], op=m["op"])
+    for number in (m["number"], m["offset"], m["factor"] if scaling else None):
+        if number is not None and not math.isfinite(float(number)):
+            raise RuleError(f"rule {text!r}: {number.lstrip('-')} is too large to be a number (it reads as "
+                            "infinity): write a finite number")
     if m["number"] is not None:
+        if not math.isfinite(float(m["number"]) + offset):
+            raise RuleError(f"rule {text!r}: the threshold {m['number']} {m['sign']} {m['offset']} is too large to "
+                            "be a number: write a finite number")
         return Rule(kind="number", offset=float(m["number"]) + offset, **common)
     if m["model"]:
         factor = float(m["factor"]) if scaling and m["factor"] else 1.0
@@ -109,6 +117,8 @@ def check_rule(text: str, eval_cfg) -> str | None:
             return str(exc)
         if name == BEST_PROMPT:
             return f"rule {text!r}: `best_prompt` needs prompt baselines: add `eval.baselines`"
+        if name in ("inf", "infinity", "nan"):
+            return f"rule {text!r}: `{name}` is not a finite number: write a number, a model or SUITE.METRIC"
         return (f"rule {text!r}: unknown model or baseline `{name}` (rules compare with {', '.join(models)}; "
                 "baselines are named in `eval.baselines`)")
     by_name = {s.name: s for s in eval_cfg.suites}

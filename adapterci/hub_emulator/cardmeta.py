@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
-
 from adapterci.hub_emulator.state import HubError
+from adapterci.yamlmarks import YamlSyntaxError, load_with_lines
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -21,9 +20,9 @@ def front_matter(readme: str) -> dict[str, Any]:
     if end < 0:
         raise ValueError("the metadata block opened by `---` is never closed")
     try:
-        data = yaml.safe_load(readme[3:end])
-    except yaml.YAMLError as exc:
-        raise ValueError(f"metadata is not valid YAML: {exc}") from None
+        data, _ = load_with_lines(readme[3:end])  # within a budget: an alias bomb would stall the server
+    except YamlSyntaxError as exc:
+        raise ValueError(f"metadata is not valid YAML{f' (line {exc.line})' if exc.line else ''}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -20,10 +20,11 @@ from typing import Any
 import yaml
 
 from adapterci.config import find_repo_root, load_config
-from adapterci.errors import AdapterCIError
+from adapterci.errors import AdapterCIError, ConfigError
 from adapterci.fsio import write_json_atomic
 from adapterci.report import write_report
 from adapterci.runs import run_dir_for
+from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, load_with_lines
 
 DATA_DIR = "data/"
 POLICY_DIRS = ("evalsets/",)
@@ -83,9 +84,13 @@ def materialize(config: Path, head_repo: Path, head_sha: str, base_sha: str) -> 
             config_changed = True
         elif rel.startswith(DATA_DIR):
             data.append((status, path))
-    base_doc = _yaml(config.read_text(encoding="utf-8"), str(config))
-    head_doc = _yaml(git.show(f"{prefix}{config.name}").decode("utf-8"), f"{config.name} at {head_sha[:12]}") \
-        if config_changed else base_doc
+    base_doc = _yaml(_text(config.read_bytes(), str(config)), str(config))
+    where = f"{prefix}{config.name} at {head_sha[:12]}"
+    head_doc = base_doc
+    if config_changed:
+        if (size := git.size(f"{prefix}{config.name}")) > MAX_BYTES:  # refused before git hands it over
+            raise ConfigError(f"the file is {size:,} bytes, more than a config may have ({MAX_BYTES:,})", where)
+        head_doc = _yaml(_text(git.show(f"{prefix}{config.name}"), where), where)
     merged = _merge(base_doc, head_doc)
     result.refused += [{"path": f"{prefix}{config.name}", "reason": f"`data` reads {p!r}, outside {DATA_DIR}"}
                        for p in _data_patterns(merged.get("data")) if not _inside_data(p)]
@@ -177,13 +182,26 @@ def _count_bytes(data: bytes | None) -> int | None:
 
 
 def _yaml(text: str, where: str) -> dict:
+    """The config `text` (read from `where`), through the same budgeted loader as every config: an alias bomb,
+    deep nesting or an explicit tag in a PR's adapterci.yaml is a ConfigError naming its line (exit 2), found
+    before anything is written."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise Refused(f"{where} is not valid YAML: {exc}") from None
+        doc, _ = load_with_lines(text)
+    except YamlSyntaxError as exc:
+        line = f"line {exc.line}: " if exc.line else ""
+        raise ConfigError(f"{line}YAML syntax error: {exc}", where) from None
     if not isinstance(doc, dict):
-        raise Refused(f"{where}: the top level must be a mapping of keys")
+        raise ConfigError("the top level must be a mapping of keys", where)
     return doc
+
+
+def _text(data: bytes, where: str) -> str:
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"the file is {len(data):,} bytes, more than a config may have ({MAX_BYTES:,})", where)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where) from None
 
 
 class _Git:
@@ -205,6 +223,9 @@ class _Git:
     def mode(self, path: str) -> str:
         out = self.run("ls-tree", "-z", self.head, "--", path)
         return out.split(" ", 1)[0] if out else "missing"
+
+    def size(self, path: str) -> int:
+        return int(self.run("cat-file", "-s", f"{self.head}:{path}").strip())
 
     def show(self, path: str) -> bytes:
         return self._raw("cat-file", "blob", f"{self.head}:{path}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -12,12 +12,12 @@ from adapterci.configbase import StrictModel
 class LoraSettings(StrictModel):
     """LoRA adapter shape (PEFT `LoraConfig`)."""
 
-    r: int = Field(16, ge=1, description="Rank of the update matrices.")
-    alpha: float = Field(32, gt=0, description="Scaling numerator (`lora_alpha`).")
+    r: int = Field(16, ge=1, le=4096, description="Rank of the update matrices.")
+    alpha: float = Field(32, gt=0, le=100_000, description="Scaling numerator (`lora_alpha`).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: str | list[str] = Field("all-linear", description="Modules to adapt: `all-linear` or a list of module names.")
     modules_to_save: list[str] | None = Field(None, description="Modules trained fully and saved with the adapter (e.g. `embed_tokens`, `lm_head`).")
-    layers_to_transform: list[int] | None = Field(
+    layers_to_transform: list[Annotated[int, Field(le=100_000)]] | None = Field(
         None, min_length=1,
         description="Adapt only these decoder layers (0-based indices; PEFT `layers_to_transform`), e.g. the last "
                     "few. Backward then stops at the lowest adapted layer: much faster on CPU. Default: every layer.")
@@ -37,8 +37,8 @@ class LoraSettings(StrictModel):
 class EarlyStopping(StrictModel):
     """Stop when validation loss stops improving; the best checkpoint is kept."""
 
-    patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0, description="Smallest decrease of validation loss that counts as improvement.")
+    patience: int = Field(3, ge=1, le=100_000, description="Evaluations without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, le=1_000, description="Smallest decrease of validation loss that counts as improvement.")
 
 
 class TrainConfig(StrictModel):
@@ -48,25 +48,25 @@ class TrainConfig(StrictModel):
     quantization: Literal["none", "4bit"] = Field("none", description="`4bit` trains a QLoRA adapter on an nf4 base (bitsandbytes, CUDA only).")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     epochs: float = Field(3, gt=0, le=10_000, description="Passes over the training data (ignored when `max_steps` is set).")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    max_steps: int | None = Field(None, ge=1, le=100_000_000, description="Stop after this many optimizer steps.")
     learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate.")
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field("linear", description="Learning-rate schedule.")
-    warmup: float = Field(0.0, ge=0, description="Warm-up: a fraction of the steps if < 1, else a number of steps.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    batch_size: int = Field(8, ge=1, description="Rows per device per step.")
-    gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated per optimizer update.")
-    max_length: int = Field(2048, ge=8, description="Longest training sequence in tokens.")
+    warmup: float = Field(0.0, ge=0, le=100_000_000, description="Warm-up: a fraction of the steps if < 1, else a number of steps.")
+    weight_decay: float = Field(0.0, ge=0, le=10, description="AdamW weight decay.")
+    batch_size: int = Field(8, ge=1, le=65_536, description="Rows per device per step.")
+    gradient_accumulation: int = Field(1, ge=1, le=65_536, description="Steps accumulated per optimizer update.")
+    max_length: int = Field(2048, ge=8, le=1_048_576, description="Longest training sequence in tokens.")
     overlength: Literal["drop", "truncate", "error"] = Field("error", description="What to do with rows longer than `max_length`.")
     packing: bool = Field(False, description="Pack rows into full sequences (padding-free).")
     completion_only_loss: bool = Field(True, description="Train only on the completion (answer) tokens.")
-    seed: int = Field(42, description="Seed for data order and initialisation; the same inputs give the same weights on CPU.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate validation loss every N steps (default: once per epoch).")
-    save_steps: int | None = Field(None, ge=1, description="Write a checkpoint every N steps for `--resume` (default: once per epoch).")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed for data order and initialisation; the same inputs give the same weights on CPU.")
+    eval_steps: int | None = Field(None, ge=1, le=100_000_000, description="Evaluate validation loss every N steps (default: once per epoch).")
+    save_steps: int | None = Field(None, ge=1, le=100_000_000, description="Write a checkpoint every N steps for `--resume` (default: once per epoch).")
     early_stopping: EarlyStopping | None = Field(None, description="Stop early on validation loss (off when absent).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Arithmetic of the forward and backward passes (the LoRA weights and optimizer stay "
                             "fp32): `auto` is bf16 where the hardware computes it natively (CUDA GPUs with bf16, CPUs "
                             "with AVX512-BF16 or AMX), fp16 on older CUDA GPUs, fp32 elsewhere.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory on large models.")
-    logging_steps: int = Field(10, ge=1, description="Log the training loss every N optimizer steps.")
+    logging_steps: int = Field(10, ge=1, le=100_000_000, description="Log the training loss every N optimizer steps.")
 

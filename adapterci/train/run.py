@@ -22,10 +22,11 @@ from adapterci.data.dataset import load_training_data
 from adapterci.data.labels import label_variants
 from adapterci.errors import StageFailed
 from adapterci.fsio import read_json, staged_dir, write_json_atomic
-from adapterci.modelio import resolve_base, safetensors_problem
+from adapterci.modelio import check_chat_template, resolve_base, safetensors_problem
 from adapterci.prompting import PromptFormat
 from adapterci.runs import RunDir, run_dir_for
-from adapterci.train.backends import ModelSpec, choose_backend, get_backend, training_precision, unsloth_importable
+from adapterci.train.backends import (ModelSpec, SettingError, choose_backend, get_backend, training_precision,
+                                      unsloth_importable)
 from adapterci.train.data import tokenize_examples
 from adapterci.train.loss import trainer_class
 from adapterci.train.plot import plot_losses
@@ -145,8 +146,11 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     _check_layers(cfg, spec)
     try:
         model, tokenizer = get_backend(backend_name).load(spec)
+    except SettingError as exc:  # a `train` setting the model cannot take: pinned on its own key
+        raise cfg.error(exc.key, str(exc)) from None
     except (OSError, ValueError) as exc:
         raise cfg.error("base_model", f"cannot load {spec.ref!r}: {exc}") from None
+    check_chat_template(cfg, tokenizer)
 
     # 4. tokenized rows, with the one prompt format evaluation will use
 

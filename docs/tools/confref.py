@@ -30,12 +30,25 @@ def _section(model: type[BaseModel], key: str, seen: set, out: list[str]) -> Non
         subs = list(_models(field.annotation))
         described = field.description or "; ".join(f"{_doc(m)} (below)" for m in subs)
         description = described.replace("|", "\\|")
-        out.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {description} |")
+        out.append(f"| `{name}` | {_type(field.annotation)}{_range(field.metadata)} | {_default(field)} | {description} |")
         suffix = "[]" if typing.get_origin(field.annotation) is list else ""
         nested += [(m, f"{key}.{name}{suffix}" if key else f"{name}{suffix}") for m in subs]
     out.append("")
     for sub, sub_key in nested:
         _section(sub, sub_key, seen, out)
+
+
+def _range(metadata: list) -> str:
+    """` (1 to 4,096)`, ` (> 0 to < 1)`, ` (0 or more)`: the bounds of a number, as validated."""
+    bounds = {type(m).__name__.lower(): getattr(m, type(m).__name__.lower()) for m in metadata
+              if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+    low = f"{bounds['ge']:,}" if "ge" in bounds else f"> {bounds['gt']:,}" if "gt" in bounds else None
+    high = f"{bounds['le']:,}" if "le" in bounds else f"< {bounds['lt']:,}" if "lt" in bounds else None
+    if low and high:
+        return f" ({low} to {high})"
+    if low:
+        return f" ({low} or more)" if "ge" in bounds else f" ({low})"
+    return f" (at most {high})" if high else ""
 
 
 def _doc(model: type[BaseModel]) -> str:

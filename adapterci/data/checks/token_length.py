@@ -3,7 +3,8 @@ the prompt (`PromptFormat`) + the answer + eos, against `checks.max_tokens` (def
 
 A token covers at least one byte of text, so a row whose UTF-8 size plus the tokens the tokenizer adds
 (bos, a prefix space) fits the limit cannot exceed it and is not tokenized. That bound is used only for
-tokenizers without a text normalizer (which could lengthen the text); the others tokenize every row."""
+tokenizers without a text normalizer (which could lengthen the text); the others tokenize every row. Rows longer
+than `checks.max_chars` fail the `schema` check and are not tokenized at all."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
     limit = cfg.checks.max_tokens or cfg.train.max_length
     render = fast_renderer(PromptFormat(cfg.prompt_template, tokenizer))
     result = CheckResult("token_length")
-    examples = [ex for part in corpus.parts for ex in part.examples if corpus.is_new(ex.source)]
+    rows = [ex for part in corpus.parts for ex in part.examples if corpus.is_new(ex.source)]
+    examples = [ex for ex in rows if not over_max_chars(ex, cfg.checks.max_chars)]  # already failed `schema`
     texts = [prompt + (ex.completion + tokenizer.eos_token if ex.completion is not None else "")
              for prompt, ex in zip(render_rows(render, examples), examples)]
     safe = _safe_bytes(tokenizer, limit)
@@ -35,10 +37,19 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
                 result.failures.append(Failure.at(
                     examples[i].source,
                     f"{len(ids)} tokens, longer than `checks.max_tokens` ({limit}) with the base model's tokenizer"))
+    skipped = len(rows) - len(examples)
     result.summary = (f"longest tokenized row {longest} tokens (limit {limit}); "
-                      f"{len(examples) - len(todo)} of {len(examples)} rows short enough to skip")
-    result.details = {"max_tokens": limit, "longest_tokenized": longest, "rows": len(examples), "tokenized": len(todo)}
+                      f"{len(examples) - len(todo)} of {len(rows)} rows short enough to skip"
+                      + (f", {skipped} longer than `checks.max_chars` not tokenized" if skipped else ""))
+    result.details = {"max_tokens": limit, "longest_tokenized": longest, "rows": len(rows), "tokenized": len(todo),
+                      "over_max_chars": skipped}
     return result
+
+
+def over_max_chars(ex, max_chars: int) -> bool:
+    """Whether a row's prompt or answer is longer than `checks.max_chars`: the `schema` check fails it already,
+    so it is neither rendered nor tokenized (a 27 MB file of such rows took minutes and gigabytes)."""
+    return len(ex.prompt_text) > max_chars or (ex.completion is not None and len(ex.completion) > max_chars)
 
 
 def fast_renderer(fmt) -> Callable[[Sequence[Message]], str]:

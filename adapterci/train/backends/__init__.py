@@ -30,6 +30,39 @@ class ModelSpec:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (from `choose_precision`)
 
 
+class SettingError(ValueError):
+    """A backend refused one setting of `train` (not the base model): `key` names it (e.g. `train.lora.r`)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
+def lora_key(message: str) -> str:
+    """The `train.lora` key a PEFT error message is about (PEFT raises ValueError for every LoRA setting)."""
+    for key in ("layers_to_transform", "modules_to_save", "target_modules"):
+        if key in message or (key == "target_modules" and "Target module" in message):
+            return f"train.lora.{key}"
+    return "train.lora"
+
+
+def check_module_names(model, lora: LoraSettings) -> None:
+    """Every name of `train.lora.modules_to_save` and of a `train.lora.target_modules` list must match a module
+    of the model the way PEFT matches it (modules to save: the end of a module's dotted name; targets: the name
+    or its last dotted parts). PEFT silently skips a name that matches nothing when another name matches."""
+    modules = [name for name, _ in model.named_modules() if name]
+    lists = [("train.lora.modules_to_save", lora.modules_to_save, lambda m, n: m.endswith(n))]
+    if isinstance(lora.target_modules, list):
+        lists.append(("train.lora.target_modules", lora.target_modules, lambda m, n: m == n or m.endswith("." + n)))
+    for key, names, matches in lists:
+        missing = [n for n in names or [] if not any(matches(m, n) for m in modules)]
+        if missing:
+            last = sorted({m.rsplit(".", 1)[-1] for m in modules if not m.rsplit(".", 1)[-1].isdigit()})
+            shown = ", ".join(last[:30]) + (" ..." if len(last) > 30 else "")
+            raise SettingError(key, f"the base model has no module named {', '.join(map(repr, missing))} (its "
+                                    f"module names end in: {shown})")
+
+
 class Backend(Protocol):
     name: str
 

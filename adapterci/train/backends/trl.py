@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapterci.modelio import load_tokenizer_from
+from adapterci.train.backends import SettingError, check_module_names, lora_key
 
 name = "trl"
 
@@ -26,15 +27,22 @@ def load(spec) -> tuple[Any, Any]:
             bnb_4bit_compute_dtype=kwargs["dtype"])
     model = AutoModelForCausalLM.from_pretrained(spec.ref, **kwargs)
     if spec.quantization == "4bit":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
+        try:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
+        except ValueError as exc:
+            raise SettingError("train.quantization", str(exc)) from None
     set_seed(spec.seed)  # LoRA initialisation draws from the global RNG
     lora = spec.lora
+    check_module_names(model, lora)
     targets = lora.target_modules
     if lora.layers_to_transform and targets == "all-linear":  # PEFT takes layer indices only with module names
         targets = linear_module_names(model)
-    model = get_peft_model(model, LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-        modules_to_save=lora.modules_to_save, layers_to_transform=lora.layers_to_transform, task_type="CAUSAL_LM"))
+    try:
+        model = get_peft_model(model, LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+            modules_to_save=lora.modules_to_save, layers_to_transform=lora.layers_to_transform, task_type="CAUSAL_LM"))
+    except ValueError as exc:  # a LoRA setting the model cannot take, not the base model
+        raise SettingError(lora_key(str(exc)), str(exc)) from None
     return model, tokenizer
 
 
