@@ -78,7 +78,7 @@ def adapters(eval_project):
             rows = [json.loads(line) for line in (eval_project / "data/train.jsonl").read_text().splitlines() if line.strip()]
             data = eval_project / f"data/train-{variant}.jsonl"
             data.write_text("".join(json.dumps({**r, "output": relabel(r["output"])}) + "\n" for r in rows if keep(r)))
-            cfg = load_config(write_config(eval_project, f"train-{variant}", [], train=f"data/train-{variant}.jsonl"))
+            cfg = load_config(write_config(eval_project, f"train-{variant}", ["sentiment.accuracy >= 0"], train=f"data/train-{variant}.jsonl"))
             for key, value in settings.items():
                 setattr(cfg.train, key, value)
             out = eval_project / "adapters" / variant

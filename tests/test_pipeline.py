@@ -154,10 +154,10 @@ def test_run_resumes_a_training_interrupted_inside_run(example_project: Path, mo
                 raise KeyboardInterrupt  # as a kill after the step-2 checkpoint
 
     real = train_run.train
-    monkeypatch.setattr(train_run, "train", lambda *a, **k: real(*a, **k, callbacks=[Kill()]))
+    monkeypatch.setattr(pipeline, "train", lambda *a, **k: real(*a, **k, callbacks=[Kill()]))  # the stage's own name
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(cfg, release=False)
-    monkeypatch.setattr(train_run, "train", real)
+    monkeypatch.setattr(pipeline, "train", real)
     run_dir = example_project / ".adapterci" / "run"
     assert [p.name for p in (run_dir / "adapter.checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
 
