@@ -21,8 +21,6 @@ HUB_BACKOFF = "ADAPTERCI_HUB_BACKOFF"  # first wait between retries (default 1 s
 HUB_TIMEOUT = "ADAPTERCI_HUB_TIMEOUT"  # per Hub request (default 60 s)
 CANARY_LOGS = "ADAPTERCI_CANARY_LOGS"  # `adapterci canary --logs` (read by click)
 EMULATOR_TOKEN = "ADAPTERCI_EMULATOR_TOKEN"  # `adapterci hub-emulator --token` (read by click)
-ALL = (HOME, CACHE_DIR, TRUST_DOMAIN, REGISTRY, RAISE_ERRORS, HUB_RETRY_S, HUB_BACKOFF, HUB_TIMEOUT, CANARY_LOGS,
-       EMULATOR_TOKEN)
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,13 @@ class Move:
 
 @dataclass(frozen=True)
 class Swapped:
-    """The outcome of `swap`: the refs and the ref's state as last read, whether a write was sent (`tried`) and
-    whether the last one succeeded (`wrote`)."""
+    """The outcome of `swap`: the refs and the ref's state as last read (or as written), and whether a write was
+    sent (`tried`)."""
 
     refs: Refs
     first: RefState | None  # the state the first decision was made on
     state: RefState | None
     tried: bool
-    wrote: bool
 
 
 Decide = Callable[[Refs, "RefState | None"], "Move | None"]
@@ -54,11 +53,11 @@ def swap(reg: Registry, name: str, decide: Decide, again: str) -> Swapped:
         first = state if attempt == 0 else first
         move = decide(refs, state)
         if move is None:
-            return Swapped(refs, first, state, tried, False)
+            return Swapped(refs, first, state, tried)
         try:
             tried = True
             reg.set_ref(name, move.target, move.history, state, move.title)
-            return Swapped(refs, first, RefState(state.head if state else "", move.target, move.history), True, True)
+            return Swapped(refs, first, RefState(state.head if state else "", move.target, move.history), True)
         except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
             after_race(attempt)
     raise RegistryError(f"`{name}` kept moving in {reg.url} ({MAX_ATTEMPTS} attempts): {again}")
