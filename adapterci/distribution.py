@@ -18,7 +18,7 @@ DISTRIBUTION = "adapterci-lora"  # pyproject.toml's [project] name
 REPOSITORY = "adapterci/adapterci"  # on GitHub: the action and the package
 UNPINNED = "FILL-IN-ADAPTERCI-COMMIT"  # no such ref exists: a pip install or a workflow using it fails
 COMMIT = re.compile(r"[0-9a-f]{40}")
-_GITHUB = re.compile(r"github\.com[/:](?P<repo>[\w.-]+/[\w.-]+?)(?:\.git)?/?")
+_GITHUB = re.compile(r"github\.com[/:](?P<repo>[\w.-]+/[\w.-]+?)(?:\.git)?/?$")
 
 
 class Origin(NamedTuple):
@@ -43,8 +43,13 @@ def installed_origin() -> Origin | None:
     installed = Path(str(dist.locate_file("adapterci/__init__.py"))).resolve()
     if installed != Path(__file__).with_name("__init__.py").resolve():
         return None  # the code imported is not the one this distribution installed
-    found = _GITHUB.search(str(info.get("url", "")))
-    return Origin(found["repo"] if found else REPOSITORY, commit)
+    return Origin(github_repository(str(info.get("url", ""))) or REPOSITORY, commit)
+
+
+def github_repository(url: str) -> str | None:
+    """OWNER/NAME of a GitHub repository's clone URL (https or ssh); None for anything else."""
+    found = _GITHUB.search(url)
+    return found["repo"] if found else None
 
 
 def requirement(repository: str, commit: str, extras: str = "") -> str:

@@ -17,7 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from adapterci.cli import cli
-from adapterci.distribution import DISTRIBUTION, REPOSITORY, UNPINNED
+from adapterci.distribution import DISTRIBUTION, REPOSITORY, UNPINNED, github_repository
 from conftest import REPO
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -100,6 +100,17 @@ def test_install_action_installs_its_own_checkout() -> None:
         "torch", "torch", '"${GITHUB_ACTION_PATH}${extras}"']
 
 
+def test_install_origin_repository_from_the_recorded_url() -> None:
+    """A fork's URL pins the fork's action; a clone URL outside GitHub keeps adapterci's repository."""
+    urls = {"https://github.com/acme/adapterci.git": "acme/adapterci",
+            "https://github.com/acme/adapterci": "acme/adapterci",
+            "ssh://git@github.com/acme/adapter.ci.git": "acme/adapter.ci",
+            "git@github.com:acme/adapterci/": "acme/adapterci",
+            "file:///tmp/src": None, "https://github.com/acme/adapterci/tree/main": None,
+            "https://gitlab.com/acme/adapterci.git": None}
+    assert {url: github_repository(url) for url in urls} == urls
+
+
 def scaffold(target: Path, *args: str):
     return CliRunner().invoke(cli, ["init", str(target), "--base-model", "acme/base", *args])
 
@@ -157,10 +168,10 @@ def _pip_install(requirement: str, target: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
 def test_install_from_git_pins_the_installed_commit_and_the_placeholder_fails(tmp_path: Path) -> None:
-    """A real `pip install "adapterci-lora @ git+URL@COMMIT"`: pip records the commit, and `adapterci init` run by
-    that installation pins the workflows and the README to it. The placeholder, installed the same way, fails."""
+    """A real `pip install "adapterci-lora @ git+URL@COMMIT"` (offline: a local clone URL, the venv's setuptools;
+    about 4 s): pip records the commit, and `adapterci init` run by that installation pins the workflows and the
+    README to it. The placeholder, installed the same way, fails."""
     sha = _git_repo_of_this_tree(tmp_path / "src")
     url = f"git+file://{tmp_path / 'src'}"
     installed = _pip_install(f"{DISTRIBUTION} @ {url}@{sha}", tmp_path / "site")

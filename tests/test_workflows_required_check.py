@@ -42,13 +42,14 @@ def test_workflows_required_check_passes_a_pr_without_data_and_checks_one_with_d
     docs_pr = open_pr(project, 21, lambda p: (p / "NOTES.md").write_text("how we label messages\n"))
     data_pr = open_pr(project, 22, drop_rows(5))
 
-    docs = act(project, "pull_request", _event(21, *docs_pr), "adapter-pr.yml", home, secrets={"GITHUB_TOKEN": GH_TOKEN})
+    secrets = {"GITHUB_TOKEN": GH_TOKEN}
+    docs = act(project, "pull_request", _event(21, *docs_pr), "adapter-pr.yml", home, secrets=secrets)
     assert docs.jobs == {"check": "success"}, docs.log[-4000:]  # act leaves the skipped comment job out
     assert docs.outputs[("check", "data")] == "false"
     assert any("nothing to check" in s for s in docs.summaries)
     assert not (home / "artifacts" / "report-check").exists() and not (home / "github-state.json").exists()
 
-    data = act(project, "pull_request", _event(22, *data_pr), "adapter-pr.yml", home, secrets={"GITHUB_TOKEN": GH_TOKEN})
+    data = act(project, "pull_request", _event(22, *data_pr), "adapter-pr.yml", home, secrets=secrets)
     assert data.jobs == {"check": "success", "comment": "success"}, data.log[-4000:]
     assert data.outputs[("check", "data")] == "true"
     assert "### Data check" in (home / "artifacts" / "report-check" / "report.md").read_text()
