@@ -1,8 +1,12 @@
 """`adapterci init`: scaffold an adapter repository (config, data, eval sets, workflows, README section).
 
-The files come from `adapterci/templates/project/`; `__NAME__`, `__BASE_MODEL__` and `__ACTION__` are
-filled in. By default the base model is the tiny offline model built from the starter data, so the new
-repository passes `adapterci check` (and runs `adapterci run`) without network access.
+The files come from `adapterci/templates/project/`; `__NAME__`, `__BASE_MODEL__`, `__ACTION__` (the workflows'
+`uses:` of the adapterci action) and `__INSTALL__` (the README's pip requirement) are filled in. The action and
+the install are pinned to one commit of adapterci's git repository: `--action`'s, else the one this adapterci
+was installed from when pip recorded it (adapterci.distribution), else the placeholder UNPINNED, which fails any
+workflow run and pip install until it is replaced. By default the base model is the tiny offline model built
+from the starter data, so the new repository passes `adapterci check` (and runs `adapterci run`) without network
+access.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from adapterci import __version__
+from adapterci.distribution import COMMIT, REPOSITORY, UNPINNED, installed_origin, requirement
 from adapterci.errors import UsageError
 from adapterci.fsio import staged_dir, write_text_atomic
 from adapterci.tiny import BUILD_INFO, CORPUS, build_tiny_model
 
 TINY_MODEL = "models/tiny-llama"
-DEFAULT_ACTION = f"adapterci/adapterci@v{__version__}"
+# OWNER/NAME@COMMIT, then an optional comment (`# v0.1.0`): a tag or a branch can be moved, a commit cannot
+ACTION = re.compile(rf"(?P<repo>[\w.-]+/[\w.-]+)@(?P<commit>{COMMIT.pattern})(?:\s+#.*)?")
 README_MARKER = "<!-- adapterci -->"
 RENAMES = {"gitignore": ".gitignore"}
 SKIP = {"README-section.md"}
@@ -39,25 +44,30 @@ class ScaffoldResult:
     created: list[Path] = field(default_factory=list)
     readme: Path | None = None
     model_built: bool = False
+    action: str = ""  # what the workflows' `uses:` says
+    pinned: bool = True  # False: the placeholder UNPINNED stands where the commit goes
 
 
 def templates() -> Path:
     return Path(str(resources.files("adapterci") / "templates" / "project"))
 
 
-def scaffold(target: Path, name: str | None = None, base_model: str | None = None, action: str = DEFAULT_ACTION,
+def scaffold(target: Path, name: str | None = None, base_model: str | None = None, action: str | None = None,
              force: bool = False) -> ScaffoldResult:
     """Write the project into `target`: plan every path first, refuse (UsageError, nothing written) when one is
     in the way, then write. Existing files are overwritten only with `force`, and only the scaffold's own paths:
     a file where a folder must go (`data` as a file) or a folder where a file must go is always refused, and
     `models/tiny-llama` is replaced only when it holds nothing but a tiny model that init built (a file of yours
     in it is never deleted). A write that fails (a full disk) undoes the writes before it: nothing half-written.
-    `base_model` None builds the tiny model into models/tiny-llama; otherwise it is written as given (a Hub id)."""
+    `base_model` None builds the tiny model into models/tiny-llama; otherwise it is written as given (a Hub id).
+    `action` (OWNER/NAME@COMMIT) None: the commit adapterci was installed from, else the placeholder UNPINNED."""
     target = Path(target).resolve()
     name = name or _slug(target.name)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise UsageError(f"invalid adapter name {name!r}: use lowercase letters, digits, '.', '_' and '-' (--name)")
-    values = {"__NAME__": name, "__BASE_MODEL__": base_model or TINY_MODEL, "__ACTION__": action}
+    action, repository, commit = _pin(action)
+    values = {"__NAME__": name, "__BASE_MODEL__": base_model or TINY_MODEL, "__ACTION__": action,
+              "__INSTALL__": requirement(repository, commit)}
     src = templates()
     files = sorted(p for p in src.rglob("*") if p.is_file() and p.name not in SKIP and "__pycache__" not in p.parts)
     plan = {target / RENAMES.get(p.name, str(p.relative_to(src))) if p.parent == src else target / p.relative_to(src):
@@ -66,7 +76,7 @@ def scaffold(target: Path, name: str | None = None, base_model: str | None = Non
     model = target / TINY_MODEL if base_model is None else None
     _check_plan(target, plan, readme, model, force)
 
-    result = ScaffoldResult(target)
+    result = ScaffoldResult(target, action=action, pinned=commit != UNPINNED)
     with tempfile.TemporaryDirectory(prefix="adapterci-init-") as tmp:
         built = _build_model(Path(tmp), plan, target) if model is not None else None  # before any write
         if built is not None and model is not None and model.is_dir():  # --force over an earlier build
@@ -86,6 +96,19 @@ def scaffold(target: Path, name: str | None = None, base_model: str | None = Non
                 result.model_built = True
             result.readme = _readme(target, _fill((src / "README-section.md").read_text(encoding="utf-8"), values))
     return result
+
+
+def _pin(action: str | None) -> tuple[str, str, str]:
+    """The workflows' `uses:` reference, and the repository and commit the README installs adapterci from."""
+    if action is None:
+        origin = installed_origin()
+        repository, commit = origin if origin is not None else (REPOSITORY, UNPINNED)
+        return f"{repository}@{commit}", repository, commit
+    found = ACTION.fullmatch(action.strip())
+    if found is None:
+        raise UsageError(f"--action {action!r}: give OWNER/NAME@COMMIT, a full 40-character commit SHA of the "
+                         "adapterci repository (a tag or a branch can be moved); nothing was written")
+    return action.strip(), found["repo"], found["commit"]
 
 
 def _check_plan(target: Path, plan: dict[Path, str], readme: Path, model: Path | None, force: bool) -> None:

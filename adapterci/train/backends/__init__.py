@@ -9,6 +9,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from adapterci.distribution import REPOSITORY, installed_origin, requirement
 from adapterci.errors import ConfigError
 from adapterci.train.config import LoraSettings
 
@@ -81,8 +82,10 @@ def choose_backend(requested: str, quantization: str, cuda_available: bool, unsl
             raise ConfigError("`train.backend`: unsloth needs a CUDA GPU; none is available: "
                               "use `train.backend: trl` or `auto`", config_path)
         if not unsloth_importable:
-            raise ConfigError("`train.backend`: unsloth is not installed (or fails to import): "
-                              "`pip install 'adapterci[gpu]'` or use `train.backend: trl`", config_path)
+            origin = installed_origin() or (REPOSITORY, "COMMIT")
+            raise ConfigError("`train.backend`: unsloth is not installed (or fails to import): install adapterci "
+                              f"with the `gpu` extra (`pip install \"{requirement(*origin, extras='[gpu]')}\"`) or "
+                              "use `train.backend: trl`", config_path)
         return "unsloth"
     if requested == "auto":
         return "unsloth" if cuda_available and unsloth_importable else "trl"
