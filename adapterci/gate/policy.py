@@ -18,6 +18,7 @@ from adapterci.fsio import read_json, write_json_atomic
 from adapterci.gate.rules import BEST_PROMPT, Rule, gate_models, parse_rule
 from adapterci.provenance import verdict_provenance
 from adapterci.runs import RunDir, run_dir_for
+from adapterci.stagecache import store_verdict, verdict_entry
 
 Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
@@ -65,7 +66,8 @@ def baseline(results: EvalResults) -> str:
 
 def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None, write: bool = True) -> GateDecision:
     """Apply `cfg.gate.rules` to eval results and (unless not `write`) write gate.json into the run directory,
-    with its provenance when it judges the run's own results of the run's own adapter (what release checks).
+    with its provenance when it judges the run's own results of the run's own adapter (what release checks);
+    such a verdict is also kept in this trust domain's cache (`adapterci.stagecache`) for `adapterci run`.
     Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS."""
     if not isinstance(results, EvalResults):
         results = EvalResults.load(results)
@@ -83,6 +85,8 @@ def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None
             record["provenance"] = verdict_provenance(cfg, rd.adapter, rd.eval_json)
         with rd.locked():
             write_json_atomic(rd.gate_json, record)
+            if "provenance" in record:  # `run` on the same results and policy reuses it
+                store_verdict(verdict_entry(cfg, rd.adapter, rd.eval_json), rd.gate_json)
     return decision
 
 
