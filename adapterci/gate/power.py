@@ -31,6 +31,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from adapterci.data.dataset import load_suite
+from adapterci.errors import AdapterCIError
 from adapterci.eval.metrics import BINARY_METRICS, DATA_METRICS, label_key
 from adapterci.gate.rules import Rule, gate_models, parse_rule
 
@@ -269,8 +270,12 @@ def plan(cfg) -> list[RulePlan]:
 
 
 def _counts(cfg, suite) -> dict[str, int] | None:
-    """A suite's item count (`n`) and, by label, its items (label key -> count; `harmful`/`benign` for safety)."""
-    examples = load_suite(cfg, suite).examples
+    """A suite's item count (`n`) and, by label, its items (label key -> count; `harmful`/`benign` for safety);
+    None when it has no readable item yet (`adapterci check` and `eval` report why)."""
+    try:
+        examples = load_suite(cfg, suite).examples
+    except AdapterCIError:  # e.g. the path is a directory: not this estimate's to report
+        return None
     if not examples:
         return None
     labels = [ex.meta.get("label") if suite.kind == "safety" else ex.completion for ex in examples]
