@@ -168,3 +168,13 @@ def test_power_validate_warns_about_rules_whose_suite_is_too_small(example_proje
     macro = plans["sentiment.macro_f1 >= base + 0.1"]["sample_size"]
     assert macro["needed"] == power.normal_items(0.1, math.sqrt(0.5), ALPHA, power.POWER)
     assert plans["safety.leak_rate <= 0"]["too_small"] is False
+
+
+def test_power_extreme_margins_give_bounded_answers() -> None:
+    """A rule's numbers may be anything finite: a vanishing margin needs more items than any eval set
+    (MOST_ITEMS), an impossible one none, a certain one a single item, and nothing overflows."""
+    assert power.mcnemar_items(1e-300, 2e-300, 0.5, ALPHA, power.POWER, "greater") == power.MOST_ITEMS
+    assert power.normal_items(1e-300, 0.5, ALPHA, power.POWER) == power.MOST_ITEMS
+    assert power.mcnemar_items(1e300, 2e300, 1.0, ALPHA, power.POWER, "greater") is None
+    assert power.mcnemar_items(-1e300, 0.0, 0.5, ALPHA, power.POWER, "greater") == 1
+    assert power.binomial_items(-1e300, 0.5, ALPHA, power.POWER, "greater") == 1

@@ -18,8 +18,8 @@ The number is the sample size at which the gate's own test (`gate.policy`) passe
 `effect` is the observed margin when the rule holds on the point estimate (how many items would make this
 result significant), else the planned effect: the rule's own offset when it has one (`>= champion - 0.01`
 plans for a candidate as good as the champion, `>= base + 0.05` for one 0.05 beyond that bar), else
-PLANNED_EFFECT. Above EXACT_UP_TO items the normal approximation is given as is. scipy is imported inside the
-functions.
+PLANNED_EFFECT. Above EXACT_UP_TO items the normal approximation is given as is, and never more than MOST_ITEMS.
+scipy is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ ASSUMED_DISCORDANCE = 0.5
 the most independent ones can have (more discordance needs more items)."""
 EXACT_UP_TO = 20_000
 """Exact power is computed up to this many items; above, the normal approximation is the answer."""
+MOST_ITEMS = 10**9
+"""The largest answer: a margin that needs more items (one of 1e-9) is answered with this."""
 
 Direction = Literal["greater", "less"]
 Basis = Literal["observed", "planned"]
@@ -157,11 +159,15 @@ def mcnemar_items(offset: float, difference: float, discordance: float, alpha: f
                   direction: Direction) -> int | None:
     """The smallest n at which the gate's exact McNemar test (`stats.paired_binary_pvalue`) rejects "difference
     <= offset" (`greater`) with probability >= `power` when the true difference of the two rates is
-    `difference` and the models disagree on a share `discordance` of the items; None when it never does."""
+    `difference` and the models disagree on a share `discordance` (at least |difference|) of the items; None
+    when it never does."""
     if direction == "less":  # swap the models: `less` than offset is `greater` than -offset
         offset, difference = -offset, -difference
+    difference = min(difference, 1.0)  # a difference of two rates
     if difference <= offset:
         return None
+    if offset < -1:
+        return 1  # any difference of two rates is above it
     if discordance <= 0:  # the models always agree: the difference is exactly 0, which passes iff 0 > offset
         return 1 if offset < 0 else None
     win = (discordance + difference) / (2 * discordance)  # the candidate's share of the disagreements
@@ -178,7 +184,7 @@ def mcnemar_items(offset: float, difference: float, discordance: float, alpha: f
 
     z = _z(alpha) * math.sqrt(max(discordance - offset ** 2 / discordance, 0.0))
     z += _z(1 - power) * math.sqrt(max(discordance - difference ** 2, 0.0))
-    return _smallest(power_at, (z / (difference - offset)) ** 2, power)
+    return _smallest(power_at, _squared(z / (difference - offset)), power)
 
 
 def normal_items(effect: float, sd: float, alpha: float, power: float) -> int:
@@ -186,7 +192,7 @@ def normal_items(effect: float, sd: float, alpha: float, power: float) -> int:
     sd / sqrt(n) at level `alpha` has power `power` against a true value `effect` beyond its null."""
     if sd <= 0:
         return 1
-    return max(math.ceil(((_z(alpha) + _z(1 - power)) * sd / effect) ** 2), 1)
+    return _whole(_squared((_z(alpha) + _z(1 - power)) * sd / effect))
 
 
 def _critical(n, threshold, alpha: float):
@@ -204,14 +210,14 @@ def _critical(n, threshold, alpha: float):
 
 def _normal_guess(threshold: float, rate: float, alpha: float, power: float) -> float:
     spread = _z(alpha) * math.sqrt(threshold * (1 - threshold)) + _z(1 - power) * math.sqrt(rate * (1 - rate))
-    return (spread / (rate - threshold)) ** 2
+    return _squared(spread / (rate - threshold))
 
 
 def _smallest(power_at: Callable[[int], float], guess: float, power: float) -> int:
     """The smallest n with power_at(n) >= power, by bisection (the exact power zigzags a little with n, so this
     is one n where it crosses); the normal-approximation `guess` itself beyond EXACT_UP_TO."""
-    if guess > EXACT_UP_TO:
-        return math.ceil(guess)
+    if not guess <= EXACT_UP_TO:  # NaN and infinity too
+        return _whole(guess)
     hi = max(math.ceil(guess), 1)
     while power_at(hi) < power:
         if hi > EXACT_UP_TO:
@@ -222,6 +228,15 @@ def _smallest(power_at: Callable[[int], float], guess: float, power: float) -> i
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if power_at(mid) >= power else (mid, hi)
     return hi
+
+
+def _squared(x: float) -> float:
+    return x * x  # infinity where `x ** 2` would raise OverflowError
+
+
+def _whole(n: float) -> int:
+    """A sample size as a whole number of items, from 1 to MOST_ITEMS (a vanishing margin gives infinity)."""
+    return math.ceil(n) if 1 <= n < MOST_ITEMS else 1 if n < 1 else MOST_ITEMS
 
 
 def _z(tail: float) -> float:
