@@ -1,16 +1,20 @@
 """`adapterci run`: check -> train -> eval -> gate -> (release), planned first and then run, reusing cached stages.
 
-Like DVC's `plan_repro` / `_reproduce`: `plan()` lists the stages (cheap, so `--dry` costs nothing), `run()`
-executes them in order under one error policy: the first failing stage stops the run, its exit code becomes the
-run's, and the report and `manifest.json` are written whatever happened.
+Like DVC's `plan_repro` / `_reproduce`: `plan()` lists the stages, `preview()` says for each whether `run` will
+reuse a cached output or run it, and why (`run --dry`), and `run()` executes them in order under one error
+policy: the first failing stage stops the run, its exit code becomes the run's, and the report and
+`manifest.json` are written whatever happened.
 
-Reuse: the train stage is content-addressed by `adapterci.train.provenance.inputs_fingerprint` (data, config, base model,
-prompt format, seed) under `cache_dir(cfg, "adapters")`; the check stage by a fingerprint of its inputs under
-`cache_dir(cfg, "check")`; the eval stage by the adapter's fingerprint, the registry's `stable` commit (the
-champion), the eval sets and settings under `cache_dir(cfg, "eval-results")` (and below that, eval keeps its
-own per-model cache, so a new champion re-scores only the champion). Caches are per trust domain
-(`adapterci.provenance`), and a cached entry is reused only when the digests it records match what is recomputed
-now: the adapter's files, the eval results and the policy the gate judged.
+Reuse (`adapterci.stagecache`): `run` starts from an empty run directory and fills it stage by stage, each from
+this trust domain's cache when an entry there vouches for it, else by running the stage. The train, eval and gate
+stages keep what they write in those caches themselves, so `adapterci train`, `eval` and `gate` run by hand on
+the same inputs are reused by the next `run` exactly as its own earlier stages are. The train stage is keyed by
+`adapterci.train.provenance.inputs_fingerprint` (data, config, base model, prompt format, seed); eval by the
+adapter's content digest, the champion (the registry's `stable` commit), the eval sets and settings (and below
+that, eval keeps its own per-model cache, so a new champion re-scores only the champion); the gate by the
+verdict's provenance; check by a fingerprint of its inputs. A cached entry is reused only when the digests it
+records match what is recomputed now (the adapter's files, the eval results and the policy the gate judged), in
+this trust domain: an adapter, results or a verdict merely lying in the run directory are never trusted.
 """
 
 from __future__ import annotations
@@ -23,24 +27,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from adapterci import __version__, settings
-from adapterci.adapterdir import content_digest
+from adapterci import __version__, settings, stagecache
+from adapterci.adapterdir import training_record
 from adapterci.check import run_checks
 from adapterci.console import log_line
-from adapterci.data.load import expand
 from adapterci.errors import AdapterCIError, CheckFailed, FileSystemError, GateFailed, GateInconclusive, StageFailed
 from adapterci.eval.stage import evaluate
 from adapterci.explain import explain
-from adapterci.fingerprint import hash_file, hash_json
-from adapterci.fsio import read_json, read_tolerant, staged_dir, write_json_atomic
+from adapterci.fingerprint import hash_file
+from adapterci.fsio import read_json, read_tolerant, write_json_atomic
 from adapterci.gate.policy import decide
-from adapterci.modelio import base_model_identity
-from adapterci.provenance import adapter_provenance, eval_set_hashes, verdict_provenance, vouches
-from adapterci.registry import open_registry
+from adapterci.provenance import eval_set_hashes, policy_hash
 from adapterci.release import release
 from adapterci.report import write_report
-from adapterci.runs import RunDir, cache_dir, run_dir_for
-from adapterci.train.provenance import inputs_fingerprint
+from adapterci.runs import RunDir, run_dir_for
+from adapterci.train.provenance import changed_inputs
 from adapterci.train.run import can_resume, train
 
 STAGES = ("check", "train", "eval", "gate", "release")
@@ -55,10 +56,13 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Stage:
-    """One planned stage."""
+    """One planned stage; from `preview`, also whether `run` will reuse its cached output (`cached`), run it
+    (`to run`) or skip it (`skipped`), and why."""
 
     name: str
     description: str
+    status: str = ""
+    reason: str = ""
 
 
 @dataclass
@@ -123,6 +127,77 @@ def plan(cfg, release: bool = True) -> list[Stage]:
     """The stages `run` will execute, in order. Reads nothing but the config."""
     names = STAGES if release else STAGES[:-1]
     return [Stage(name, DESCRIPTIONS[name]) for name in names]
+
+
+def preview(cfg, release: bool = True, run_dir: str | Path | None = None, champion: str = "auto") -> list[Stage]:
+    """The planned stages, each `cached` (this trust domain's cache holds an output that vouches for today's
+    inputs: `run` reuses it) or `to run`, with the reason; where a stage runs, the run directory's previous
+    outputs tell what changed. Reads the data, the eval sets, the caches and the champion's ref; trains and
+    evaluates nothing and writes nothing (`run --dry`)."""
+    rd = run_dir_for(cfg, run_dir)
+    shown: dict[str, tuple[str, str]] = {}
+    check = stagecache.check_entry(cfg)
+    shown["check"] = (("cached", "data, eval sets and settings unchanged: check results in the cache") if check.hit
+                      else ("to run", "no check results of these data, eval sets and settings in the cache"))
+    adapter = stagecache.adapter_entry(cfg)
+    shown["train"] = (("cached", f"inputs unchanged: adapter {adapter.key[:12]} in the cache") if adapter.hit
+                      else ("to run", _train_reason(cfg, rd, adapter.key)))
+    results = stagecache.results_entry(cfg, adapter.path / "adapter", champion) if adapter.hit else None
+    if results is None:
+        shown["eval"] = ("to run", "after training: a new adapter")
+    else:
+        shown["eval"] = (("cached", "adapter, champion, eval sets and settings unchanged: results in the cache")
+                         if results.hit else ("to run", _eval_reason(cfg, rd)))
+    verdict = None
+    if results is None or not results.hit:
+        shown["gate"] = ("to run", "after eval: new results")
+    else:
+        entry = stagecache.verdict_entry(cfg, adapter.path / "adapter", results.path / "results.json")
+        verdict = read_tolerant(entry.path / "gate.json").get("verdict") if entry.hit else None  # hit: an object
+        shown["gate"] = (("cached", f"results and policy unchanged: verdict {verdict} in the cache") if entry.hit
+                         else ("to run", _gate_reason(cfg, rd)))
+    shown["release"] = (("skipped", f"the cached verdict is {verdict}") if verdict not in (None, "PASS")
+                        else ("to run", "when the gate passes"))
+    return [Stage(s.name, s.description, *shown[s.name]) for s in plan(cfg, release)]
+
+
+def _train_reason(cfg, rd: RunDir, fingerprint: str) -> str:
+    """Why the adapter must be trained: which inputs changed since the run directory's adapter was trained."""
+    record = training_record(rd.adapter)
+    if not isinstance(record, dict):
+        return "no adapter of these inputs in the cache (and none in the run directory to compare with)"
+    if record.get("inputs_fingerprint") == fingerprint:
+        return ("the run directory's adapter was trained from these inputs, but no cache entry of this trust "
+                "domain vouches for it (trained in another domain, by an older adapterci, or the cache was removed)")
+    changed = changed_inputs(cfg, record) or ["its inputs"]
+    return f"{_listing(changed)} changed since the run directory's adapter was trained"
+
+
+def _eval_reason(cfg, rd: RunDir) -> str:
+    recorded = (_provenance(rd.eval_json) or {}).get("eval_sets")
+    changed = [name for name, digest in eval_set_hashes(cfg).items()
+               if isinstance(recorded, dict) and recorded.get(name) != digest]
+    if changed:
+        return f"eval set {_listing([f'`{name}`' for name in changed])} changed since the last eval"
+    return "no results of this adapter, champion, eval sets and settings in the cache"
+
+
+def _gate_reason(cfg, rd: RunDir) -> str:
+    recorded = (_provenance(rd.gate_json) or {}).get("policy")
+    if recorded is not None and recorded != policy_hash(cfg):
+        return "the policy (gate rules, eval settings or sets, base model or prompt) changed since the last verdict"
+    return "no verdict on these results under this policy in the cache"
+
+
+def _provenance(path: Path) -> dict | None:
+    """The provenance record of a stage output in the run directory (None when absent or unreadable)."""
+    record = read_tolerant(path)
+    found = record.get("provenance") if isinstance(record, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: Event | None = None,
@@ -202,118 +277,50 @@ def _finish(cfg, rd: RunDir, result: RunResult, started: datetime, release: bool
 # --- stages ---------------------------------------------------------------------------------------------------
 
 
-def check_fingerprint(cfg) -> str:
-    """Everything `adapterci check` reads: data and eval files, their config sections and the base model."""
-    patterns = cfg.data.patterns("train") + cfg.data.patterns("validation")
-    files = expand(patterns + [str(s.path) for s in cfg.eval.suites], cfg.base_dir, cfg.root)
-    return hash_json({
-        "adapterci": __version__,
-        "files": {str(f.relative_to(cfg.root)): hash_file(f) if f.is_file() else None for f in files},
-        "data": cfg.data.model_dump(mode="json"),
-        "checks": cfg.checks.model_dump(mode="json"),
-        "eval": cfg.eval.model_dump(mode="json"),
-        "prompt_template": cfg.prompt_template,
-        "base": base_model_identity(cfg),
-    })
-
-
 def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    record.fingerprint = check_fingerprint(cfg)
-    cached = cache_dir(cfg, "check") / record.fingerprint
-    if (cached / "check.json").is_file():
-        shutil.copytree(cached, rd.check_dir, dirs_exist_ok=True)
+    entry = stagecache.check_entry(cfg)
+    record.fingerprint = entry.key
+    if entry.hit:
+        shutil.copytree(entry.path, rd.check_dir, dirs_exist_ok=True)
         record.status, record.message = "cached", "data unchanged: reused the check results"
         return
     report = run_checks(cfg, run_dir=rd.path)
     if not report.passed:
         raise CheckFailed("data check failed (see the report)")
-    with staged_dir(cached) as tmp:
-        shutil.copytree(rd.check_dir, tmp, dirs_exist_ok=True)
+    stagecache.store_check(entry, rd.check_dir)
 
 
 def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    record.fingerprint = ctx["adapter_fingerprint"] = inputs_fingerprint(cfg)
-    cached = cache_dir(cfg, "adapters") / record.fingerprint
-    if _vouched(cached / "provenance.json", cached / "adapter"):
-        shutil.copytree(cached / "adapter", rd.adapter, dirs_exist_ok=True)
-        if (cached / "loss.png").is_file():
-            rd.loss_png.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(cached / "loss.png", rd.loss_png)
-        record.status = "cached"
-        record.message = f"inputs unchanged: reused adapter {record.fingerprint[:12]}"
+    entry = stagecache.adapter_entry(cfg)
+    record.fingerprint = entry.key
+    if entry.hit:
+        stagecache.restore_adapter(entry, rd)
+        record.status, record.message = "cached", f"inputs unchanged: reused adapter {entry.key[:12]}"
         return
-
-    resume = can_resume(rd.adapter, record.fingerprint)  # checkpoints of an interrupted run on the same inputs
-    train(cfg, output=rd.adapter, run_dir=rd, resume=resume)
+    resume = can_resume(rd.adapter, entry.key)  # checkpoints of an interrupted run on the same inputs
+    train(cfg, output=rd.adapter, run_dir=rd, resume=resume)  # keeps the adapter in the cache itself
     if resume:
         record.message = "resumed the interrupted training"
-    with staged_dir(cached) as tmp:
-        shutil.copytree(rd.adapter, tmp / "adapter")
-        if rd.loss_png.is_file():
-            shutil.copy2(rd.loss_png, tmp / "loss.png")
-        write_json_atomic(tmp / "provenance.json", adapter_provenance(rd.adapter))
-
-
-def _vouched(record_path: Path, adapter_dir: Path, **expected: Any) -> bool:
-    """Whether a cached entry's provenance record vouches for exactly the files of `adapter_dir` in this trust
-    domain (`provenance.vouches`): a planted, stale or unreadable entry is ignored, not reused."""
-    record = read_tolerant(record_path)
-    try:
-        return vouches((record or {}).get("provenance", record), adapter_dir, **expected)
-    except AdapterCIError:
-        return False
-
-
-def eval_fingerprint(cfg, adapter_fingerprint: str, champion: str = "auto") -> str:
-    """Everything the eval stage's results depend on, given the candidate adapter's train fingerprint."""
-    return hash_json({
-        "adapterci": __version__,
-        "candidate": adapter_fingerprint,
-        "champion": _champion_identity(cfg, champion),
-        "registry": cfg.registry_location(),
-        "eval": cfg.eval.model_dump(mode="json"),
-        "suites": {s.name: hash_file(s.path) for s in cfg.eval.suites},
-        "base": base_model_identity(cfg),
-        "prompt_template": cfg.prompt_template,
-    })
-
-
-def _champion_identity(cfg, champion: str) -> str | None:
-    """The commit (registry ref) or content digest (adapter directory) of the champion; None for no champion."""
-    if champion == "none":
-        return None
-    if Path(champion).is_dir():
-        return content_digest(Path(champion))
-
-    found = open_registry(cfg).resolve("stable" if champion == "auto" else champion)
-    return found.commit if found else None
 
 
 def _eval(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    record.fingerprint = ctx["eval_fingerprint"] = eval_fingerprint(cfg, ctx["adapter_fingerprint"], ctx["champion"])
-    cached = cache_dir(cfg, "eval-results") / record.fingerprint
-    if _vouched(cached / "results.json", rd.adapter, eval_sets=eval_set_hashes(cfg)):
-        shutil.copytree(cached, rd.eval_dir, dirs_exist_ok=True)
+    entry = stagecache.results_entry(cfg, rd.adapter, ctx["champion"])
+    record.fingerprint = entry.key
+    if entry.hit:
+        shutil.copytree(entry.path, rd.eval_dir, dirs_exist_ok=True)
         record.status, record.message = "cached", "adapter, champion and eval sets unchanged: reused eval results"
         return
     evaluate(cfg, rd.adapter, champion=ctx["champion"], run_dir=rd)
-    with staged_dir(cached) as tmp:
-        shutil.copytree(rd.eval_dir, tmp, dirs_exist_ok=True)
 
 
 def _gate(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
-    record.fingerprint = hash_json({"adapterci": __version__, "eval": ctx["eval_fingerprint"],
-                                    "gate": cfg.gate.model_dump(mode="json"),
-                                    "cost": cfg.cost.model_dump(mode="json")})
-    cached = cache_dir(cfg, "gate") / record.fingerprint / "gate.json"
-    provenance = verdict_provenance(cfg, rd.adapter, rd.eval_json)
-    if _vouched(cached, rd.adapter, **provenance):
-        shutil.copy2(cached, rd.gate_json)
+    entry = stagecache.verdict_entry(cfg, rd.adapter, rd.eval_json)
+    record.fingerprint = entry.key
+    if entry.hit:
+        shutil.copy2(entry.path / "gate.json", rd.gate_json)
         record.status = "cached"
     else:
         decide(cfg, rd.eval_json, run_dir=rd)
-        with staged_dir(cached.parent) as tmp:
-            shutil.copy2(rd.gate_json, tmp / "gate.json")
     decision = read_json(rd.gate_json)
     verdict = ctx["verdict"] = decision["verdict"]
     ctx["worth_it"] = decision.get("worth_it")

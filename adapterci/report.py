@@ -299,14 +299,32 @@ def _gate(gate: dict | None) -> list[str] | None:
     lines = [f"### Gate: {ICONS.get(verdict, '')} {verdict}", "",
              f"Significance {gate.get('significance', '?')}, at least {gate.get('min_items', '?')} items per rule."
              + _baseline_note(gate.get("baseline")), "",
-             "| rule | outcome | observed | interval | reason |", "|---|---|---|---|---|"]
+             "| rule | outcome | observed | interval | items needed | reason |", "|---|---|---|---|---|---|"]
+    sizes = []
     for rule in gate.get("rules") or []:
         observed = ", ".join(f"{k} {_num(v)}" for k, v in (rule.get("observed") or {}).items())
         interval = rule.get("interval")
         shown = f"[{_num(interval[0])}, {_num(interval[1])}]" if isinstance(interval, (list, tuple)) and len(interval) == 2 else ""
+        size = rule.get("sample_size") if isinstance(rule.get("sample_size"), dict) else {}
+        sizes += [size] if size else []
         lines.append(f"| {_code(rule.get('rule', ''))} | {ICONS.get(rule.get('outcome'), '')} {rule.get('outcome', '')} | "
-                     f"{_cell(observed)} | {shown} | {_cell(rule.get('reason', ''))} |")
+                     f"{_cell(observed)} | {shown} | {_cell(_needed(size, rule.get('n')))} | {_cell(rule.get('reason', ''))} |")
+    if sizes:
+        power = sizes[0].get("power")
+        lines += ["", "Items needed: about how many eval items the rule's suite needs for the gate's test to pass it "
+                      f"with {f'{power:.0%}' if isinstance(power, float) else 'the stated'} power, for a candidate as "
+                      "far beyond the threshold as this one (where it is not beyond: by the rule's planned margin, "
+                      "marked *); docs/gate.md explains how."]
     return lines
+
+
+def _needed(size: dict, has: Any) -> str:
+    """A rule's `sample_size` in a cell: `about N (has M)`, `*` where planned, `–` where no number decides it."""
+    needed = size.get("needed")
+    if not isinstance(needed, int) or isinstance(needed, bool):
+        return "–"
+    planned = "*" if size.get("basis") == "planned" else ""
+    return f"about {needed}{planned} (has {has})" if isinstance(has, int) else f"about {needed}{planned}"
 
 
 def _worth_it(worth: dict | None) -> list[str] | None:

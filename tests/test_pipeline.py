@@ -36,7 +36,8 @@ def test_run_dry_lists_the_stages_without_running_them(example_project: Path) ->
     assert [line.split()[1] for line in result.output.splitlines()] == ["check", "train", "eval", "gate", "release"]
     assert not (example_project / ".adapterci").exists()
     no_release = invoke(example_project, "run", "--dry", "--no-release", "--json")
-    assert json.loads(no_release.stdout) == {"stages": ["check", "train", "eval", "gate"]}
+    assert [(s["name"], s["status"]) for s in json.loads(no_release.stdout)["stages"]] == [
+        ("check", "to run"), ("train", "to run"), ("eval", "to run"), ("gate", "to run")]
 
 
 def test_run_config_error_exits_2_without_traceback(example_project: Path) -> None:

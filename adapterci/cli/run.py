@@ -19,13 +19,15 @@ STYLE = {"running": "dim", "ran": "green", "cached": "cyan", "failed": "bold red
 @click.option("--base-ref", default=None, metavar="GIT_REF",
               help="On a gate FAIL, attribute the regressions to the training rows added since this git ref.")
 @run_dir_option
-@click.option("--dry", is_flag=True, help="Print the planned stages and exit without running them.")
+@click.option("--dry", is_flag=True,
+              help="Print the planned stages, each `cached` (reused) or `to run` and why, and exit without running them.")
 @json_option
 def run(config_path: str, release: bool, champion: str, base_ref: str | None, run_dir: str | None, dry: bool,
         as_json: bool) -> None:
     """Run the pipeline: check -> train -> eval -> gate -> release (on PASS).
 
-    Stages whose inputs did not change reuse their cached outputs; a training interrupted on the same inputs
+    Stages whose inputs did not change reuse their cached outputs, also those of `adapterci train`, `eval` and
+    `gate` run by hand (`--dry` lists which, and why the others run); a training interrupted on the same inputs
     continues from its last checkpoint. The report is written to the run directory (and appended to
     $GITHUB_STEP_SUMMARY) even when a stage fails; the exit code is the failing stage's: 1 check or gate
     failed, 2 usage or config error, 3 gate inconclusive. The run directory is locked while a command
@@ -40,12 +42,12 @@ def run(config_path: str, release: bool, champion: str, base_ref: str | None, ru
     """
     cfg = load_config(config_path)
     if dry:
-        stages = pipeline.plan(cfg, release)
+        stages = pipeline.preview(cfg, release, run_dir=run_dir, champion=champion)
         if as_json:
-            emit_json({"stages": [s.name for s in stages]})
+            emit_json({"stages": [{"name": s.name, "status": s.status, "reason": s.reason} for s in stages]})
         else:
             for i, stage in enumerate(stages, 1):
-                click.echo(f"{i}. {stage.name:8} {stage.description}")
+                click.echo(f"{i}. {stage.name:8} {stage.status:8} {stage.reason}")
         return
     out = console()
     show = None if as_json else (lambda r: out.print(

@@ -28,6 +28,7 @@ from adapterci.fsio import write_jsonl_atomic, write_text_atomic
 from adapterci.modelio import load_tokenizer
 from adapterci.provenance import results_provenance
 from adapterci.runs import RunDir, run_dir_for
+from adapterci.stagecache import results_entry, store_results
 
 SCORING_VERSION = 2
 """Bump when scoring code changes what a model's raw outputs are: invalidates the eval cache."""
@@ -39,7 +40,8 @@ def evaluate(cfg, adapter: Path | str | None = None, champion: str | Path | None
     ref, or None/`none` to skip) and the candidate (`adapter`: a directory or ref; default the run's adapter).
     Writes eval/results.json, eval/items.jsonl, eval/regressions.jsonl (the item-level diff of the candidate
     against the champion or base) and eval/summary.md; returns the results. Results of the run's own adapter
-    record their provenance (what the gate and release check)."""
+    record their provenance (what the gate and release check) and are kept in this trust domain's cache
+    (`adapterci.stagecache`) for `adapterci run`."""
     run = run_dir_for(cfg, run_dir)
     with run.locked():
         return _evaluate(cfg, adapter, champion, run, log or log_line)
@@ -106,6 +108,8 @@ def _evaluate(cfg, adapter, champion, run: RunDir, log) -> EvalResults:
     for name in summaries:
         summaries[name]["deltas"] = deltas(results, name)
     _write(results, run, cfg.eval)
+    if "provenance" in data:  # `run` with the same adapter, champion and eval sets reuses them
+        store_results(results_entry(cfg, run.adapter, champion), run.eval_dir)
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,9 +16,12 @@ from adapterci.eval import stats
 from adapterci.eval.metrics import BINARY_METRICS, LOWER_IS_BETTER, binary_outcomes, compute
 from adapterci.eval.results import EvalResults
 from adapterci.fsio import read_json, write_json_atomic
+from adapterci.gate import power
+from adapterci.gate.power import SampleSize
 from adapterci.gate.rules import BEST_PROMPT, Rule, gate_models, parse_rule
 from adapterci.provenance import verdict_provenance
 from adapterci.runs import RunDir, run_dir_for
+from adapterci.stagecache import store_verdict, verdict_entry
 
 Outcome = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
@@ -40,6 +44,7 @@ class RuleResult:
     p_value: float | None = None
     interval: tuple[float, float] | None = None
     n: int = 0
+    sample_size: SampleSize | None = None  # about how many items the suite needs to decide the rule (gate.power)
 
 
 @dataclass
@@ -65,7 +70,8 @@ def baseline(results: EvalResults) -> str:
 
 def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None, write: bool = True) -> GateDecision:
     """Apply `cfg.gate.rules` to eval results and (unless not `write`) write gate.json into the run directory,
-    with its provenance when it judges the run's own results of the run's own adapter (what release checks).
+    with its provenance when it judges the run's own results of the run's own adapter (what release checks);
+    such a verdict is also kept in this trust domain's cache (`adapterci.stagecache`) for `adapterci run`.
     Any FAIL -> FAIL; else any INCONCLUSIVE -> INCONCLUSIVE; else PASS."""
     if not isinstance(results, EvalResults):
         results = EvalResults.load(results)
@@ -83,6 +89,8 @@ def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None
             record["provenance"] = verdict_provenance(cfg, rd.adapter, rd.eval_json)
         with rd.locked():
             write_json_atomic(rd.gate_json, record)
+            if "provenance" in record:  # `run` on the same results and policy reuses it
+                store_verdict(verdict_entry(cfg, rd.adapter, rd.eval_json), rd.gate_json)
     return decision
 
 
@@ -146,18 +154,21 @@ def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
     margin = observed["candidate"] - threshold if rule.direction == "greater" else threshold - observed["candidate"]
     compared = other_model if rule.kind == "model" and other_model != "candidate" else None
     result = RuleResult(rule.text, "FAIL", "", compared, observed, threshold, margin, n=n)
+    effect = power.effect_of(rule, margin)
     if compared:
-        _paired_test(result, rule, cand, other, labels, gate)
+        _paired_test(result, rule, cand, other, labels, gate, effect)
     else:
-        _threshold_test(result, rule, cand, labels, threshold, gate)
+        _threshold_test(result, rule, cand, labels, threshold, gate, effect)
     holds = rule.holds(observed["candidate"], threshold)
     value = f"{rule.suite}.{rule.metric} {observed['candidate']:.4g} vs {threshold:.4g}"
     if rule.model == "champion" and compared == "base":
         value += " (judged against base: no champion yet)"
     elif rule.model == BEST_PROMPT:
         value += f" (best prompt: `{compared}`)"
+    needed = result.sample_size.needed if result.sample_size else None
+    needs = f"; needs about {needed} items at {power.POWER:.0%} power, has {n}" if needed else ""
     if n < gate.min_items:
-        result.outcome, result.reason = "INCONCLUSIVE", f"only {n} items in `{rule.suite}` (gate.min_items is {gate.min_items}): too few to decide ({value})"
+        result.outcome, result.reason = "INCONCLUSIVE", f"only {n} items in `{rule.suite}` (gate.min_items is {gate.min_items}): too few to decide ({value}){needs}"
     elif not holds:
         result.outcome, result.reason = "FAIL", f"{value}: does not hold (margin {margin:+.4g})"
     elif result.p_value is None:
@@ -166,11 +177,12 @@ def judge(rule: Rule, results: EvalResults, gate) -> RuleResult:
         result.outcome, result.reason = "PASS", f"{value}: holds (margin {margin:+.4g}, {result.test} p={result.p_value:.3g})"
     else:
         result.outcome = "INCONCLUSIVE"
-        result.reason = f"{value}: holds on the point estimate but is not significant ({result.test} p={result.p_value:.3g} > {gate.significance})"
+        result.reason = f"{value}: holds on the point estimate but is not significant ({result.test} p={result.p_value:.3g} > {gate.significance}){needs}"
     return result
 
 
-def _threshold_test(result: RuleResult, rule: Rule, cand: dict, labels, threshold: float, gate) -> None:
+def _threshold_test(result: RuleResult, rule: Rule, cand: dict, labels, threshold: float, gate,
+                    effect: tuple[float, str]) -> None:
     """Candidate metric against a constant: exact binomial test for 0/1 rates, bootstrap otherwise.
     A threshold at the edge of the metric's range (>= 1, <= 0) cannot be established by a test: it is a
     zero-tolerance rule, decided on the observed value (p_value stays None)."""
@@ -182,15 +194,19 @@ def _threshold_test(result: RuleResult, rule: Rule, cand: dict, labels, threshol
         result.test, result.interval = "exact binomial", stats.clopper_pearson(k, n, confidence)
         if not edge:
             result.p_value = stats.binomial_pvalue(k, n, threshold, rule.direction)
+        result.sample_size = power.for_rate(threshold, *effect, rule.direction, gate.significance, n, result.n,
+                                            gate.min_items, power.RATED.get(rule.metric, ""))
         return
     n = len(next(iter(cand.values())))
     samples = stats.paired_bootstrap(lambda idx: compute(rule.metric, cand, labels, idx), n, gate.bootstrap_resamples)
     result.test, result.interval = "bootstrap", stats.percentile_interval(samples, confidence)
     if not edge:
         result.p_value = stats.bootstrap_pvalue(samples, threshold, rule.direction)
+    result.sample_size = power.for_estimate(*effect, _item_sd(samples, n), gate.significance, gate.min_items, edge)
 
 
-def _paired_test(result: RuleResult, rule: Rule, cand: dict, other: dict, labels, gate) -> None:
+def _paired_test(result: RuleResult, rule: Rule, cand: dict, other: dict, labels, gate,
+                 effect: tuple[float, str]) -> None:
     """Candidate against another model on the same items: exact McNemar (with the margin) for 0/1 outcomes,
     paired bootstrap of the difference otherwise. The interval is the bootstrap interval of the difference."""
     n = len(next(iter(cand.values())))
@@ -201,6 +217,17 @@ def _paired_test(result: RuleResult, rule: Rule, cand: dict, other: dict, labels
         x, y = binary_outcomes(rule.metric, cand), binary_outcomes(rule.metric, other)
         result.test = "exact McNemar"
         result.p_value = stats.paired_binary_pvalue(x, y, rule.offset, rule.direction)
+        discordance = sum(stats.discordant(x, y)) / len(x) if len(x) else 0.0
+        result.sample_size = power.for_paired_rate(rule.offset, *effect, rule.direction, discordance,
+                                                   gate.significance, len(x), n, gate.min_items,
+                                                   power.RATED.get(rule.metric, ""))
     else:
         result.test = "paired bootstrap"
         result.p_value = stats.bootstrap_pvalue(diff, rule.offset, rule.direction)
+        result.sample_size = power.for_estimate(*effect, _item_sd(diff, n), gate.significance, gate.min_items)
+
+
+def _item_sd(samples: np.ndarray, n: int) -> float:
+    """The per-item standard deviation of a bootstrapped statistic: its bootstrap standard error times sqrt(n)."""
+    finite = samples[~np.isnan(samples)]
+    return float(np.std(finite)) * math.sqrt(n) if finite.size else math.nan

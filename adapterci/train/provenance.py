@@ -39,6 +39,17 @@ def inputs_fingerprint(cfg) -> str:
     })
 
 
+def changed_inputs(cfg, record: dict[str, Any]) -> list[str]:
+    """Which inputs of the adapter whose training record is `record` differ from the config's now, in words
+    ("the data", "the base model"...); empty when everything it records matches."""
+    train, valid = load_training_data(cfg)
+    now = {"the data": ("data_fingerprint", data_fingerprint(train.examples, valid.examples)),
+           "the `train` section": ("config_hash", config_hash(cfg)),
+           "the base model": ("base_model", base_model_identity(cfg)),
+           "the prompt template": ("prompt_template", cfg.prompt_template)}
+    return [name for name, (key, value) in now.items() if record.get(key) != value]
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in PACKAGES:

@@ -2,7 +2,9 @@
 
 Order matters: the backend choice and the data are checked before any model is loaded (fail fast, exit 2 for
 config errors); the adapter is built in a temp directory and moved into place only when everything succeeded;
-checkpoints live beside it (`<adapter>.checkpoints/`) so `resume=True` continues a crashed run."""
+checkpoints live beside it (`<adapter>.checkpoints/`) so `resume=True` continues a crashed run. A finished
+adapter is also kept in this trust domain's adapter cache (`adapterci.stagecache`), where `adapterci run` on the
+same inputs finds it instead of training again."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from adapterci.fsio import read_json, staged_dir, write_json_atomic
 from adapterci.modelio import check_chat_template, resolve_base, safetensors_problem
 from adapterci.prompting import PromptFormat
 from adapterci.runs import RunDir, run_dir_for
+from adapterci.stagecache import store_adapter
 from adapterci.train.backends import (ModelSpec, SettingError, choose_backend, get_backend, training_precision,
                                       unsloth_importable)
 from adapterci.train.data import tokenize_examples
@@ -198,6 +201,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     history = _loss_history(trainer.state.log_history)
     metrics = provenance(cfg, tok_train, tok_valid, fmt, backend_name, spec.device, trainer, out, history,
                          time.monotonic() - started, resume_from)
+    loss_png = run.loss_png if output == run.adapter else output.parent / f"{output.name}.loss.png"
     try:
         with staged_dir(output) as tmp:
             trainer.model.save_pretrained(tmp)
@@ -205,10 +209,11 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
             for name in NOT_ADAPTER:
                 (tmp / name).unlink(missing_ok=True)
             write_json_atomic(tmp / TRAIN_JSON, metrics)
-        plot_losses(history, run.loss_png if output == run.adapter else output.parent / f"{output.name}.loss.png")
+        plot_losses(history, loss_png)
     except OSError as exc:
         raise StageFailed("train", f"cannot write the adapter to {output}: {exc}") from None
     shutil.rmtree(ckpt, ignore_errors=True)
+    store_adapter(cfg, metrics["inputs_fingerprint"], output, loss_png)  # `run` on the same inputs reuses it
     record_throughput(cfg, spec.device, precision, backend_name, metrics["tokens_per_s"])
     log(f"train: wrote {output} ({metrics['steps']} steps, {metrics['wall_time_s']:.1f}s, "
         f"{metrics['tokens_per_s']:.0f} tokens/s)")
