@@ -382,7 +382,10 @@ def _serving(serving: dict | None) -> list[str] | None:
     lines = ["### Serving", "", "| adapter | version | commit | traffic |", "|---|---|---|---:|"]
     lines += [f"| {_code(a.get('name', '?'))} | {_cell(a.get('version') or '–')} | `{str(a.get('commit', ''))[:12]}` | "
               f"{a.get('weight', 0):.0%} |" for a in adapters if isinstance(a, dict)]
-    command = ((serving or {}).get("vllm") or {}).get("command")
+    if serving.get("judged_vs_served"):
+        lines += ["", f"⚠️ Judged vs served: {_cell(serving['judged_vs_served'])}"]
+    lines += [f"\n⚠️ {_cell(w)}" for w in serving.get("warnings") or []]
+    command = (serving.get("vllm") or {}).get("command")
     return lines + (["", "```sh", *((serving.get("vllm") or {}).get("download") or []), command, "```"] if command else [])
 
 
