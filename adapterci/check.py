@@ -103,7 +103,8 @@ def _run_checks(cfg, base_ref: str | None, rd: RunDir) -> CheckReport:
         timings[name] = round(time.perf_counter() - t, 3)
         return out
 
-    tokenizer = timed("tokenizer", load_tokenizer, cfg)  # a config error (exit 2) before any work
+    # the tokenizer alone (a GGUF base's from the file's metadata, never its weights): a config error before any work
+    tokenizer = timed("tokenizer", load_tokenizer, cfg, True)
     corpus = timed("load", load_corpus, cfg)
     if base_ref:
         corpus.new_rows = timed("base_ref", added_lines, corpus.files, cfg.base_dir, base_ref)

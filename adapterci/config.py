@@ -15,6 +15,7 @@ from adapterci.data.config import ChecksConfig, DataConfig
 from adapterci.errors import ConfigError
 from adapterci.eval.config import EvalConfig
 from adapterci.gate.config import GateConfig
+from adapterci.ggufbase import missing
 from adapterci.prompting import template_problem
 from adapterci.train.config import TrainConfig
 from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, line_of, load_with_lines
@@ -31,6 +32,7 @@ class Config(StrictModel):
     base_revision: str | None = Field(None, description="Hub revision (tag, branch or commit) that pins `base_model`.")
     base_gguf_file: str | None = Field(None, description="A `.gguf` file in the Hub repo `base_model` to use as the base model (dequantized once into a cache).")
     base_upstream: str | None = Field(None, description="Hub id of the model a GGUF base was converted from (default: the GGUF's `general.source` metadata); releases name it as their base.")
+    base_tokenizer: str | None = Field(None, description="A directory of tokenizer files (relative to the config) that `adapterci check` counts tokens with when a GGUF base's file is not at hand (gitignored, so absent on a CI runner; or a Hub file, not downloaded for this). Default: `base_upstream`'s tokenizer, fetched from the Hub without weights.")
     prompt_template: str = Field("alpaca", description="`alpaca`, `chat` (the tokenizer's chat template) or a Jinja template over `messages`.")
     data: DataConfig
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
@@ -53,8 +55,7 @@ class Config(StrictModel):
             raise ValueError("names no model: a local directory or `.gguf` file (relative to the config), or a Hub "
                              "id `OWNER/NAME`")
         if _is_gguf(value):
-            if not resolve_in_project(value, info).is_file():
-                raise ValueError(f"GGUF file not found: {value} (local paths are relative to the config file)")
+            resolve_in_project(value, info)  # absent: `load_config` decides, knowing `base_tokenizer`/`base_upstream`
         elif _looks_local(value, base):
             if not resolve_in_project(value, info).is_dir():
                 raise ValueError(f"directory not found: {value} (local paths are relative to the config file)")
@@ -91,6 +92,19 @@ class Config(StrictModel):
         model = info.data.get("base_model")
         if model is not None and not _is_gguf(model) and info.data.get("base_gguf_file") is None:
             raise ValueError("only applies to a GGUF base model (`base_model: FILE.gguf` or `base_gguf_file`)")
+        return value
+
+    @field_validator("base_tokenizer")
+    @classmethod
+    def _base_tokenizer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        model = info.data.get("base_model")
+        if model is not None and not _is_gguf(model) and info.data.get("base_gguf_file") is None:
+            raise ValueError("only applies to a GGUF base model (`base_model: FILE.gguf` or `base_gguf_file`): "
+                             "another base's tokenizer loads without its weights")
+        if not resolve_in_project(value, info).is_dir():
+            raise ValueError(f"directory not found: {value} (local paths are relative to the config file)")
         return value
 
     @field_validator("registry")
@@ -193,12 +207,13 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
         cfg = Config.model_validate(data, context={"base": base, "root": root})
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
-    rule_problems = [{"loc": ("gate", "rules", i), "msg": why, "type": "value_error"}
-                     for i, why in cfg.gate.rule_problems(cfg.eval)]
-    rule_problems += [{"loc": ("canary", "rules", i), "msg": why, "type": "value_error"}
-                      for i, why in cfg.canary.rule_problems()]
-    if rule_problems:  # found here, before any model is loaded
-        raise ConfigError([_describe(err, lines) for err in rule_problems], str(path))
+    problems = _absent_gguf(cfg, base, root)
+    problems += [{"loc": ("gate", "rules", i), "msg": why, "type": "value_error"}
+                 for i, why in cfg.gate.rule_problems(cfg.eval)]
+    problems += [{"loc": ("canary", "rules", i), "msg": why, "type": "value_error"}
+                 for i, why in cfg.canary.rule_problems()]
+    if problems:  # found here, before any model is loaded
+        raise ConfigError([_describe(err, lines) for err in problems], str(path))
     cfg._path, cfg._root, cfg._lines = path, root, lines
     if override := settings.current().registry:  # the GitHub Action's `registry` input
         try:
@@ -208,6 +223,15 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     if cfg.checks.max_tokens is None:
         cfg.checks.max_tokens = cfg.train.max_length
     return cfg
+
+
+def _absent_gguf(cfg: Config, base: Path, root: Path) -> list[dict]:
+    """A local GGUF base that is absent is a problem unless the config names a tokenizer `check` can use instead
+    (`base_tokenizer`, `base_upstream`): then only the stages that need its weights refuse to run."""
+    if not _is_gguf(cfg.base_model) or cfg.base_tokenizer or cfg.base_upstream or \
+            resolve_in_project(cfg.base_model, base=base, root=root).is_file():
+        return []
+    return [{"loc": ("base_model",), "msg": missing(cfg.base_model, standin=False), "type": "value_error"}]
 
 
 MISSING = {

@@ -3,7 +3,8 @@
 The cache lives in `$ADAPTERCI_HOME/cache/gguf/<sha256 of the file>/` (default home `~/.cache/adapterci`): a
 float32 safetensors model with its tokenizer (chat template included) and `adapterci-gguf.json` (what the file
 is). A conversion is built in a temp sibling under a file lock and renamed into place, so a second process waits
-for the first and a killed one leaves no half-written entry (its temp folder is removed by the next converter)."""
+for the first and a killed one leaves no half-written entry (its temp folder is removed by the next converter).
+The tokenizer alone (all `check` needs) is read from the file's metadata, without converting it."""
 
 from __future__ import annotations
 
@@ -102,6 +103,34 @@ def _value(field_: Any) -> Any:
         return None
 
 
+def missing(path_text: str, standin: bool) -> str:
+    """Why a local GGUF base that is absent stops a command: every stage but `check` needs its weights, and `check`
+    only its tokenizer (`standin`: the config names one, `base_tokenizer` or `base_upstream`)."""
+    why = f"GGUF file not found: {path_text} (local paths are relative to the config file; a gitignored model file " \
+          "is not in a fresh checkout, e.g. on a CI runner)"
+    if standin:
+        return why + ": only `adapterci check` runs without it (on the tokenizer of `base_tokenizer` or `base_upstream`)"
+    return why + ". `adapterci check` needs only the tokenizer: name the Hub model the file was converted from in " \
+                 "`base_upstream`, or a directory of tokenizer files committed in the repo in `base_tokenizer`"
+
+
+def load_tokenizer(info: GgufInfo) -> Any:
+    """The tokenizer a GGUF file's metadata describes (chat template included), read without any tensor data and
+    without converting anything: from the file (about 10 s for a 49k-token vocabulary), or from its converted copy
+    when one is cached already (the same tokenizer, saved; under a second). GgufError when transformers cannot
+    read it."""
+    from transformers import AutoTokenizer
+
+    cached = cache_root() / info.sha256
+    if cached.is_dir():
+        return AutoTokenizer.from_pretrained(str(cached))
+    with _quiet_progress():
+        try:
+            return AutoTokenizer.from_pretrained(str(info.path.parent), gguf_file=info.path.name)
+        except (ValueError, KeyError, NotImplementedError, RuntimeError, OSError) as exc:
+            raise GgufError(f"transformers cannot load {info.path.name}: {exc}") from None
+
+
 def converted(info: GgufInfo, log: Callable[[str], None] = log_line) -> Path:
     """The cache directory holding `info`'s model as float32 safetensors (converting it on first use)."""
     final = cache_root() / info.sha256
@@ -118,19 +147,20 @@ def converted(info: GgufInfo, log: Callable[[str], None] = log_line) -> Path:
         log(f"base model: converting {info.path.name} ({info.architecture}, {info.quantization}) to float32 "
             f"safetensors in {final} (once)")
         with staged_dir(final) as tmp:
-            _convert(info.path, tmp)
+            _convert(info, tmp)
             write_json_atomic(tmp / INFO_JSON, {"source_file": info.path.name, **info.describe()})
     return final
 
 
-def _convert(path: Path, out: Path) -> None:
+def _convert(info: GgufInfo, out: Path) -> None:
     """Dequantize with transformers, then rebuild from the config: `save_pretrained` refuses GGUF-loaded models."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    path = info.path
+    tokenizer = load_tokenizer(info)
     with _quiet_progress():
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
             loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:  # e.g. unsupported architecture
             raise GgufError(f"transformers cannot load {path.name}: {exc}") from None

@@ -25,3 +25,16 @@ def cell(text: Any) -> str:
 def code(text: Any) -> str:
     """Text as an inline code span in a table cell (inert by construction; backticks and pipes replaced)."""
     return "`" + " ".join(str(text).split()).replace("`", "'").replace("|", "\\|") + "`"
+
+
+def short(text: Any, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis ("" for None)."""
+    text = "" if text is None else " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def tail(text: Any, width: int) -> str:
+    """The end of `text` on one line, at most `width` characters (where a shared instruction is followed by what
+    differs, as in a prompt)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else "…" + text[-(width - 1):]

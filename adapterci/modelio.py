@@ -1,5 +1,6 @@
 """Loading the configured base model's tokenizer and weights: a local directory, a Hub id + revision, or a GGUF
-file (local, or in a Hub repo) served from its converted copy in the cache (see `adapterci.ggufbase`)."""
+file (local, or in a Hub repo) whose weights are served from its converted copy in the cache and whose tokenizer
+is read from the file's metadata (see `adapterci.ggufbase`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, Callable
 from adapterci.configbase import confine, confine_tree
 from adapterci.console import log_line
 from adapterci.fingerprint import hash_tree
-from adapterci.ggufbase import GgufError, converted, inspect
+from adapterci.ggufbase import GgufError, converted, inspect, missing
+from adapterci.ggufbase import load_tokenizer as gguf_tokenizer
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def gguf_info(cfg) -> Any:
     """The header of the configured GGUF file (downloaded from the Hub for `base_gguf_file`), without converting."""
     key = _gguf_key(cfg)
     if cfg.base_gguf_file is None:
+        if not cfg.base_model_path().exists():
+            raise cfg.error(key, missing(cfg.base_model, bool(cfg.base_tokenizer or cfg.base_upstream)))
         try:
             path = confine(cfg.base_model_path(), cfg.root, "the GGUF file")
         except ValueError as exc:
@@ -102,15 +106,38 @@ def base_model_ref(cfg) -> str:
     return resolve_base(cfg).ref
 
 
-def load_tokenizer(cfg) -> Any:
-    """The base model's tokenizer (pad token set)."""
-    base = resolve_base(cfg)
+def load_tokenizer(cfg, weights_optional: bool = False, log: Callable[[str], None] = log_line) -> Any:
+    """The base model's tokenizer (pad token set), without loading or converting any weights: a GGUF base's is
+    read from the file's metadata. `weights_optional` (`check`, which counts tokens only): a GGUF base whose file
+    is not at hand (a local file absent from the checkout, or a Hub file not downloaded for this) is stood in for
+    by `base_tokenizer`, else by `base_upstream`'s tokenizer from the Hub, when the config names one."""
+    info, revision = None, None
+    if not cfg.is_gguf():
+        base = resolve_base(cfg)
+        ref, key, revision = base.ref, "base_model", base.revision
+    elif weights_optional and (standin := _standin(cfg)) is not None:
+        ref, key = standin
+        log(f"tokenizer: {ref} (`{key}`), as the GGUF file {cfg.base_gguf_file or cfg.base_model} is not at hand")
+    else:
+        info = gguf_info(cfg)
+        ref, key = str(info.path), _gguf_key(cfg)
     try:
-        tokenizer = load_tokenizer_from(base.ref, base.revision)
+        tokenizer = _with_pad(gguf_tokenizer(info)) if info is not None else load_tokenizer_from(ref, revision)
+    except GgufError as exc:
+        raise cfg.error(key, str(exc)) from None
     except (OSError, ValueError) as exc:  # ValueError: a directory without usable tokenizer files
-        raise cfg.error("base_model", f"cannot load a tokenizer from {base.ref!r}: {exc}") from None
+        raise cfg.error(key, f"cannot load a tokenizer from {ref!r}: {exc}") from None
     check_chat_template(cfg, tokenizer)
     return tokenizer
+
+
+def _standin(cfg) -> tuple[str, str] | None:
+    """(tokenizer, config key) standing in for a GGUF base's own when its file is not at hand, or None."""
+    if cfg.base_gguf_file is None and cfg.base_model_path().is_file():
+        return None
+    if cfg.base_tokenizer:
+        return str(cfg.resolve(cfg.base_tokenizer)), "base_tokenizer"
+    return (cfg.base_upstream, "base_upstream") if cfg.base_upstream else None
 
 
 def check_chat_template(cfg, tokenizer) -> None:
@@ -125,7 +152,11 @@ def load_tokenizer_from(ref: str, revision: str | None = None) -> Any:
     """The tokenizer of a model directory or Hub id, with a pad token (eos when it has none)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ref, revision=revision)
+    return _with_pad(AutoTokenizer.from_pretrained(ref, revision=revision))
+
+
+def _with_pad(tok: Any) -> Any:
+    """`tok` with a pad token (its eos when it has none)."""
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

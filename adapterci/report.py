@@ -1,7 +1,7 @@
 """One Markdown report of a run, for the sticky PR comment and `$GITHUB_STEP_SUMMARY`.
 
 It reads only the run directory (check/check.json, adapter/adapterci-train.json, train/loss.png,
-eval/results.json, eval/regressions.jsonl, explain/attribution.json, gate.json, release.json, serving.json,
+eval/results.json, eval/items.jsonl, eval/regressions.jsonl, explain/attribution.json, gate.json, release.json, serving.json,
 manifest.json) and tolerates missing files and keys: a run that
 stopped early still gets a report of what it did.
 """
@@ -9,9 +9,13 @@ stopped early still gets a report of what it did.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+from adapterci.errors import UsageError
+from adapterci.eval.results import EvalResults
+from adapterci.eval.tables import confusion_markdown, errors_markdown
 from adapterci.explain.render import attribution_markdown, regressions_markdown
 from adapterci.fsio import read_json, write_text_atomic
 from adapterci.markdown import cell as _cell
@@ -217,8 +221,18 @@ def _train(rd: RunDir) -> list[str] | None:
     if losses:
         lines += ["", f"Loss curve: `{_sparkline(losses)}`"]
     if rd.loss_png.is_file():
-        lines += ["", "![loss curve](train/loss.png)"]
+        lines += ["", _loss_plot()]
     return lines
+
+
+def _loss_plot() -> str:
+    """The loss plot: in a GitHub Actions run, where the report becomes a PR comment and a step summary (a relative
+    link goes nowhere there), a link to the run's artifacts that hold it; elsewhere the image beside the report."""
+    env = os.environ
+    server, repo, run = env.get("GITHUB_SERVER_URL", ""), env.get("GITHUB_REPOSITORY", ""), env.get("GITHUB_RUN_ID", "")
+    if re.fullmatch(r"https://[\w.-]+(:\d+)?", server) and re.fullmatch(r"[\w.-]+/[\w.-]+", repo) and run.isdigit():
+        return f"Loss plot: `train/loss.png` in the [workflow run's artifacts]({server}/{repo}/actions/runs/{run}#artifacts)."
+    return "![loss curve](train/loss.png)"
 
 
 def _eval(rd: RunDir) -> list[list[str]]:
@@ -228,9 +242,12 @@ def _eval(rd: RunDir) -> list[list[str]]:
     models = data.get("models") or {}
     roles = [r for r in ROLES if models.get(r) is not None] or list(ROLES)
     task, safety = [], []
+    results = _results(rd)
     for name, suite in data["suites"].items():
         table = _suite_table(name, suite, roles)
         (safety if suite.get("kind") == "safety" else task).extend(table)
+        if matrix := _tolerant(confusion_markdown, results, name):
+            task += [*matrix, ""]
     head = ["### Evaluation", ""]
     described = [f"{r}: {_code(_model_name(models.get(r)))}" for r in roles if models.get(r) is not None]
     if described:
@@ -289,7 +306,9 @@ def _failures(rd: RunDir) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         lines = []
     attribution = attribution_markdown(_load(rd.attribution_json))
-    return _trim(lines + [""] + attribution) if attribution else lines
+    lines = _trim(lines + [""] + attribution) if attribution else lines
+    errors = _tolerant(errors_markdown, _results(rd))
+    return _trim([*lines, *([""] if lines else []), "### Errors", "", *errors]) if errors else lines
 
 
 def _gate(gate: dict | None) -> list[str] | None:
@@ -400,11 +419,30 @@ def _serving(serving: dict | None) -> list[str] | None:
     lines = ["### Serving", "", "| adapter | version | commit | traffic |", "|---|---|---|---:|"]
     lines += [f"| {_code(a.get('name', '?'))} | {_cell(a.get('version') or '–')} | `{str(a.get('commit', ''))[:12]}` | "
               f"{a.get('weight', 0):.0%} |" for a in adapters if isinstance(a, dict)]
-    command = ((serving or {}).get("vllm") or {}).get("command")
+    if serving.get("judged_vs_served"):
+        lines += ["", f"⚠️ Judged vs served: {_cell(serving['judged_vs_served'])}"]
+    lines += [f"\n⚠️ {_cell(w)}" for w in serving.get("warnings") or []]
+    command = (serving.get("vllm") or {}).get("command")
     return lines + (["", "```sh", *((serving.get("vllm") or {}).get("download") or []), command, "```"] if command else [])
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _results(rd: RunDir) -> EvalResults | None:
+    """The run's eval results with their items (None when absent or unreadable)."""
+    try:
+        return EvalResults.load(rd.eval_json)
+    except UsageError:
+        return None
+
+
+def _tolerant(table, results: EvalResults | None, *args) -> list[str]:
+    """`table(results, *args)`, or nothing for results without it or items of an unexpected shape."""
+    try:
+        return table(results, *args) if results is not None else []
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
 
 
 def _load(path: Path) -> Any:

@@ -117,7 +117,7 @@ def test_explain_ranks_restaurant_rows_by_text_similarity(example_project: Path)
     [group] = data["groups"]
     assert (group["suite"], group["failure"], group["label"], group["items"]) == (
         "sentiment", "wrong_label", "positive", ["evalsets/sentiment.jsonl:1"])
-    assert "The bistro was noisy" in group["rows"][0]["text"]  # the one training row sharing the item's rare word
+    assert "The bistro was noisy" in group["rows"][0]["prompt"]  # the one training row sharing the item's rare word
     scores = [row["score"] for row in group["rows"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 3
     assert json.loads((example_project / ".adapterci/run/explain/attribution.json").read_text()) == data
@@ -138,9 +138,9 @@ def test_explain_base_ref_scopes_to_the_added_rows(example_project: Path) -> Non
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["scope"] == "rows added or changed since `HEAD`" and data["rows_scored"] == 1
-    assert data["groups"][0]["rows"][0] | {"score": 0} == {"source": "data/train.jsonl:361", "added": True,
-                                                           "score": 0, "text": f"{row['instruction']}\n\n"
-                                                           f"{row['input']}\n\n{row['output']}"}
+    assert data["groups"][0]["rows"][0] | {"score": 0} == {"source": "data/train.jsonl:361", "added": True, "score": 0,
+                                                           "prompt": f"{row['instruction']}\n\n{row['input']}",
+                                                           "answer": row["output"]}
 
 
 def test_explain_bad_input_is_a_clear_error(example_project: Path) -> None:

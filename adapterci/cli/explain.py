@@ -18,7 +18,8 @@ from adapterci.runs import run_dir_for
 @click.option("--rows", "top", default=10, show_default=True, type=click.IntRange(min=1),
               help="Training rows listed per group.")
 @click.option("--base-ref", default=None, metavar="GIT_REF",
-              help="Rank only the training rows added or changed since this git ref (the PR's rows).")
+              help="Rank only the training rows added or changed since this git ref (the PR's rows); without it "
+                   "every row is ranked, which is weak evidence.")
 @click.option("--method", type=click.Choice(["auto", "gradient", "text"]), default="auto", show_default=True,
               help="`gradient`: LoRA gradient features (LESS); `text`: TF-IDF similarity; `auto`: gradients unless "
                    "they would cost more than the training did.")

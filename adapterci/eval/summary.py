@@ -6,6 +6,7 @@ from typing import Any
 
 from adapterci.eval import stats
 from adapterci.eval.metrics import DATA_METRICS, compute, metric_names
+from adapterci.eval.tables import confusion_markdown
 
 CONFIDENCE = 0.95
 
@@ -50,7 +51,8 @@ def _delta(entry: dict[str, Any] | None) -> str:
 
 def summary_markdown(results) -> str:
     """The eval report: models, then one table per suite (task suites first, then safety): every model's value
-    (prompt baselines between base and champion) and the candidate's deltas against base and champion."""
+    (prompt baselines between base and champion) and the candidate's deltas against base and champion; under a
+    labelled task suite its confusion matrix."""
     models = results.data["models"]
     lines = ["## Evaluation", ""]
     roles = results.roles
@@ -75,4 +77,6 @@ def summary_markdown(results) -> str:
             lines.append("| " + " | ".join(row) + " |")
         cache = ", ".join(f"{r} {info['cache'][r]}" for r in roles)
         lines += ["", f"Cache: {cache}.", ""]
+        if matrix := confusion_markdown(results, name):
+            lines += [*matrix, ""]
     return "\n".join(lines)

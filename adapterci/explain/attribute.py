@@ -232,6 +232,6 @@ def _ranked(group: dict[str, Any], scores: list[float], rows, added: list[bool],
     return {"suite": group["suite"], "failure": group["failure"], "label": group["label"],
             "regressions": group["regressions"],
             "items": [r["source"] for r in group["items"]],
-            "rows": [{"source": str(rows[i].source), "added": added[i],
-                      "score": round(float(scores[i]), 6), "text": text_of(rows[i])} for i in order]}
+            "rows": [{"source": str(rows[i].source), "added": added[i], "score": round(float(scores[i]), 6),
+                      "prompt": rows[i].prompt_text, "answer": rows[i].completion} for i in order]}
 

@@ -10,8 +10,13 @@ from typing import Any
 from adapterci.eval.diff import FAILURES, counts
 from adapterci.markdown import cell as _cell
 from adapterci.markdown import code as _code
+from adapterci.markdown import short as _short
+from adapterci.markdown import tail as _tail
 
 TOP = 10
+UNSCOPED = ("**Weak evidence:** every training row was ranked, and over all rows the ranking can be no better than "
+            "chance (in one flipped-label run, 4 of the top 10 were flipped when 40% of the rows were). Rank only the "
+            "rows a change added with `--base-ref REF` (e.g. `--base-ref origin/main`): see docs/explain.md.")
 ROLES = ("base", "champion", "candidate")
 
 
@@ -70,24 +75,16 @@ def attribution_markdown(data: dict[str, Any] | None) -> list[str]:
              f" in {data.get('seconds', 0):.1f} s)."]
     if data.get("fallback_reason"):
         lines.append(f"Text similarity was used because {data['fallback_reason']}.")
-    for group in data.get("groups") or []:
+    groups = data.get("groups") or []
+    if groups and not any(row.get("added") for group in groups for row in group.get("rows") or []):
+        lines.append(UNSCOPED)
+    for group in groups:
         failure = FAILURES.get(group.get("failure"), group.get("failure"))
         label = f", label `{group['label']}`" if group.get("label") else ""
         lines += ["", f"**{group.get('suite')}: {failure}{label}** ({len(group.get('items') or [])} of "
-                      f"{group.get('regressions', '?')} regressed item(s) attributed)", "", "| rank | row | added | score | text |", "|---:|---|---|---:|---|"]
+                      f"{group.get('regressions', '?')} regressed item(s) attributed)", "",
+                  "| rank | row | added | score | prompt | answer |", "|---:|---|---|---:|---|---|"]
         for i, row in enumerate(group.get("rows") or [], 1):
             lines.append(f"| {i} | {_code(row['source'])} | {'yes' if row.get('added') else ''} | {row['score']:+.3f} | "
-                         f"{_cell(_short(row.get('text'), 100))} |")
+                         f"{_cell(_tail(row.get('prompt', ''), 80))} | {_code(_short(row.get('answer'), 40))} |")
     return lines
-
-
-def _short(text: Any, width: int) -> str:
-    text = "" if text is None else " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def _tail(text: str, width: int) -> str:
-    """The end of a prompt (where a shared instruction is followed by what differs)."""
-    text = " ".join(text.split())
-    return text if len(text) <= width else "…" + text[-(width - 1):]
-
