@@ -29,7 +29,9 @@ from conftest import REPO, copy_tiny_files
 BIN = Path(sys.executable).parent
 STUBS = REPO / "tests" / "actions"
 PROJECT_FILES = ("action.yml", "constraints.txt", ".github")  # besides the tiny test project (conftest)
-LABELS = ("ubuntu-latest", "self-hosted", "gpu")
+# Every runner the workflows name: GitHub-hosted `ubuntu-latest` and the two runner scale sets (deploy/arc/). act runs
+# each on this machine (host mode); tests/test_runners.py checks that this is the set the workflows use.
+LABELS = ("ubuntu-latest", "adapterci-pr", "adapterci-release")
 TOKEN = "hf_test_release_token_0123456789"
 GH_TOKEN = "ghs_test_workflow_token_0123456789"
 HUB_REPO = "acme/sentiment"  # also the GitHub repository (the project's `origin`)
