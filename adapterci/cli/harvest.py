@@ -58,6 +58,6 @@ def ingest(config_path: str, file: str, branch: str | None, as_json: bool) -> No
         emit_json(result.to_json())
         return
     console().print(f"{len(result.train)} training row(s) -> {result.train_file}, {len(result.eval)} eval item(s) -> "
-                    f"{result.eval_file} ({result.suite}); {result.discarded} discarded, {len(result.skipped)} left "
-                    "out (near duplicates of both a training row and an eval item)"
+                    f"{result.eval_file} ({result.suite}); {result.discarded} discarded, {len(result.known)} left out as "
+                    f"already in the data, {len(result.repeats)} as repeats of a kept item"
                     + (f"; committed {result.commit[:12]} on {result.branch}" if result.commit else ""), markup=False)

@@ -5,7 +5,7 @@ comes before a few complaints."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,9 +51,17 @@ class Cluster:
                 "versions": sorted({m.version for m in self.members})}
 
 
-def components(texts: list[str], threshold: float) -> np.ndarray:
+TEMPLATE_SHARE = 0.5
+"""Word shingles in more than this share of the distinct texts compared (failures and background) are template
+text, such as a shared instruction or system prompt, and left out. Higher than the `near_duplicates` check's 5%:
+the variants of one cluster of near duplicates may well be a tenth of the texts, and their shared text is their
+content."""
+
+
+def components(texts: list[str], threshold: float, background: list[str] | None = None) -> np.ndarray:
     """A component label per text: texts equal up to whitespace, or near duplicates (estimated Jaccard of word
-    shingles >= `threshold`), directly or through others, share one."""
+    shingles >= `threshold`), directly or through others, share one. `background` (other texts of the same
+    source, e.g. prompts that did not fail) takes part only in telling template text from content."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -62,23 +70,26 @@ def components(texts: list[str], threshold: float) -> np.ndarray:
     n = len(first)
     if n == 0:
         return unique
-    pairs = np.array([(i, j) for i, j, _ in similar_pairs(list(first), threshold)], dtype=np.int64).reshape(-1, 2)
+    context = list(first) + [t for t in dict.fromkeys(canonical(b) for b in background or []) if t not in first]
+    pairs = np.array([(i, j) for i, j, _ in similar_pairs(context, threshold, template_share=TEMPLATE_SHARE) if j < n], dtype=np.int64)
+    pairs = pairs.reshape(-1, 2)
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     return connected_components(graph, directed=False)[1][unique]  # one label per distinct text, then per text
 
 
-def cluster(failures: list[Failure], threshold: float) -> list[Cluster]:
-    """The clusters of `failures`, ranked (highest score first; ids `c001`, `c002`... in that order)."""
-    groups: dict[tuple[str, str, str], list[Failure]] = defaultdict(list)
-    for f in failures:
-        groups[(f.reason, f.error, f.category)].append(f)
+def cluster(failures: list[Failure], threshold: float, background: list[str] | None = None) -> list[Cluster]:
+    """The clusters of `failures`, ranked (highest score first; ids `c001`, `c002`... in that order);
+    `background`: prompts of requests that did not fail (see `components`)."""
+    labels = components([f.prompt for f in failures], threshold, background).tolist()
+    groups: dict[tuple[str, str, str], list[tuple[Failure, int]]] = defaultdict(list)
+    for f, label in zip(failures, labels):
+        groups[(f.reason, f.error, f.category)].append((f, label))
     found: list[Cluster] = []
     for (reason, error, category), members in groups.items():
-        labels = components([m.prompt for m in members], threshold)
-        sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+        sizes = Counter(label for _, label in members)
         by_label: dict[int, list[Failure]] = defaultdict(list)
         rest = Cluster("", reason, error, category, False)
-        for m, label in zip(members, labels.tolist()):
+        for m, label in members:
             (by_label[label] if sizes[label] > 1 else rest.members).append(m)
         found += [Cluster("", reason, error, category, True, ms) for ms in by_label.values()]
         if rest.members:

@@ -58,10 +58,10 @@ def harvest(cfg, logs: list[str] | None = None, version: str | None = None, sinc
     payload_paths = expand(list(payloads), Path.cwd()) if payloads else None
     selection = select(paths, cfg.canary.fields, version, since_s, payload_paths)
     failures, dropped = redact(selection.failures)
-    clusters = cluster(failures, cfg.checks.near_duplicate_threshold)
+    clusters = cluster(failures, cfg.checks.near_duplicate_threshold, selection.background)
     items = items_of(clusters, limit)
     directory = Path(out) if out else cfg.resolve(cfg.harvest.queue)
-    result = Harvest(selection.rows, selection.filtered, len(selection.failures), dropped, selection.missing_payload,
+    result = Harvest(selection.rows, selection.filtered, selection.found, dropped, selection.missing_payload,
                      clusters, items, settings={"version": version, "since": since, "limit": limit,
                                                 "logs": [str(p) for p in paths]})
     result.files = write_queue(directory, items)

@@ -1,9 +1,10 @@
 """`adapterci ingest`: a reviewed queue -> validated items -> training rows and eval items appended to the project.
 
-The split holds out `harvest.holdout` of each cluster's items as eval items (`quotas`). Items whose prompts are the same or
-near duplicates (MinHash, `checks.near_duplicate_threshold`) form one group that lands on one side; a group that
-nearly repeats an existing eval item goes to eval, one that repeats an existing training row to training, one
-that repeats both is left out. So no prompt, or near duplicate of one, is ever on both sides."""
+Items whose prompts are the same or near duplicates (MinHash, `checks.near_duplicate_threshold`) form a group:
+a group that repeats a row already in the data (an eval item or a training row) is left out, and of every other
+group one item is kept (the first in queue order), so that no prompt, nor a near duplicate of one, is ever on
+both sides or twice on one. `harvest.holdout` of each cluster's kept items become eval items (`quotas`), the rest
+training rows."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class Ingest:
     discarded: int
     train: list[dict[str, Any]]
     eval: list[dict[str, Any]]
-    skipped: list[str]  # items left out: near duplicates of both a training row and an eval item
+    known: list[str]  # items left out: the same as or near duplicates of rows already in the data
+    repeats: list[str]  # items left out: the same prompt as, or a near duplicate of, an item kept
     train_file: str
     eval_file: str
     suite: str
@@ -45,7 +47,8 @@ class Ingest:
 
     def to_json(self) -> dict[str, Any]:
         return {"adapterci_version": __version__, "items": self.items, "discarded": self.discarded,
-                "train_rows": len(self.train), "eval_items": len(self.eval), "skipped": self.skipped,
+                "train_rows": len(self.train), "eval_items": len(self.eval), "already_in_data": self.known,
+                "repeats": self.repeats,
                 "train_file": self.train_file, "eval_file": self.eval_file, "suite": self.suite,
                 "clusters": self.clusters, "branch": self.branch, "commit": self.commit}
 
@@ -60,17 +63,17 @@ def ingest(cfg, path: str | Path, branch: str | None = None) -> Ingest:
     kept = [(where, item) for where, item in items if item["label"] != "discard"]
     if branch is not None:
         _check_branch(cfg.root, branch, [train_path, suite.path])
-    train, evals, skipped = split(cfg, kept)
-    result = Ingest(len(items), len(items) - len(kept), [], [], skipped, display_path(train_path, cfg.base_dir),
-                    display_path(suite.path, cfg.base_dir), suite.name, branch)
+    train, evals, known, repeats = split(cfg, kept)
+    result = Ingest(len(items), len(items) - len(kept), [], [], known, repeats,
+                    display_path(train_path, cfg.base_dir), display_path(suite.path, cfg.base_dir), suite.name, branch)
     result.train = [training_row(item, where, cfg.data.format) for where, item in train]
     result.eval = [eval_item(item, where) for where, item in evals]
     for side, chosen in (("train", train), ("eval", evals)):
         for _, item in chosen:
             result.clusters.setdefault(item["cluster"], {"name": item.get("cluster_name", ""), "train": 0, "eval": 0})
             result.clusters[item["cluster"]][side] += 1
-    if branch is not None:
-        _git(cfg.root, "switch", "--quiet", "-c", branch)
+    if branch is not None and (switched := _git(cfg.root, "switch", "--quiet", "-c", branch)).returncode:
+        raise UsageError(f"git could not create the branch {branch!r}: {switched.stderr.strip()} (nothing was appended)")
     _append(train_path, result.train)
     _append(suite.path, result.eval)
     if branch is not None:
@@ -121,36 +124,40 @@ def _problem(item: dict[str, Any], choices: list[str] | None) -> str | None:
     return None
 
 
-def split(cfg, items: list[tuple[str, dict]]) -> tuple[list, list, list[str]]:
-    """(training items, eval items, file:line of the items left out)."""
-    threshold = cfg.checks.near_duplicate_threshold
+def split(cfg, items: list[tuple[str, dict]]) -> tuple[list, list, list[str], list[str]]:
+    """(training items, eval items, items left out as already in the data, items left out as repeats), the last
+    two as `file:line: why`."""
     existing_eval = [ex.prompt_text for s in cfg.eval.suites for ex in _suite_examples(cfg, s)]
     train_data, valid_data = load_training_data(cfg)
     existing_train = [ex.prompt_text for ex in train_data.examples + valid_data.examples]
     prompts = [item["prompt"] for _, item in items]
-    labels = components(prompts + existing_eval + existing_train, threshold)
+    labels = components(prompts + existing_eval + existing_train, cfg.checks.near_duplicate_threshold)
     n, m = len(prompts), len(existing_eval)
     near_eval, near_train = set(labels[n:n + m].tolist()), set(labels[n + m:].tolist())
     groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(n):
+    for i in sorted(range(n), key=lambda i: _order(items[i])):
         groups[int(labels[i])].append(i)
-    both = {label for label in groups if label in near_eval and label in near_train}
-    side = {label: "eval" if label in near_eval else "train" for label in groups
-            if label not in both and (label in near_eval or label in near_train)}
-    cluster_of = [item["cluster"] for _, item in items]
-    size = Counter(cluster_of[i] for label, ms in groups.items() if label not in both for i in ms)
-    target = quotas(size, cfg.harvest.holdout)
-    held = Counter(cluster_of[i] for label, s in side.items() if s == "eval" for i in groups[label])
-    free = [label for label in groups if label not in side and label not in both]
-    for label in sorted(free, key=lambda g: hashlib.sha256(prompts[groups[g][0]].encode()).hexdigest()):
-        room = sum(target[cluster_of[i]] - held[cluster_of[i]] for i in groups[label])
-        side[label] = "eval" if room > 0 and 2 * room >= len(groups[label]) else "train"  # half the group has room
-        if side[label] == "eval":
-            held.update(cluster_of[i] for i in groups[label])
-    skipped = [items[i][0] for label in both for i in groups[label]]
-    train = [items[i] for label, s in side.items() if s == "train" for i in groups[label]]
-    evals = [items[i] for label, s in side.items() if s == "eval" for i in groups[label]]
-    return sorted(train, key=_order), sorted(evals, key=_order), skipped
+    known, repeats, reps = [], [], []
+    for label, members in groups.items():
+        if label in near_eval or label in near_train:
+            what = "an eval item" if label in near_eval else "a training row"
+            known += [f"{items[i][0]}: the same as or a near duplicate of {what} already there" for i in members]
+            continue
+        reps.append(members[0])
+        repeats += [f"{items[i][0]}: the same prompt as, or a near duplicate of, {items[members[0]][0]}"
+                    for i in members[1:]]
+    cluster_of = {i: items[i][1]["cluster"] for i in reps}
+    target = quotas(Counter(cluster_of.values()), cfg.harvest.holdout)
+    held: Counter = Counter()
+    train, evals = [], []
+    for i in sorted(reps, key=lambda i: hashlib.sha256(prompts[i].encode()).hexdigest()):
+        c = cluster_of[i]
+        if held[c] < target[c]:
+            held[c] += 1
+            evals.append(items[i])
+        else:
+            train.append(items[i])
+    return sorted(train, key=_order), sorted(evals, key=_order), known, repeats
 
 
 def quotas(sizes: dict[str, int], share: float) -> dict[str, int]:

@@ -7,6 +7,7 @@ response come from the log row itself or, with `payloads`, from payload files ke
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from adapterci.canary.logs import SHOWN_PROBLEMS, LogError, normalise, raw_rows
 SEVERITY = {"safety": 4, "error": 3, "task_failure": 2, "negative_feedback": 1}
 """Failure reasons, most severe first: a cluster's rank is its size times the severity of its reason."""
 _KPIS = ("errors", "feedback", "success", "safety")
+BACKGROUND = 5000  # prompts of requests that did not fail, sampled uniformly: what template text looks like
 
 
 @dataclass
@@ -40,8 +42,10 @@ class Selection:
 
     failures: list[Failure]
     rows: int = 0
+    found: int = 0  # failed requests in the logs (with --payloads, some may lack a payload)
     filtered: int = 0  # rows left out by --version / --since
     missing_payload: int = 0
+    background: list[str] = field(default_factory=list)  # a sample of the prompts that did not fail
 
 
 def reason_of(row: dict[str, Any]) -> str | None:
@@ -70,7 +74,7 @@ def select(paths: list[Path], fields, version: str | None = None, since: float |
     if payloads and fields.request_id is None:
         raise LogError("--payloads needs request ids: set `canary.fields.request_id` to your logs' name for them")
     out, problems = Selection([]), _Problems()
-    responses = 0
+    responses, passed, sample = 0, 0, random.Random(0)
     for path in paths:
         for where, raw in raw_rows(path):
             out.rows += 1
@@ -83,6 +87,12 @@ def select(paths: list[Path], fields, version: str | None = None, since: float |
                 continue
             reason = reason_of(row)
             if reason is None:
+                if text_from_logs:  # reservoir sampling: every passed request equally likely to be kept
+                    passed += 1
+                    if passed <= BACKGROUND:
+                        out.background.append(_text(raw, fields.prompt))
+                    elif (slot := sample.randrange(passed)) < BACKGROUND:
+                        out.background[slot] = _text(raw, fields.prompt)
                 continue
             failure, why = _failure(raw, row, reason, where, fields, text_from_logs)
             if why:
@@ -94,6 +104,7 @@ def select(paths: list[Path], fields, version: str | None = None, since: float |
         problems.add(f"no failed request has a `{fields.response}` field: set `canary.fields.response` to your "
                      "logs' name for the model's answer (or null when they have none)")
     problems.raise_any()
+    out.found = len(out.failures)
     if payloads:
         out.missing_payload = _join_payloads(out.failures, payloads, fields)
     return out
