@@ -80,12 +80,12 @@ def components(texts: list[str], threshold: float, background: list[str] | None 
 def cluster(failures: list[Failure], threshold: float, background: list[str] | None = None) -> list[Cluster]:
     """The clusters of `failures`, ranked (highest score first; ids `c001`, `c002`... in that order);
     `background`: prompts of requests that did not fail (see `components`)."""
-    labels = components([f.prompt for f in failures], threshold, background).tolist()
-    groups: dict[tuple[str, str, str], list[tuple[Failure, int]]] = defaultdict(list)
-    for f, label in zip(failures, labels):
-        groups[(f.reason, f.error, f.category)].append((f, label))
+    groups: dict[tuple[str, str, str], list[Failure]] = defaultdict(list)
+    for f in failures:
+        groups[(f.reason, f.error, f.category)].append(f)
     found: list[Cluster] = []
-    for (reason, error, category), members in groups.items():
+    for (reason, error, category), group in groups.items():  # group by group: MinHash's memory grows with texts
+        members = list(zip(group, components([f.prompt for f in group], threshold, background).tolist()))
         sizes = Counter(label for _, label in members)
         by_label: dict[int, list[Failure]] = defaultdict(list)
         rest = Cluster("", reason, error, category, False)

@@ -20,7 +20,7 @@ _KPIS = ("errors", "feedback", "success", "safety")
 BACKGROUND = 5000  # prompts of requests that did not fail, sampled uniformly: what template text looks like
 
 
-@dataclass
+@dataclass(slots=True)
 class Failure:
     """One failed request. `where` is its `file:line` in the logs."""
 
