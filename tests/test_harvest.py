@@ -305,6 +305,7 @@ def test_ingest_then_check_accepts_the_rows(simulated: Path) -> None:
     ({"answer": "  "}, "empty `answer`: write the correct answer (or label the item `discard`)"),
     ({"answer": "mixed"}, "answer 'mixed' is not one of the eval suite's choices (positive, negative)"),
     ({"request_id": None}, "missing `request_id` (a field harvest wrote: keep it as it is)"),
+    ({"answer": f"negative, ask {EMAIL}"}, "contains email (jane************): remove it"),
 ])
 def test_ingest_bad_item_exit_2_names_file_line_appends_nothing(simulated: Path, tmp_path: Path, change: dict,
                                                                 message: str) -> None:

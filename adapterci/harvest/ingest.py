@@ -20,6 +20,7 @@ from adapterci import __version__
 from adapterci.canary.logs import SHOWN_PROBLEMS
 from adapterci.data.dataset import load_examples, load_training_data
 from adapterci.data.load import display_path, expand
+from adapterci.data.pii import scan_texts
 from adapterci.errors import UsageError
 from adapterci.fsio import write_text_atomic
 from adapterci.harvest.cluster import components
@@ -83,7 +84,8 @@ def ingest(cfg, path: str | Path, branch: str | None = None) -> Ingest:
 
 def validate(rows: list[tuple[str, Any]], choices: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
     """The reviewed items, or ReviewError listing every bad one by file:line: a field harvest wrote is missing,
-    the label is not in the label set, no reviewer, an empty answer (or one not among the suite's `choices`)."""
+    the label is not in the label set, no reviewer, an empty answer (or one not among the suite's `choices`),
+    personal data or a secret in the prompt or the answer (the project's detector, shown masked)."""
     problems, out = [], []
     for where, item in rows:
         if isinstance(item, ValueError):
@@ -96,6 +98,10 @@ def validate(rows: list[tuple[str, Any]], choices: list[str] | None) -> list[tup
             out.append((where, item))
     if not rows:
         raise ReviewError("the reviewed queue has no items")
+    items = [(where, item) for where, item in rows if isinstance(item, dict)]
+    texts = [f"{item.get('prompt')}\n{item.get('answer')}" for _, item in items]
+    for index, match in scan_texts(texts):  # a reviewer may paste what harvest kept out
+        problems.append(f"{items[index][0]}: contains {match.kind.replace('_', ' ')} ({match.redacted}): remove it")
     if problems:
         more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         raise ReviewError(f"{len(problems)} bad reviewed item(s), nothing appended:\n  "
