@@ -234,7 +234,7 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref:
     rd.clear()
     started = datetime.now(timezone.utc)
     result = RunResult(run_dir=rd.path, reuse={"allowed": reuse.allowed, "reason": reuse.reason})
-    ctx: dict[str, Any] = {"champion": champion}
+    ctx: dict[str, Any] = {"champion": champion, "reuse": reuse}
     for stage in plan(cfg, release):
         if result.error is not None:
             result.stages.append(StageRecord(stage.name, "skipped"))
@@ -315,7 +315,10 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         stagecache.restore_adapter(entry, rd)
         record.status, record.message = "cached", f"inputs unchanged: reused adapter {entry.key[:12]}"
         return
-    resume = can_resume(rd.adapter, entry.key)  # checkpoints of an interrupted run on the same inputs
+    # checkpoints of an interrupted run on the same inputs: never sealed, so resumed only where files found on
+    # disk may be reused as they are (not in a trusted CI run, not under ADAPTERCI_CACHE_KEY)
+    reuse = ctx["reuse"]
+    resume = reuse.allowed and reuse.key is None and can_resume(rd.adapter, entry.key)
     train(cfg, output=rd.adapter, run_dir=rd, resume=resume)  # keeps the adapter in the cache itself
     if resume:
         record.message = "resumed the interrupted training"

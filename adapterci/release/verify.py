@@ -66,7 +66,7 @@ def _problems(cfg, gate: dict, rd: RunDir, adapter_dir: Path) -> list[str]:
         problems.append(f"it was written by a `{domain}` run, and in CI only a `default-branch` run's verdict "
                         "releases (set ADAPTERCI_TRUST_DOMAIN=default-branch in the release workflow's GPU job)")
     if prov.get("adapter") != digests(adapter_dir):
-        problems.append(f"the adapter files (or its {TRAIN_JSON}) differ from the ones it judged")
+        problems.append(f"the adapter files differ from the ones it judged ({TRAIN_JSON} included)")
     if not rd.eval_json.is_file() or prov.get("eval_results") != results_digest(rd.eval_json):
         problems.append("the eval results differ from the ones it judged")
     judged = prov.get("base") if isinstance(prov.get("base"), dict) else {}
