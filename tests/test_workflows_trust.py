@@ -187,7 +187,8 @@ def test_trust_fork_job_cache_plant_is_never_released(env, tiny_peft_adapter) ->
         (p / "plant.py").write_text(PLANT)
         (p / ".github" / "workflows" / "evil.yml").write_text(
             "name: evil\non: pull_request\npermissions: {}\njobs:\n  plant:\n    runs-on: [self-hosted, gpu]\n"
-            f"    steps:\n      - run: python plant.py {cache}\n")
+            "    steps:\n      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8\n"
+            f"      - run: python plant.py {cache}\n")
 
     _, head = open_pr(project, 16, attack)
     planted_digest = hashlib.sha256((source / "adapter_model.safetensors").read_bytes()).hexdigest()
@@ -210,6 +211,7 @@ def test_trust_fork_job_cache_plant_is_never_released(env, tiny_peft_adapter) ->
     assert manifest["reuse"]["allowed"] is False
     stages = {s["name"]: s for s in manifest["stages"]}
     assert stages["train"]["status"] == "ran" and "recomputed" in stages["train"]["message"]
+    assert stages["train"]["fingerprint"] == entry.name  # main looked exactly where the plant lay
     repo = env["hub"].state.repo("model", HUB_REPO)
     files = repo.commits[repo.tags[run.outputs[("release", "version")]]].files
     released = env["hub"].state.blobs[files["adapter_model.safetensors"]]
