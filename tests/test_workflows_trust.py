@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_workflows import (GH_TOKEN, HUB_REPO, TOKEN, ActRun, act, drop_rows, git, github, label_event,
+from test_workflows import (GH_TOKEN, HUB_REPO, LABELS, TOKEN, ActRun, act, drop_rows, git, github, label_event,
                             make_project, open_pr)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("act")]
@@ -186,7 +186,8 @@ def test_trust_fork_job_cache_plant_is_never_released(env, tiny_peft_adapter) ->
         (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": evil_base}))
         (p / "plant.py").write_text(PLANT)
         (p / ".github" / "workflows" / "evil.yml").write_text(
-            "name: evil\non: pull_request\npermissions: {}\njobs:\n  plant:\n    runs-on: [self-hosted, gpu]\n"
+            # the label of the GPU runner main's release job runs on
+            f"name: evil\non: pull_request\npermissions: {{}}\njobs:\n  plant:\n    runs-on: {LABELS[-1]}\n"
             "    steps:\n      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8\n"
             f"      - run: python plant.py {cache}\n")
 
