@@ -19,6 +19,7 @@ from adapterci.harvest.config import HarvestConfig
 from adapterci.ggufbase import missing
 from adapterci.prompting import template_problem
 from adapterci.train.config import TrainConfig
+from adapterci.trust import TrustConfig
 from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, line_of, load_with_lines
 
 DEFAULT_CONFIG = "adapterci.yaml"
@@ -43,6 +44,7 @@ class Config(StrictModel):
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     harvest: HarvestConfig = Field(default_factory=HarvestConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
     registry: str = Field("file://.adapterci/registry", description="`file://PATH` (local registry; relative to the config) or `hf://OWNER/NAME`.")
 
     _path: Path = PrivateAttr()
