@@ -19,6 +19,7 @@ RAISE_ERRORS = "ADAPTERCI_RAISE_ERRORS"  # let internal errors propagate with th
 HUB_RETRY_S = "ADAPTERCI_HUB_RETRY_S"  # time budget of one Hub call's retries (default 20 s)
 HUB_BACKOFF = "ADAPTERCI_HUB_BACKOFF"  # first wait between retries (default 1 s)
 HUB_TIMEOUT = "ADAPTERCI_HUB_TIMEOUT"  # per Hub request (default 60 s)
+REGISTRY_RACE_S = "ADAPTERCI_REGISTRY_RACE_S"  # how long a release or ref move keeps retrying lost races (120 s)
 CANARY_LOGS = "ADAPTERCI_CANARY_LOGS"  # `adapterci canary --logs` (read by click)
 EMULATOR_TOKEN = "ADAPTERCI_EMULATOR_TOKEN"  # `adapterci hub-emulator --token` (read by click)
 
@@ -33,6 +34,7 @@ class Settings:
     hub_retry_s: float
     hub_backoff_s: float
     hub_timeout_s: float
+    registry_race_s: float
 
 
 def current() -> Settings:
@@ -48,6 +50,7 @@ def current() -> Settings:
         hub_retry_s=_seconds(HUB_RETRY_S, 20.0),
         hub_backoff_s=_seconds(HUB_BACKOFF, 1.0),
         hub_timeout_s=_seconds(HUB_TIMEOUT, 60.0),
+        registry_race_s=_seconds(REGISTRY_RACE_S, 120.0),
     )
 
 

@@ -163,6 +163,20 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
     return "\n".join(lines)
 
 
+def main_readme(name: str, repo_id: str | None) -> str:
+    """README.md of `main` before the first promote: `main` serves what `stable` serves, and nothing is stable yet
+    (an unpinned download gets this README, never an unpromoted adapter)."""
+    pinned = (f"`PeftModel.from_pretrained(base, {repo_id!r}, revision=\"v0.1.0\")`" if repo_id
+              else "a version tag (`v0.1.0`)")
+    front = yaml.safe_dump({"library_name": "peft", "tags": ["adapterci", name]}, sort_keys=False).rstrip()
+    why = ("No version of this adapter has been promoted to `stable` yet, so `main` holds only this README and no "
+           "weights. adapterci keeps `main` equal to `stable`: once a version is promoted, loading this repo without "
+           "a revision gets it.")
+    where = ("Released versions are tags (`v0.1.0`, ...); the newest release is on the `canary` branch. Load one by "
+             f"its tag: {pinned}.")
+    return "\n".join(["---", front, "---", "", f"# {name}", "", why, "", where, ""])
+
+
 def _gguf_rows(identity: dict[str, Any]) -> list[str]:
     """Provenance rows of a GGUF base: the file, its quantization and sha256, and the model it was converted from."""
     gguf = identity.get("gguf")
