@@ -16,7 +16,7 @@ from adapterci.cli import cli
 from adapterci.config import load_config
 from adapterci.registry import open_registry
 from adapterci.release import promote, release, retract_canary, rollback
-from tests.proxy_server import Proxy
+from proxy_server import Proxy
 
 pytestmark = pytest.mark.xdist_group("registry")
 REPO_ID = "tester/sentiment"
