@@ -82,8 +82,10 @@ def client_factory(timeout_s: float) -> Callable[[], "httpx2.Client"]:
                 return response
             response.read()
             response.close()
-            raise HubTransient(f"{what}: HTTP {response.status_code} {_error_text(response.content)}".rstrip(),
-                               response.status_code, retry_after_s(response.headers.get("retry-after")))
+            wait = retry_after_s(response.headers.get("retry-after"))
+            asked = f" (Retry-After: {wait:g} s)" if wait is not None else ""
+            raise HubTransient(f"{what}: HTTP {response.status_code} {_error_text(response.content)}".rstrip() + asked,
+                               response.status_code, wait)
 
         def close(self) -> None:
             self.inner.close()

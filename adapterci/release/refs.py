@@ -43,6 +43,7 @@ class Swapped:
     first: RefState | None  # the state the first decision was made on
     state: RefState | None
     tried: bool
+    replaced: str | None = None  # the head the last write sent replaced ("" when it created the ref)
 
 
 Decide = Callable[[Refs, "RefState | None"], "Move | None"]
@@ -69,16 +70,19 @@ def swap(reg: Registry, name: str, decide: Decide, again: str) -> Swapped:
     deciding again on every lost race, then read back what it serves (VerificationFailed if that is not exactly
     its version's files). A ref already where it should be but serving other files is rewritten. RegistryError
     when the races outlast ADAPTERCI_REGISTRY_RACE_S (`again` says what to run then)."""
-    tried, first = False, None
+    tried, first, replaced = False, None, None
     for attempt in rounds():
         refs = reg.refs()
         state = refs.moving.get(name)
         first = state if attempt == 0 else first
-        move = decide(refs, state) or _repair(reg, name, state)
-        if move is None:
-            return Swapped(refs, first, state, tried)
         try:
-            tried = True
+            move = decide(refs, state) or _repair(reg, name, state)
+        except RefRace:  # `decide` knows this read is older than a write it depends on: read again
+            continue
+        if move is None:
+            return Swapped(refs, first, state, tried, replaced)
+        try:
+            tried, replaced = True, state.head if state else ""
             head = reg.set_ref(name, move.target, move.history, state, move.title)
         except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
             continue
@@ -87,7 +91,7 @@ def swap(reg: Registry, name: str, decide: Decide, again: str) -> Swapped:
             raise VerificationFailed(f"read-back of `{name}` in {reg.url} after moving it to {_label(refs, move.target)}"
                                      f": commit {head[:12]} does not serve exactly that version's files "
                                      f"({'; '.join(problems)}). {again[0].upper()}{again[1:]} to repair it.")
-        return Swapped(refs, first, RefState(state.head if state else "", move.target, move.history), True)
+        return Swapped(refs, first, RefState(head, move.target, move.history), True, replaced)
     raise RegistryError(f"`{name}` kept moving in {reg.url} (other writers won every round for "
                         f"ADAPTERCI_REGISTRY_RACE_S={settings.current().registry_race_s:g} s): {again}")
 
@@ -107,10 +111,15 @@ def _served(state: RefState | None, target: str) -> tuple[str, ...]:
     return (*(state.history if state else ()), target)
 
 
-def follow_stable(reg: Registry, again: str) -> Swapped:
-    """Move `main` to serve what `stable` serves (a no-op while it does, or while nothing was promoted)."""
+def follow_stable(reg: Registry, again: str, moved: Swapped | None = None) -> Swapped:
+    """Move `main` to serve what `stable` serves (a no-op while it does, or while nothing was promoted). `moved`:
+    the swap of `stable` just done; a listing that does not show it yet is read again (it lags behind)."""
+    replaced = moved.replaced if moved is not None else None
+
     def decide(refs: Refs, state: RefState | None) -> Move | None:
         stable = refs.moving.get("stable")
+        if replaced is not None and (stable is None or stable.head == replaced):
+            raise RefRace("the listing does not show the move of `stable` yet")
         if stable is None or (state is not None and state.target == stable.target):
             return None
         return Move(stable.target, stable.history, f"main -> {_label(refs, stable.target)} (serves stable)")
@@ -178,7 +187,7 @@ def promote(cfg, version: str | None = None, registry: Registry | None = None) -
             return Move(target, _served(state, target), f"stable -> {now.version_of(target) or target[:12]} (promote)")
 
         done = swap(reg, "stable", decide, "run `adapterci promote` again")
-        follow_stable(reg, "run `adapterci promote` again")
+        follow_stable(reg, "run `adapterci promote` again", done)
         return _result(reg, done.refs, target, done.first.target if done.first else None, no_op=not done.tried)
 
 
@@ -216,7 +225,7 @@ def rollback(cfg, from_version: str | None = None, registry: Registry | None = N
                                 "check `adapterci versions` and run `adapterci rollback` again if needed")
 
         done = swap(reg, "stable", decide, again)
-        follow_stable(reg, again)
+        follow_stable(reg, again, done)
         return _result(reg, done.refs, target, seen.target, no_op=False)
 
 
