@@ -124,9 +124,11 @@ def test_gguf_release_pins_the_upstream_revision_its_source_url_names(tmp_path):
     from adapterci.release.card import BaseRef, build_manifest, model_card, portable_adapter_config
 
     sha = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / "src").mkdir()
     for url, pinned in ((f"https://huggingface.co/{UPSTREAM}/tree/{sha}", sha),
                         (f"https://huggingface.co/other/repo/commit/{sha}", None)):
         gguf = write_tiny_gguf(tmp_path / "src" / "tiny.gguf", metadata={"general.source.url": url})
+        (tmp_path / str(bool(pinned))).mkdir()
         cfg = load_config(project(tmp_path / str(bool(pinned)), extra=f"base_upstream: {UPSTREAM}\n", gguf=gguf))
         base = BaseRef.from_identity(base_model_identity(cfg))
         assert (base.hub_id, base.revision) == (UPSTREAM, pinned)

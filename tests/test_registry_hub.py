@@ -108,8 +108,8 @@ def test_release_is_portable_automodel_fetches_the_base_from_the_hub(cfg, hub_em
 def test_release_rides_out_transient_faults(cfg, hub_emulator, tiny_peft_adapter):
     _, adapter_dir = tiny_peft_adapter
     hub_emulator.add_fault(r"/refs$", status=503, times=2)
-    hub_emulator.add_fault(r"/commit/main$", action="drop", times=1)  # connection lost mid-upload
-    hub_emulator.add_fault(r"/commit/main$", status=502, times=1)
+    hub_emulator.add_fault(r"/commit/releases$", action="drop", times=1)  # connection lost mid-upload
+    hub_emulator.add_fault(r"/commit/releases$", status=502, times=1)
     hub_emulator.add_fault(r"/tag/", method="POST", action="delay", delay=3.0, times=1)  # > the 2 s timeout
     result = release(cfg, adapter_dir)
     assert (result.version, result.no_op) == ("v0.1.0", False)

@@ -41,15 +41,15 @@ def test_release_parallel_releases_end_with_canary_on_the_highest(scenario, hub_
     scenario.seed("released")
     if faults == "delays":  # every writer's reads go stale while the others commit
         hub_emulator.add_fault(r"/refs$", action="delay", delay=0.3, times=6)
-        hub_emulator.add_fault(r"/commit/main$", action="delay", delay=0.4, times=3)
+        hub_emulator.add_fault(r"/commit/releases$", action="delay", delay=0.4, times=3)
         hub_emulator.add_fault(r"/commit/canary$", action="delay", delay=0.5, times=2)
     elif faults == "late answers":  # writes that land after their client gave up, and a canary swap answered late
-        hub_emulator.add_fault(r"/commit/main$", action="late", delay=LATE_S, times=2)
+        hub_emulator.add_fault(r"/commit/releases$", action="late", delay=LATE_S, times=2)
         hub_emulator.add_fault(r"/commit/canary$", action="late", delay=LATE_S, times=2)
         hub_emulator.add_fault(r"/tag/", method="POST", action="late", delay=LATE_S, times=1)
     else:  # read-after-write delay: listings show the refs and commits as they were 1 s ago
         hub_emulator.add_fault(r"/refs$", method="GET", action="stale", delay=1.0, times=-1)
-        hub_emulator.add_fault(r"/commits/main$", method="GET", action="stale", delay=1.0, times=-1)
+        hub_emulator.add_fault(r"/commits/releases$", method="GET", action="stale", delay=1.0, times=-1)
     procs = [subprocess.Popen([*scenario.command("release")[:-1], str(adapters(i)), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(1, 4)]
     outs = [p.communicate(timeout=180) for p in procs]

@@ -260,7 +260,13 @@ class HubRegistry(RegistryViews):
 
     def _ensure_repo(self) -> None:
         if not self._repo_ready:
-            self._call("create repo", lambda: self.api.create_repo(self.repo_id, private=self.private, exist_ok=True))
+            try:
+                self._call("create repo", lambda: self.api.create_repo(self.repo_id, private=self.private,
+                                                                       exist_ok=True))
+            except RegistryError as exc:
+                if _status(exc.__cause__) == 401:
+                    self._check_token()  # says so when the token is the problem
+                raise
             self._repo_ready = True
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
