@@ -1,5 +1,6 @@
 """Release, promote and rollback under real faults: each Hub call × {5xx, a timeout after the server acted, a
-dropped connection, SIGKILL of the client}, and parallel releases with injected delays, late answers and listings
+dropped connection, SIGKILL of the client, a 429 with Retry-After, a lagging replica, a truncated LFS upload},
+and parallel releases with injected delays, late answers and listings
 that lag behind the writes. After every case the
 emulator's own state is audited (adapterci.hub_emulator.faultmatrix): no version minted twice, every tag on a
 complete commit matching its manifest, `canary`/`stable` present and serving exactly their version; then the
@@ -30,7 +31,15 @@ def scenario(example_project, hub_emulator, adapters, monkeypatch) -> Scenario:
     return Scenario(hub_emulator, cfg, REPO_ID, adapters, LATE_S, _SNAPSHOTS)
 
 
-@pytest.mark.parametrize("op,call,kind", CASES, ids=[f"{op}-{call.replace(' ', '_')}-{kind}" for op, call, kind in CASES])
+def _case(op: str, call: str, kind: str):
+    """The Hub-fidelity cases (rate limits, replica lag, LFS uploads) run in the slow tier: each waits out a
+    `Retry-After`, a lag or a whole first release."""
+    slow = kind in ("429", "stale", "truncate") or call.startswith("lfs ")
+    return pytest.param(op, call, kind, id=f"{op}-{call.replace(' ', '_')}-{kind}",
+                        marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("op,call,kind", [_case(*case) for case in CASES])
 def test_release_fault_matrix_stays_consistent_and_rerun_finishes(scenario, op, call, kind):
     assert scenario.run(op, call, kind) == []
 
