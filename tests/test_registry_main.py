@@ -174,13 +174,14 @@ def test_hub_calls_go_through_the_environment_proxy_and_no_proxy_bypasses_it(hub
 @pytest.mark.slow
 def test_five_parallel_releases_under_three_seconds_of_replica_lag_all_finish(hub_cfg, hub_emulator, adapters,
                                                                               example_project):
-    """Listings lag 3 s behind the writes: every writer keeps losing rounds until it sees the others' commits;
+    """Every read lags 3 s behind the writes: every writer keeps losing rounds until it sees the others' commits;
     backoff with jitter within ADAPTERCI_REGISTRY_RACE_S (not a fixed number of attempts) lets all five finish."""
     import os
+    import time
 
     release(hub_cfg, adapters(0))
-    hub_emulator.add_fault(r"/refs$", method="GET", action="stale", delay=3.0, times=-1)
-    hub_emulator.add_fault(r"/commits/", method="GET", action="stale", delay=3.0, times=-1)
+    time.sleep(3.2)  # a replica only lags behind states it had: let the seeded state be older than the lag
+    hub_emulator.lag_s = 3.0  # every read (refs, commits, revision, tree, paths-info, resolve) lags 3 s
     command = [sys.executable, "-m", "adapterci", "release", "--config", str(example_project / "adapterci.yaml"),
                "--unverified", "--json", "--adapter"]
     env = {**os.environ, "ADAPTERCI_HUB_TIMEOUT": "10"}
@@ -188,5 +189,8 @@ def test_five_parallel_releases_under_three_seconds_of_replica_lag_all_finish(hu
                               text=True) for i in range(1, 6)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, [err[-1500:] for _, err in outs]
+    conflicts = [r for r in hub_emulator.requests if r["path"].endswith("/commit/releases") and r["status"] == 412]
+    assert len(conflicts) >= 4  # the lag made writers lose rounds (at least one loser per winning upload)
     assert sorted(json.loads(out)["version"] for out, _ in outs) == [f"v0.1.{i}" for i in range(1, 6)]
     assert served(hub_emulator, "canary") == version_files(hub_emulator, "v0.1.5")
+    assert set(main_files(hub_emulator)) == {".gitattributes", "README.md"}  # nothing promoted: main untouched

@@ -83,7 +83,7 @@ def client_factory(timeout_s: float) -> Callable[[], "httpx2.Client"]:
             response.read()
             response.close()
             wait = retry_after_s(response.headers.get("retry-after"))
-            asked = f" (Retry-After: {wait:g} s)" if wait is not None else ""
+            asked = f" (Retry-After: {wait:.0f} s)" if wait is not None else ""
             raise HubTransient(f"{what}: HTTP {response.status_code} {_error_text(response.content)}".rstrip() + asked,
                                response.status_code, wait)
 
