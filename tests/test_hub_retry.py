@@ -61,3 +61,14 @@ def test_retry_after_is_found_through_the_clients_own_wrapping():
     fn, calls = _flaky([outer])
     assert retrying(fn, lambda e: True, budget_s=5, backoff_s=0.01, describe=_gave_up) == "done"
     assert calls[1] - calls[0] >= 0.4
+
+
+def test_the_one_guaranteed_retry_waits_a_retry_after_up_to_one_request_timeout():
+    """A small budget still gets its one retry after a short `Retry-After` (at most `grace_s`, the per-request
+    timeout), and no second one."""
+    fn, calls = _flaky([HubTransient("GET /x: HTTP 429", 429, retry_after=0.5)])
+    assert retrying(fn, lambda e: True, budget_s=0.2, backoff_s=0.01, describe=_gave_up, grace_s=1) == "done"
+    assert calls[1] - calls[0] >= 0.5
+    fn, calls = _flaky([HubTransient("GET /x: HTTP 429", 429, retry_after=0.3)] * 2)
+    with pytest.raises(RuntimeError, match="gave up after 2 attempts"):
+        retrying(fn, lambda e: True, budget_s=0.2, backoff_s=0.01, describe=_gave_up, grace_s=1)

@@ -45,9 +45,10 @@ from adapterci.registry.base import (
     RefState,
     RegistryViews,
 )
-from adapterci.registry.hubhttp import TRANSIENT_STATUS, HubTransient, client_factory, retrying
+from adapterci.registry.hubhttp import TRANSIENT_STATUS, HubTransient, causes, client_factory, retrying
 
 T = TypeVar("T")
+LFS_VERIFY = "/info/lfs/objects/verify"  # the git-lfs verify step: 4xx when the stored object does not match
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
 
 
@@ -283,7 +284,7 @@ class HubRegistry(RegistryViews):
 
         self.api  # noqa: B018 - installs the client factory before the first request
         try:
-            return retrying(fn, _transient, self.retry_s, self.backoff, gave_up)
+            return retrying(fn, _transient, self.retry_s, self.backoff, gave_up, grace_s=self.timeout)
         except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, RegistryError):
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised as RegistryError
@@ -311,15 +312,21 @@ def _status(exc: BaseException | None) -> int | None:
 
 
 def _transient(exc: BaseException) -> bool:
+    """Worth another attempt: the failure, or one it was raised from (the client wraps LFS transfer errors in
+    errors of its own), is transient; or the LFS verify step refused the object (it arrived damaged: upload again)."""
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    if isinstance(exc, OfflineModeIsEnabled):
-        return False
-    if isinstance(exc, HfHubHTTPError):
-        return _status(exc) in TRANSIENT_STATUS
-    return isinstance(exc, (HubTransient, httpx2.TransportError, LocalEntryNotFoundError, ConnectionError,
-                            TimeoutError))
+    def one(e: BaseException) -> bool:
+        if isinstance(e, HfHubHTTPError):
+            request = getattr(e.response, "request", None)
+            damaged = request is not None and request.url.path.endswith(LFS_VERIFY) and _status(e) in (400, 422)
+            return damaged or _status(e) in TRANSIENT_STATUS
+        return isinstance(e, (HubTransient, httpx2.TransportError, LocalEntryNotFoundError, ConnectionError,
+                              TimeoutError))
+
+    found = list(causes(exc))
+    return not any(isinstance(e, OfflineModeIsEnabled) for e in found) and any(one(e) for e in found)
 
 
 def _describe(exc: BaseException) -> str:

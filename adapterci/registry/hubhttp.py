@@ -110,12 +110,13 @@ def fail_fast() -> Iterator[None]:
 
 
 def retrying(fn: Callable[[], T], transient: Callable[[BaseException], bool], budget_s: float, backoff_s: float,
-             describe: Callable[[BaseException, int, float], Exception]) -> T:
+             describe: Callable[[BaseException, int, float], Exception], grace_s: float = 0.0) -> T:
     """`fn()`, retried on `transient` failures with exponential backoff (first wait `backoff_s`, at most 8 s; at
-    least what a `Retry-After` asked for) while the next attempt can still start within `budget_s` of the first
-    (one retry always: a request that timed out may have taken effect, and only asking again tells; but never
-    before the server's `Retry-After` is over); then `describe(last error, attempts, elapsed)` is raised. Other
-    failures propagate unchanged."""
+    least what a `Retry-After` asked for) while the next attempt can still start within `budget_s` of the first;
+    then `describe(last error, attempts, elapsed)` is raised. One retry always (a request that timed out may have
+    taken effect, and only asking again tells), after the server's `Retry-After` when that is at most `grace_s`
+    (one request timeout: the most a retry may overrun the budget anyway); a longer one ends the call at once.
+    Other failures propagate unchanged."""
     start, backoff, attempt = time.monotonic(), backoff_s, 0
     while True:
         attempt += 1
@@ -123,26 +124,31 @@ def retrying(fn: Callable[[], T], transient: Callable[[BaseException], bool], bu
             with fail_fast():
                 return fn()
         except Exception as exc:  # noqa: BLE001 - classified by `transient`
+            if not transient(exc):
+                raise
             elapsed = time.monotonic() - start
             asked = _retry_after(exc)
             wait = max(backoff, asked or 0.0)
-            if not transient(exc) or ((attempt > 1 or asked is not None) and elapsed + wait > budget_s):
-                if transient(exc):
-                    raise describe(exc, attempt, elapsed) from exc
-                raise
+            guaranteed = attempt == 1 and (asked is None or asked <= grace_s)
+            if elapsed + wait > budget_s and not guaranteed:
+                raise describe(exc, attempt, elapsed) from exc
         time.sleep(wait)
         backoff = min(backoff * 2, 8.0)
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _retry_after(exc: BaseException) -> float | None:
     """The `Retry-After` of a HubTransient, also when the client wrapped it in an exception of its own."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, HubTransient):
-            return exc.retry_after
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
+    return next((e.retry_after for e in causes(exc) if isinstance(e, HubTransient)), None)
 
 
 def _error_text(body: bytes) -> str:
