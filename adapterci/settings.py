@@ -19,6 +19,7 @@ RAISE_ERRORS = "ADAPTERCI_RAISE_ERRORS"  # let internal errors propagate with th
 HUB_RETRY_S = "ADAPTERCI_HUB_RETRY_S"  # time budget of one Hub call's retries (default 20 s)
 HUB_BACKOFF = "ADAPTERCI_HUB_BACKOFF"  # first wait between retries (default 1 s)
 HUB_TIMEOUT = "ADAPTERCI_HUB_TIMEOUT"  # per Hub request (default 60 s)
+REGISTRY_RACE_S = "ADAPTERCI_REGISTRY_RACE_S"  # how long a release or ref move keeps retrying lost races (120 s)
 CANARY_LOGS = "ADAPTERCI_CANARY_LOGS"  # `adapterci canary --logs` (read by click)
 EMULATOR_TOKEN = "ADAPTERCI_EMULATOR_TOKEN"  # `adapterci hub-emulator --token` (read by click)
 CACHE_KEY = "ADAPTERCI_CACHE_KEY"  # seals the caches a trusted run shares; only the release environment holds it
@@ -36,6 +37,7 @@ class Settings:
     hub_retry_s: float
     hub_backoff_s: float
     hub_timeout_s: float
+    registry_race_s: float
     in_ci: bool  # a CI job (GITHUB_ACTIONS=true or CI set), not a person's machine
     cache_key: str | None = field(default=None, repr=False)  # a secret: never in a repr, a log or a report
 
@@ -55,6 +57,7 @@ def current() -> Settings:
         hub_timeout_s=_seconds(HUB_TIMEOUT, 60.0),
         in_ci=env.get(GITHUB_ACTIONS) == "true" or env.get(CI, "").lower() not in ("", "0", "false"),
         cache_key=env.get(CACHE_KEY) or None,
+        registry_race_s=_seconds(REGISTRY_RACE_S, 120.0),
     )
 
 

@@ -36,6 +36,7 @@ def hub_emulator(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
         monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
         monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)  # LFS, not Xet (not emulated), in-process too
         monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
         yield hub
 

@@ -110,6 +110,36 @@ def test_gguf_release_names_the_upstream_and_records_the_gguf(tmp_path, tiny_ggu
     assert f"base_model: {UPSTREAM}" in card
     assert f"| base GGUF | `tiny.gguf` (F32, sha256 `{identity['gguf']['sha256']}`) |" in card
     assert f"| GGUF converted from | `{UPSTREAM}` |" in card
+    assert manifest["base_judged"] == {"format": "gguf", "file": "tiny.gguf", "quantization": "F32",
+                                       "sha256": identity["gguf"]["sha256"], "revision": None,
+                                       "weights": "dequantized to float32"}
+    assert (f"The gate judged this adapter on `tiny.gguf` (F32 weights dequantized to float32; sha256 "
+            f"`{identity['gguf']['sha256']}`). `adapter_config.json` names `{UPSTREAM}`, the full-precision model the "
+            "GGUF file was converted from (not pinned to a revision") in card
+
+
+def test_gguf_release_pins_the_upstream_revision_its_source_url_names(tmp_path):
+    """A GGUF whose `general.source.url` names the upstream commit it was converted from: the published config,
+    the manifest and the card pin that revision (a URL of another repo pins nothing)."""
+    from adapterci.release.card import BaseRef, build_manifest, model_card, portable_adapter_config
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / "src").mkdir()
+    for url, pinned in ((f"https://huggingface.co/{UPSTREAM}/tree/{sha}", sha),
+                        (f"https://huggingface.co/other/repo/commit/{sha}", None)):
+        gguf = write_tiny_gguf(tmp_path / "src" / "tiny.gguf", metadata={"general.source.url": url})
+        (tmp_path / str(bool(pinned))).mkdir()
+        cfg = load_config(project(tmp_path / str(bool(pinned)), extra=f"base_upstream: {UPSTREAM}\n", gguf=gguf))
+        base = BaseRef.from_identity(base_model_identity(cfg))
+        assert (base.hub_id, base.revision) == (UPSTREAM, pinned)
+        assert portable_adapter_config({}, base)["revision"] == pinned
+        manifest = build_manifest(name="demo", version="v0.1.0", content_hash="c" * 64, files={}, base=base,
+                                  train={"base_model": base_model_identity(cfg)}, results=None, gate=None,
+                                  git_commit=None, released_at="2026-01-01T00:00:00Z")
+        assert manifest["base_revision"] == pinned
+        card = model_card(manifest, None)
+        assert (f"pinned at revision `{sha}`" in card) == bool(pinned)
+        assert f"| base model | `{UPSTREAM}{'@' + sha if pinned else ''}` |" in card
 
 
 def run_check(cfg_path: Path) -> tuple[int, str]:

@@ -30,8 +30,8 @@ def test_hub_emulator_commits_refs_and_downloads_through_the_client(hub_emulator
     assert api.whoami()["name"] == "tester"
     url = api.create_repo(REPO_ID, private=True)
     assert url == f"{hub_emulator.url}/{REPO_ID}" and api.create_repo(REPO_ID, exist_ok=True) == url
-    data = os.urandom(70_000)
-    info = api.create_commit(REPO_ID, [CommitOperationAdd("w/model.bin", data), CommitOperationAdd("README.md", b"hi")],
+    data = os.urandom(35_000).hex().encode()  # text: a regular git file (LFS: tests/test_hub_emulator_lfs.py)
+    info = api.create_commit(REPO_ID, [CommitOperationAdd("w/model.txt", data), CommitOperationAdd("README.md", b"hi")],
                              commit_message="first", commit_description="body")
     assert len(info.oid) == 40 and info.commit_url == f"{hub_emulator.url}/{REPO_ID}/commit/{info.oid}"
     api.create_tag(REPO_ID, tag="v1", revision=info.oid)
@@ -42,9 +42,10 @@ def test_hub_emulator_commits_refs_and_downloads_through_the_client(hub_emulator
     commits = api.list_repo_commits(REPO_ID)
     assert [c.title for c in commits] == ["first", "initial commit"] and commits[0].message == "body"
     files = {f.path: f for f in api.list_repo_tree(REPO_ID, revision="canary", recursive=True)}
-    assert set(files) == {".gitattributes", "README.md", "w", "w/model.bin"}
-    assert files["w/model.bin"].blob_id == git_sha1(data) and files["w/model.bin"].size == len(data)
-    path = hf_hub_download(REPO_ID, "w/model.bin", revision="v1", cache_dir=tmp_path)
+    assert set(files) == {".gitattributes", "README.md", "w", "w/model.txt"}
+    assert files["w/model.txt"].blob_id == git_sha1(data) and files["w/model.txt"].size == len(data)
+    assert files["w/model.txt"].lfs is None
+    path = hf_hub_download(REPO_ID, "w/model.txt", revision="v1", cache_dir=tmp_path)
     assert Path(path).read_bytes() == data
     assert Path(path).resolve().name == git_sha1(data)  # the ETag names the cache blob
     assert api.model_info(REPO_ID, revision="v1").sha == info.oid
@@ -67,7 +68,7 @@ def test_hub_emulator_errors_carry_the_client_error_codes(hub_emulator):
     api.create_commit(REPO_ID, [CommitOperationAdd("a.txt", b"a")], commit_message="a", parent_commit=first)
     with pytest.raises(HfHubHTTPError) as stale:  # the head moved since `first`
         api.create_commit(REPO_ID, [CommitOperationAdd("b.txt", b"b")], commit_message="b", parent_commit=first)
-    assert stale.value.response.status_code == 412
+    assert stale.value.response.status_code == 412 and "The branch was updated since" in str(stale.value)
     api.create_tag(REPO_ID, tag="v1")
     with pytest.raises(HfHubHTTPError) as conflict:
         api.create_tag(REPO_ID, tag="v1")
@@ -163,14 +164,15 @@ def test_hub_emulator_revisions_ref_names_and_card_metadata_like_the_hub(hub_emu
 
 
 def raw(hub, method: str, path: str, body: bytes = b"", headers: dict | None = None, length: int | None = None,
-        close_early: bool = False) -> tuple[int, dict, bytes] | None:
-    """One HTTP request over a plain socket (so a body can be cut short); None when the server did not answer."""
+        close_early: bool = False, chunked: bool = False) -> tuple[int, dict, bytes] | None:
+    """One HTTP request over a plain socket (so a body can be cut short); None when the server did not answer.
+    `chunked`: no Content-Length (the caller frames the body and sets Transfer-Encoding)."""
     import socket
 
     host, port = hub.url.rsplit("/", 1)[-1].split(":")
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {hub.token}",
-             f"Content-Length: {len(body) if length is None else length}", "Connection: close",
-             *[f"{k}: {v}" for k, v in (headers or {}).items()]]
+    size = [] if chunked else [f"Content-Length: {len(body) if length is None else length}"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {hub.token}", *size,
+             "Connection: close", *[f"{k}: {v}" for k, v in (headers or {}).items()]]
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
         if close_early:
@@ -235,3 +237,101 @@ def test_hub_emulator_stale_fault_lags_listings_behind_writes(hub_emulator):
     hub_emulator.add_fault(r"/refs$", method="GET", action="stale", delay=0.2, times=1)
     assert [t.name for t in api.list_repo_refs(REPO_ID).tags] == []  # the listing of 0.2 s ago
     assert [t.name for t in api.list_repo_refs(REPO_ID).tags] == ["v1"]
+
+
+def test_hub_emulator_rate_limit_carries_retry_after_and_the_client_waits(hub_emulator):
+    import time
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    hub_emulator.add_fault(r"/preupload/", method="POST", status=429, headers={"Retry-After": "0"}, times=1)
+    began = time.monotonic()
+    api.create_commit(REPO_ID, [CommitOperationAdd("a.txt", b"a")], commit_message="a")
+    assert time.monotonic() - began >= 1.0  # huggingface_hub waits Retry-After + 1 s
+    preuploads = [(r["status"], r["fault"]) for r in hub_emulator.requests if r["path"].endswith("/preupload/main")]
+    assert preuploads == [(429, "status"), (200, None)]
+    hub_emulator.add_fault(r"/whoami", status=429, headers={"Retry-After": "7"})
+    status, fields, _ = raw(hub_emulator, "GET", "/api/whoami-v2")
+    assert (status, fields["Retry-After"]) == (429, "7")
+    bad = urllib.request.Request(f"{hub_emulator.url}/_emulator/faults", method="POST",
+                                 data=json.dumps({"path": "x", "headers": {"X-A": "1\r\nSet-Cookie: a"}}).encode())
+    with pytest.raises(urllib.error.HTTPError) as rejected:  # a header value cannot smuggle another header
+        urllib.request.urlopen(bad)
+    assert rejected.value.code == 400
+
+
+def test_hub_emulator_repo_ids_are_case_insensitive(hub_emulator):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi()
+    url = api.create_repo("Tester/Mixed-Case")
+    assert api.create_repo("tester/mixed-case", exist_ok=True) == url
+    sha = api.create_commit("TESTER/MIXED-CASE", [CommitOperationAdd("a.txt", b"a")], commit_message="a").oid
+    info = api.model_info("tester/mixed-case")
+    assert (info.id, info.sha) == ("Tester/Mixed-Case", sha)  # the canonical spelling comes back
+    assert api.file_exists("tEsTeR/mIxEd-CaSe", "a.txt")
+
+
+def test_hub_emulator_paginates_tree_and_commit_listings(hub_emulator):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    hub_emulator.tree_page, hub_emulator.commits_page = 2, 2
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    for i in range(3):
+        api.create_commit(REPO_ID, [CommitOperationAdd(f"d/f{i}.txt", b"%d" % i), CommitOperationAdd(f"g{i}.txt", b"g")],
+                          commit_message=f"c{i}")
+    start = len(hub_emulator.requests)
+    paths = [f.path for f in api.list_repo_tree(REPO_ID, recursive=True)]
+    assert paths == sorted([".gitattributes", "d", "d/f0.txt", "d/f1.txt", "d/f2.txt", "g0.txt", "g1.txt", "g2.txt"])
+    assert [f.path for f in api.list_repo_tree(REPO_ID, "d")] == ["d/f0.txt", "d/f1.txt", "d/f2.txt"]
+    assert [c.title for c in api.list_repo_commits(REPO_ID)] == ["c2", "c1", "c0", "initial commit"]
+    pages = [r["path"].split(f"/{REPO_ID}/", 1)[1] for r in hub_emulator.requests[start:]]
+    assert pages == ["tree/main"] * 4 + ["tree/main/d"] * 2 + ["commits/main"] * 2  # 2 entries a page, Link: next
+
+
+def test_hub_emulator_reads_chunked_bodies_and_checks_their_parent(hub_emulator):
+    import httpx2
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    first = api.model_info(REPO_ID).sha
+
+    def lines(parent: str, name: str):
+        yield json.dumps({"key": "header", "value": {"summary": name, "parentCommit": parent}}).encode() + b"\n"
+        yield json.dumps({"key": "file", "value": {"path": name, "content": "aGk=", "encoding": "base64"}}).encode()
+
+    url, auth = f"{hub_emulator.url}/api/models/{REPO_ID}/commit/main", {"authorization": f"Bearer {hub_emulator.token}"}
+    landed = httpx2.post(url, content=lines(first, "a.txt"), headers=auth)  # a generator: Transfer-Encoding: chunked
+    assert landed.request.headers["transfer-encoding"] == "chunked" and landed.status_code == 200
+    head = landed.json()["commitOid"]
+    assert set(hub_emulator.state.repo("models", REPO_ID).commits[head].files) == {".gitattributes", "a.txt"}
+    stale = httpx2.post(url, content=lines(first, "b.txt"), headers=auth)
+    assert stale.status_code == 412 and api.model_info(REPO_ID).sha == head
+    cut = b"%x\r\n" % 200 + b"x" * 50  # the client goes away mid-chunk
+    assert raw(hub_emulator, "POST", url.split(hub_emulator.url)[1], cut, headers={"Transfer-Encoding": "chunked"},
+               length=None, close_early=True, chunked=True) is None
+    empty = httpx2.post(url, content=iter([b""]), headers=auth)
+    assert empty.status_code == 400 and api.model_info(REPO_ID).sha == head  # no header line: no commit
+
+
+def test_hub_emulator_replica_lag_reaches_resolve(hub_emulator, tmp_path):
+    import time
+
+    import httpx2
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+
+    api = HfApi()
+    api.create_repo(REPO_ID)
+    api.create_commit(REPO_ID, [CommitOperationAdd("a.txt", b"old")], commit_message="old")
+    time.sleep(0.6)
+    api.create_commit(REPO_ID, [CommitOperationAdd("a.txt", b"new")], commit_message="new")
+    assert httpx2.post(f"{hub_emulator.url}/_emulator/lag", json={"seconds": 0.5}).json() == {"seconds": 0.5}
+    assert Path(hf_hub_download(REPO_ID, "a.txt", cache_dir=tmp_path / "a")).read_bytes() == b"old"
+    assert api.list_repo_commits(REPO_ID)[0].title == "old"
+    time.sleep(0.5)
+    assert Path(hf_hub_download(REPO_ID, "a.txt", cache_dir=tmp_path / "b")).read_bytes() == b"new"
+    assert httpx2.post(f"{hub_emulator.url}/_emulator/lag", json={"seconds": -1}).status_code == 400

@@ -39,7 +39,7 @@ class FailingRegistry:
 # Where each release step fails: (emulator fault rule, local primitive to fail).
 STEPS = {
     "preupload": ({"path": r"/preupload/", "status": 422, "times": -1}, "upload"),
-    "commit": ({"path": r"/commit/main$", "status": 422, "times": -1}, "upload"),
+    "commit": ({"path": r"/commit/releases$", "status": 422, "times": -1}, "upload"),
     "verify": ({"path": r"/tree/[0-9a-f]{40}", "method": "GET", "status": 422, "times": -1}, "tree"),
     "tag": ({"path": r"/tag/", "method": "POST", "body_contains": "v0.", "status": 422, "times": -1}, "create_tag"),
     "canary": ({"path": r"/commit/canary$", "status": 503, "times": -1}, "set_ref"),  # an outage outlasting retries

@@ -108,8 +108,8 @@ def test_release_is_portable_automodel_fetches_the_base_from_the_hub(cfg, hub_em
 def test_release_rides_out_transient_faults(cfg, hub_emulator, tiny_peft_adapter):
     _, adapter_dir = tiny_peft_adapter
     hub_emulator.add_fault(r"/refs$", status=503, times=2)
-    hub_emulator.add_fault(r"/commit/main$", action="drop", times=1)  # connection lost mid-upload
-    hub_emulator.add_fault(r"/commit/main$", status=502, times=1)
+    hub_emulator.add_fault(r"/commit/releases$", action="drop", times=1)  # connection lost mid-upload
+    hub_emulator.add_fault(r"/commit/releases$", status=502, times=1)
     hub_emulator.add_fault(r"/tag/", method="POST", action="delay", delay=3.0, times=1)  # > the 2 s timeout
     result = release(cfg, adapter_dir)
     assert (result.version, result.no_op) == ("v0.1.0", False)
@@ -164,3 +164,26 @@ def test_promote_through_hub_uses_branches_not_main(cfg, hub_emulator, tiny_peft
     assert set(repo.tags) == {"v0.1.0"}  # the history of `stable` lives in its own branch, not in tags
     assert json.loads(repo.commits[released.commit].files and hub_emulator.state.blobs[
         repo.commits[released.commit].files["adapterci.json"]])["version"] == "v0.1.0"
+
+
+
+def test_release_waits_out_a_429_retry_after_within_the_budget(cfg, hub_emulator, adapters, monkeypatch):
+    """A 429 whose `Retry-After` fits in ADAPTERCI_HUB_RETRY_S is waited out (the retry comes no sooner); one that
+    does not fit (an HTTP date far ahead) fails at once with a clear error, without hammering the Hub."""
+    import time
+
+    monkeypatch.setenv("ADAPTERCI_HUB_RETRY_S", "5")
+    hub_emulator.add_fault(r"/tag/", method="POST", status=429, headers={"Retry-After": "2"}, times=1)
+    start = time.monotonic()
+    assert release(cfg, adapters(1)).version == "v0.1.0"
+    assert time.monotonic() - start >= 2
+    tags = [r["status"] for r in hub_emulator.requests if r["method"] == "POST" and "/tag/" in r["path"]]
+    assert tags == [429, 200]
+
+    hub_emulator.add_fault(r"/commit/releases$", status=429, times=-1,
+                           headers={"Retry-After": "Fri, 31 Dec 2100 23:59:59 GMT"})
+    before, start = len(hub_emulator.requests), time.monotonic()
+    with pytest.raises(RegistryError, match=r"upload failed .* after 1 attempts .*HTTP 429.*\(Retry-After: \d+ s\)"):
+        release(cfg, adapters(2))
+    assert time.monotonic() - start < 5
+    assert [r["path"] for r in hub_emulator.requests[before:]].count(f"/api/models/{REPO_ID}/commit/releases") == 1

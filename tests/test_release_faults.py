@@ -1,5 +1,6 @@
 """Release, promote and rollback under real faults: each Hub call × {5xx, a timeout after the server acted, a
-dropped connection, SIGKILL of the client}, and parallel releases with injected delays, late answers and listings
+dropped connection, SIGKILL of the client, a 429 with Retry-After, a lagging replica, a truncated LFS upload},
+and parallel releases with injected delays, late answers and listings
 that lag behind the writes. After every case the
 emulator's own state is audited (adapterci.hub_emulator.faultmatrix): no version minted twice, every tag on a
 complete commit matching its manifest, `canary`/`stable` present and serving exactly their version; then the
@@ -30,7 +31,15 @@ def scenario(example_project, hub_emulator, adapters, monkeypatch) -> Scenario:
     return Scenario(hub_emulator, cfg, REPO_ID, adapters, LATE_S, _SNAPSHOTS)
 
 
-@pytest.mark.parametrize("op,call,kind", CASES, ids=[f"{op}-{call.replace(' ', '_')}-{kind}" for op, call, kind in CASES])
+def _case(op: str, call: str, kind: str):
+    """The Hub-fidelity cases (rate limits, replica lag, LFS uploads) run in the slow tier: each waits out a
+    `Retry-After`, a lag or a whole first release."""
+    slow = kind in ("429", "stale", "truncate") or call.startswith("lfs ")
+    return pytest.param(op, call, kind, id=f"{op}-{call.replace(' ', '_')}-{kind}",
+                        marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("op,call,kind", [_case(*case) for case in CASES])
 def test_release_fault_matrix_stays_consistent_and_rerun_finishes(scenario, op, call, kind):
     assert scenario.run(op, call, kind) == []
 
@@ -41,15 +50,15 @@ def test_release_parallel_releases_end_with_canary_on_the_highest(scenario, hub_
     scenario.seed("released")
     if faults == "delays":  # every writer's reads go stale while the others commit
         hub_emulator.add_fault(r"/refs$", action="delay", delay=0.3, times=6)
-        hub_emulator.add_fault(r"/commit/main$", action="delay", delay=0.4, times=3)
+        hub_emulator.add_fault(r"/commit/releases$", action="delay", delay=0.4, times=3)
         hub_emulator.add_fault(r"/commit/canary$", action="delay", delay=0.5, times=2)
     elif faults == "late answers":  # writes that land after their client gave up, and a canary swap answered late
-        hub_emulator.add_fault(r"/commit/main$", action="late", delay=LATE_S, times=2)
+        hub_emulator.add_fault(r"/commit/releases$", action="late", delay=LATE_S, times=2)
         hub_emulator.add_fault(r"/commit/canary$", action="late", delay=LATE_S, times=2)
         hub_emulator.add_fault(r"/tag/", method="POST", action="late", delay=LATE_S, times=1)
     else:  # read-after-write delay: listings show the refs and commits as they were 1 s ago
         hub_emulator.add_fault(r"/refs$", method="GET", action="stale", delay=1.0, times=-1)
-        hub_emulator.add_fault(r"/commits/main$", method="GET", action="stale", delay=1.0, times=-1)
+        hub_emulator.add_fault(r"/commits/releases$", method="GET", action="stale", delay=1.0, times=-1)
     procs = [subprocess.Popen([*scenario.command("release")[:-1], str(adapters(i)), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(1, 4)]
     outs = [p.communicate(timeout=180) for p in procs]

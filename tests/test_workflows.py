@@ -337,9 +337,13 @@ def test_workflows_dispatch_promotes_and_rolls_back(ci, hub, adapters) -> None:
     assert refusal in injected.log or any(refusal in s for s in injected.summaries), injected.log[-4000:]
     assert serves(hub, registry, "stable") == "v0.1.1"
 
-    # ... and rolled back by dispatch
-    rolled = dispatch("rollback")
+    # ... and rolled back by dispatch, from the version `stable` serves; a rerun of that dispatch changes nothing
+    assert dispatch("rollback").jobs == {"registry": "failure"}  # which version to roll back from is required
+    rolled = dispatch("rollback", "v0.1.1")
     assert rolled.jobs == {"registry": "success"}, rolled.log[-4000:]
     assert rolled.outputs[("registry", "version")] == "v0.1.0"
     assert serves(hub, registry, "stable") == "v0.1.0" and serves(hub, registry, "canary") == "v0.1.1"
+    again = dispatch("rollback", "v0.1.1")
+    assert again.jobs == {"registry": "success"}, again.log[-4000:]
+    assert "nothing to roll back" in again.log and serves(hub, registry, "stable") == "v0.1.0"
     assert TOKEN not in promoted.log + rolled.log

@@ -59,7 +59,7 @@ def release(config_path: str, adapter_dir: str | None, bump: str, unverified: bo
 @config_option
 @json_option
 def promote(version: str | None, expected: str | None, config_path: str, as_json: bool) -> None:
-    """Move `stable` to the canary (or to VERSION).
+    """Move `stable` (and `main`, which follows it) to the canary (or to VERSION).
 
     \b
     adapterci promote --canary v0.3.1          # the canary, only while it is still v0.3.1
@@ -74,15 +74,19 @@ def promote(version: str | None, expected: str | None, config_path: str, as_json
 
 
 @click.command(name="rollback")
+@click.option("--from", "from_version", metavar="VERSION", default=None,
+              help="Roll back only while `stable` serves VERSION; otherwise do nothing and say so (a rerun of a "
+                   "finished rollback never rolls back twice).")
 @config_option
 @json_option
-def rollback(config_path: str, as_json: bool) -> None:
-    """Move `stable` back to the previous stable version.
+def rollback(from_version: str | None, config_path: str, as_json: bool) -> None:
+    """Move `stable` (and `main`, which follows it) back to the previous stable version.
 
     \b
+    adapterci rollback --from v0.3.1
     adapterci rollback --json
     """
-    _show_move(rollback_ref(load_config(config_path)), as_json)
+    _show_move(rollback_ref(load_config(config_path), from_version), as_json)
 
 
 @click.command(name="versions")
@@ -118,7 +122,9 @@ def _show_move(move, as_json: bool) -> None:
         emit_json(move.as_dict())
         return
     target = move.version or move.commit[:12]
-    if move.no_op:
+    if move.note:
+        click.echo(f"{move.note[0].upper()}{move.note[1:]}.")
+    elif move.no_op:
         click.echo(f"`stable` already points at {target}: nothing to do.")
     else:
         click.echo(f"`stable` -> {target} (was {move.previous or 'unset'}) in {move.registry}.")

@@ -5,10 +5,17 @@ A case is one operation (the first release, a release, promote, rollback) × one
   late   the server acts, but its answer comes after the client's timeout (the client never learns it acted)
   drop   the connection is closed mid-request, nothing done
   kill   the server acts and the client is killed with SIGKILL while it waits for the answer
+  429    the call is rate limited once: 429 with `Retry-After: 1`
+  stale  a read (listing, tree, paths-info, resolve) answers from a replica lagging `late_s` behind the writes,
+         until the faults are cleared
+  truncate  the LFS storage keeps half of the uploaded object and answers 200 (verify must catch it)
+The weights are LFS objects (the Hub's rule for `*.safetensors`): the first release uploads them through the LFS
+batch API (the later ones find the object stored), and every ref move copies them with an `lfsFile` line.
 
 `audit` reads the emulator's state directly (not through adapterci), so it judges the registry code from outside:
 every version tag points at a complete commit whose manifest names that version and whose files match the
-manifest's hashes; no other commit on `main` claims a tagged version; no adapter is released under two
+manifest's hashes (LFS files: the stored object's content); no other commit on the release branch (`releases`
+when it exists, else `main`) claims a tagged version; no adapter is released under two
 versions; `canary` and `stable` serve exactly the files of the version they name. `Scenario.run` plays one case
 (seed the repo, arm the fault, run the operation, audit, clear the faults, run it again, audit) and returns what
 went wrong. Used by tests/test_release_faults.py and bench/release_faults.py.
@@ -31,14 +38,15 @@ from typing import Any, Callable
 
 from adapterci.errors import RegistryError
 from adapterci.hub_emulator.server import HubEmulator
+from adapterci.hub_emulator.state import repo_key
 from adapterci.release import promote, release, rollback
 
 CALLS = {  # name -> (method, path regex) of the requests a release, promote or rollback makes
     "list refs": ("GET", r"/refs$"),
-    "list commits": ("GET", r"/commits/main$"),
+    "list commits": ("GET", r"/commits/(main|releases)$"),
     "repo info": ("GET", r"/revision/"),
-    "preupload": ("POST", r"/preupload/main$"),
-    "commit": ("POST", r"/commit/main$"),
+    "preupload": ("POST", r"/preupload/(main|releases)$"),
+    "commit": ("POST", r"/commit/(main|releases)$"),
     "read tree": ("GET", r"/tree/"),
     "create tag": ("POST", r"/tag/"),
     "create branch": ("POST", r"/branch/"),
@@ -46,14 +54,26 @@ CALLS = {  # name -> (method, path regex) of the requests a release, promote or 
     "download": (None, r"/resolve/"),
     "move canary": ("POST", r"/commit/canary$"),
     "move stable": ("POST", r"/commit/stable$"),
+    "lfs batch": ("POST", r"\.git/info/lfs/objects/batch$"),
+    "lfs upload": ("PUT", r"^/lfs-storage/"),
+    "lfs verify": ("POST", r"\.git/info/lfs/objects/verify$"),
 }
-KINDS = ("5xx", "late", "drop", "kill")
+KINDS = ("5xx", "late", "drop", "kill", "429", "stale", "truncate")
 RELEASE_CALLS = ("list refs", "list commits", "repo info", "preupload", "commit", "read tree", "create tag",
                  "copy lookup", "download", "move canary")
-WRITES = {"commit", "create tag", "move canary", "create branch", "move stable"}  # where a kill can change state
-CASES = ([("release", call, kind) for call in RELEASE_CALLS for kind in KINDS if kind != "kill" or call in WRITES]
-         + [("first", "create branch", kind) for kind in KINDS]
-         + [(op, "move stable", kind) for op in ("promote", "rollback") for kind in KINDS])
+LFS_CALLS = ("lfs batch", "lfs upload", "lfs verify")  # made by the first release only (then the object is stored)
+WRITES = {"commit", "create tag", "move canary", "create branch", "move stable", "lfs upload", "lfs verify"}
+READS = {"list refs", "list commits", "repo info", "read tree", "copy lookup", "download"}  # served by replicas
+
+
+def _applies(call: str, kind: str) -> bool:
+    """Whether fault `kind` can happen on `call` (a kill needs a write, a lag a read, a truncation an upload)."""
+    return {"kill": call in WRITES, "stale": call in READS, "truncate": call == "lfs upload"}.get(kind, True)
+
+
+CASES = ([("release", call, kind) for call in RELEASE_CALLS for kind in KINDS if _applies(call, kind)]
+         + [("first", call, kind) for call in ("create branch", *LFS_CALLS) for kind in KINDS if _applies(call, kind)]
+         + [(op, "move stable", kind) for op in ("promote", "rollback") for kind in KINDS if _applies("move stable", kind)])
 LEVELS = ("empty", "released", "two", "promoted")  # the registry states operations start from, in build order
 SEED = {"first": "empty", "release": "released", "promote": "two", "rollback": "promoted"}
 BEFORE = {"empty": {}, "released": {"canary": "v0.1.0", "stable": "v0.1.0"},
@@ -69,6 +89,12 @@ def arm(hub: HubEmulator, call: str, kind: str, late_s: float) -> None:
     method, path = CALLS[call]
     if kind == "5xx":
         hub.add_fault(path, method=method, status=503, times=-1)
+    elif kind == "429":
+        hub.add_fault(path, method=method, status=429, headers={"Retry-After": "1"}, times=1)
+    elif kind == "stale":
+        hub.add_fault(path, method=method, action="stale", delay=late_s, times=-1)
+    elif kind == "truncate":
+        hub.add_fault(path, method=method, action="truncate", times=1)
     elif kind == "drop":
         hub.add_fault(path, method=method, action="drop", times=1)
     else:
@@ -114,7 +140,7 @@ def audit(hub: HubEmulator, repo_id: str) -> Audit:
             return Audit()
         out = Audit(versions={t: s for t, s in repo.tags.items() if VERSION_RE.match(t)})
         claims: dict[str, list[str]] = {}
-        for commit in repo.history("main"):
+        for commit in repo.history("releases" if "releases" in repo.branches else "main"):
             match = re.search(r"^adapterci-version: (\S+)$", commit.message, re.M)
             if match:
                 claims.setdefault(match.group(1), []).append(commit.id)
@@ -132,7 +158,7 @@ def audit(hub: HubEmulator, repo_id: str) -> Audit:
                 if blob is None or hashlib.sha256(state.blobs[blob]).hexdigest() != digest:
                     out.problems.append(f"{tag}: {rel} does not match the manifest")
             if claims.get(tag, []) != [sha]:
-                out.problems.append(f"{tag}: claimed on main by {[c[:12] for c in claims.get(tag, [])]}, "
+                out.problems.append(f"{tag}: claimed by {[c[:12] for c in claims.get(tag, [])]}, "
                                     f"tagged {sha[:12]}")
             content = manifest.get("content_hash")
             if content in contents:
@@ -167,7 +193,7 @@ class Scenario:
     def seed(self, level: str) -> None:
         """Put the registry in state `level`: built once from an empty repo through the real operations, then
         restored from a snapshot."""
-        key = ("models", self.repo_id)
+        key = repo_key("models", self.repo_id)
         self.hub.state.repos.pop(key, None)
         if level not in self.snapshots:
             steps = {"released": ["first", "promote"], "two": ["release"], "promoted": ["promote"]}

@@ -2,11 +2,13 @@
 
 A rule matches on method, a regex searched in the request path and optionally a substring of the body;
 it fires `times` times (-1: until cleared). Actions:
-  status  answer with `status` (default 503) and a JSON error
+  status  answer with `status` (default 503), a JSON error and `headers` (e.g. 429 with {"Retry-After": "2"})
   delay   sleep `delay` seconds, then act and answer (the client may have timed out by then)
   late    act at once, answer after `delay` seconds (a timeout after the server acted: the answer is lost)
   drop    read half of the request body, then close the connection without answering (a dropped upload)
-  stale   answer a read with the refs as they were `delay` seconds ago (a replica lagging behind the writes)
+  stale   answer a read (listing, revision, tree, paths-info, resolve) with the refs as they were `delay` seconds
+          ago (a replica lagging behind the writes)
+  truncate  an LFS storage upload keeps only the first half of the object it received and answers 200
 """
 
 from __future__ import annotations
@@ -16,21 +18,28 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+ACTIONS = ("status", "delay", "late", "drop", "stale", "truncate")
+
 
 @dataclass
 class Fault:
     path: str
-    action: Literal["status", "delay", "late", "drop", "stale"] = "status"
+    action: Literal["status", "delay", "late", "drop", "stale", "truncate"] = "status"
     method: str | None = None
     status: int = 503
     delay: float = 0.0
     times: int = 1
     body_contains: str | None = None
+    headers: dict[str, str] | None = None
     fired: int = 0
 
     def __post_init__(self) -> None:
-        if self.action not in ("status", "delay", "late", "drop", "stale"):
+        if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action!r}")
+        if self.headers is not None and not (isinstance(self.headers, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and "\n" not in k + v and "\r" not in k + v
+                for k, v in self.headers.items())):
+            raise ValueError("`headers` must map header names to single-line strings")
         if self.action == "drop" and self.body_contains:
             raise ValueError("a `drop` fault fires before the body is read: `body_contains` cannot be used")
         re.compile(self.path)

@@ -1,9 +1,16 @@
 """A stateful HTTP emulator of the Hugging Face Hub API surface that `huggingface_hub` uses to create repos,
 commit, tag, branch, list and download (see /shared/reference/hub-http-api.md for the contract).
 
-Uploads are answered with `uploadMode: regular` (contents travel base64 in the commit), so the client never
-switches to Xet; downloads never advertise Xet. Control endpoints (no auth) under `/_emulator/`:
+LFS as on the Hub (`lfs.py`): preupload answers `uploadMode: lfs` for `.gitattributes`-tracked, large and binary
+files; the LFS batch API hands out a signed storage URL (PUT without auth, basic transfer) and a verify URL;
+commits carry `lfsFile` lines (uploads and copies) naming verified objects; tree, paths-info and model_info report
+`lfs`; resolve serves the content with `X-Linked-Etag`/`X-Linked-Size`. Xet is not emulated: no `xetHash`, no
+`X-Xet-*` headers, and `xet-write-token` answers 501, so a client must upload LFS files with HF_HUB_DISABLE_XET=1.
+Repo ids are case-insensitive; the tree and commit listings are paginated (`Link: <...>; rel="next"`); request
+bodies may be chunked. Control endpoints (no auth) under `/_emulator/`:
   GET/POST/DELETE /_emulator/faults   list / arm (JSON body: a Fault) / clear fault rules
+  GET/POST /_emulator/lag             read / set the replica lag (JSON `{"seconds": 3}`): every read answers with
+                                      the refs as they were that long ago
   GET /_emulator/requests             the request log (method, path, status, fault)
 """
 
@@ -11,32 +18,40 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
+import secrets
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from adapterci.hub_emulator.cardmeta import front_matter, model_info_fields, validated
 from adapterci.hub_emulator.faults import Fault, FaultTable
-from adapterci.hub_emulator.state import DEFAULT_BRANCH, HubError, HubState, Repo, hub_date
+from adapterci.hub_emulator.lfs import LARGE, SHA256, pointer, upload_mode
+from adapterci.hub_emulator.state import DEFAULT_BRANCH, Commit, HubError, HubState, Repo, hub_date, repo_key
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"models": "", "datasets": "datasets/", "spaces": "spaces/"}
+LFS_JSON = "application/vnd.git-lfs+json"
+STORAGE = "lfs-storage"  # path prefix of the signed LFS upload URLs (the Hub's are pre-signed S3 URLs)
 
 
 class HubEmulator:
-    """The emulator server. `with HubEmulator(token=...) as hub:` serves on a free port of 127.0.0.1."""
+    """The emulator server. `with HubEmulator(token=...) as hub:` serves on a free port of 127.0.0.1.
+    `lag_s`: replica lag of every read; `tree_page`/`commits_page`: entries per page of those listings."""
 
     def __init__(self, token: str, user: str = "tester", host: str = "127.0.0.1", port: int = 0,
-                 data_dir: Path | None = None):
+                 data_dir: Path | None = None, lag_s: float = 0.0, tree_page: int = 1000, commits_page: int = 50):
         self.token, self.user = token, user
         self.state = HubState(data_dir)
         self.faults = FaultTable()
         self.requests: list[dict] = []
+        self.lag_s, self.tree_page, self.commits_page = lag_s, tree_page, commits_page
+        self.url_key = secrets.token_bytes(32)  # signs the LFS storage URLs
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.emulator = self  # type: ignore[attr-defined]
@@ -98,34 +113,42 @@ class _Handler(BaseHTTPRequestHandler):
         self.parts = [p for p in split.path.split("/") if p]  # split BEFORE unquoting
         self.fault_name: str | None = None
         self.answer_delay = 0.0
-        self.stale_s = 0.0
-        length = int(self.headers.get("Content-Length") or 0)
+        self.stale_s = self.emu.lag_s if method in ("GET", "HEAD") else 0.0
+        self.truncate = False
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = 0 if chunked else int(self.headers.get("Content-Length") or 0)
         if self.parts[:1] != ["_emulator"]:
             drop = self.emu.faults.take(method, split.path, None, drops=True)
             if drop:
-                self.rfile.read(length // 2)
+                if chunked:
+                    self.rfile.readline()
+                else:
+                    self.rfile.read(length // 2)
                 self._log(split.path, 0, "drop")
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-        self.body = self.rfile.read(length) if length else b""  # always read the body (keep-alive)
-        if len(self.body) < length:  # the client went away mid-request: nothing of it may take effect
+        body = _read_chunked(self.rfile) if chunked else self.rfile.read(length) if length else b""
+        if body is None or len(body) < length:  # the client went away mid-request: nothing of it may take effect
             self._log(split.path, 0, self.fault_name or "short body")
             self.close_connection = True
             return
+        self.body = body  # always read the body (keep-alive)
         if self.parts[:1] != ["_emulator"]:
             fault = self.emu.faults.take(method, split.path, self.body, drops=False)
-            if fault and fault.action in ("delay", "late", "stale"):
+            if fault and fault.action in ("delay", "late", "stale", "truncate"):
                 self.fault_name = fault.action
                 if fault.action == "delay":
                     time.sleep(fault.delay)
                 elif fault.action == "late":
                     self.answer_delay = fault.delay
+                elif fault.action == "stale":
+                    self.stale_s = max(self.stale_s, fault.delay)
                 else:
-                    self.stale_s = fault.delay
+                    self.truncate = True
             elif fault:
                 self.fault_name = "status"
-                self._error(HubError(fault.status, f"Injected fault: HTTP {fault.status}"))
+                self._error(HubError(fault.status, f"Injected fault: HTTP {fault.status}"), fault.headers)
                 return
         try:
             self._route()
@@ -187,10 +210,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(401, "Invalid credentials in Authorization header")
 
     def _readable(self, repo_type: str, repo_id: str) -> Repo:
+        """The repo, as a lagging replica sees it when this read is stale."""
         repo = self.emu.state.repo(repo_type, repo_id)
         if repo.private and not self.authed:
             raise HubError(404, f"Repository not found: {repo_id}", "RepoNotFound")
-        return repo
+        return repo.as_of(time.time() - self.stale_s) if self.stale_s else repo
+
+    def _next_link(self, **params: str) -> dict[str, str]:
+        """The `Link` header of a paginated listing: this request's URL with `params` replaced."""
+        split = urlsplit(self.path)
+        query = {k: v[-1] for k, v in self.query.items()} | params
+        return {"Link": f'<{self.base}{split.path}?{urlencode(query)}>; rel="next"'}
 
     # --- routing -----------------------------------------------------------------------------------------
     def _route(self) -> None:
@@ -213,10 +243,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._delete_repo()
         if len(p) >= 4 and p[0] == "api" and p[1] in REPO_TYPES:
             return self._repo_api(p[1], f"{p[2]}/{p[3]}", p[4:])
+        if len(p) == 5 and p[0] == STORAGE and p[1] in REPO_TYPES and m == "PUT":
+            return self._lfs_store(p[1], f"{unquote(p[2])}/{unquote(p[3])}", p[4])
         prefix = [p[0]] if p and p[0] in ("datasets", "spaces") else []
         rest = p[len(prefix):]
+        repo_type = prefix[0] if prefix else "models"
+        if (len(rest) == 6 and rest[1].endswith(".git") and rest[2:5] == ["info", "lfs", "objects"]
+                and m == "POST"):
+            return self._lfs_api(repo_type, f"{rest[0]}/{rest[1][:-4]}", rest[5])
         if len(rest) >= 5 and rest[2] == "resolve" and m in ("GET", "HEAD"):
-            repo_type = prefix[0] if prefix else "models"
             return self._resolve(repo_type, f"{rest[0]}/{rest[1]}", unquote(rest[3]), "/".join(unquote(x) for x in rest[4:]))
         raise HubError(404, f"Not found: {m} {self.path}")
 
@@ -235,6 +270,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json({"cleared": True})
         if what == ["requests"] and m == "GET":
             return self._json(self.emu.requests)
+        if what == ["lag"] and m in ("GET", "POST"):
+            if m == "POST":
+                seconds = self._body_json().get("seconds")
+                if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                    raise HubError(400, "bad lag: `seconds` must be a number >= 0")
+                self.emu.lag_s = float(seconds)
+            return self._json({"seconds": self.emu.lag_s})
         raise HubError(404, f"Not found: {m} {self.path}")
 
     def _whoami(self) -> None:
@@ -252,7 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"{self.base}/{URL_PREFIX[plural]}{repo_id}"
         try:
             self.emu.state.create_repo(plural, repo_id, private)
-        except HubError as exc:
+        except HubError as exc:  # the url of the repo that exists, spelled as it was created
+            existing = self.emu.state.repos.get(repo_key(plural, repo_id))
+            url = f"{self.base}/{URL_PREFIX[plural]}{existing.repo_id}" if existing else url
             return self._json({"error": exc.message, "url": url}, exc.status)
         self._json({"url": url, "name": repo_id, "id": repo_id})
 
@@ -268,9 +312,11 @@ class _Handler(BaseHTTPRequestHandler):
         action = rest[0] if rest else None
         arg = unquote(rest[1]) if len(rest) > 1 else None
         with state.lock:
+            if action == "paths-info" and m == "POST":  # a read, served by a replica
+                self.stale_s = max(self.stale_s, self.emu.lag_s)
+            elif m != "GET":  # writes act on the primary
+                self.stale_s = 0.0
             repo = self._readable(repo_type, repo_id)
-            if self.stale_s and m == "GET":
-                repo = repo.as_of(time.time() - self.stale_s)
             if action is None and m == "GET":
                 return self._json(self._repo_info(repo, DEFAULT_BRANCH))
             if action == "revision" and arg and m == "GET":
@@ -278,23 +324,25 @@ class _Handler(BaseHTTPRequestHandler):
             if action == "refs" and m == "GET":
                 return self._json(self._refs(repo))
             if action == "commits" and arg and m == "GET":
-                return self._json([{"id": c.id, "title": c.title, "message": c.message, "date": hub_date(c.date),
-                                    "authors": [{"user": self.emu.user}]} for c in repo.history(arg)])
+                return self._commits(repo, arg)
             if action == "tree" and arg and m == "GET":
                 path = "/".join(unquote(x) for x in rest[2:])
                 recursive = self.query.get("recursive", ["false"])[0].lower() in ("true", "1")
-                return self._json(self._tree(repo, arg, path, recursive))
+                entries = self._tree(repo, arg, path, recursive)
+                after = _cursor(self.query.get("cursor", [""])[0])
+                page = [e for e in entries if e["path"] > after][:self.emu.tree_page]
+                more = page and page[-1]["path"] != entries[-1]["path"]
+                cursor = base64.urlsafe_b64encode(page[-1]["path"].encode()).decode() if more else ""
+                return self._json(page, headers=self._next_link(cursor=cursor) if more else None)
             if action == "paths-info" and arg and m == "POST":
-                wanted = parse_qs(self.body.decode()).get("paths", [])
+                wanted = set(parse_qs(self.body.decode()).get("paths", []))
                 entries = self._tree(repo, arg, "", True)
                 return self._json([e for e in entries if e["path"] in wanted])
             if action == "xet-write-token":
-                raise HubError(501, "Xet is not served by the emulator")
+                raise HubError(501, "Xet storage is not emulated: upload with HF_HUB_DISABLE_XET=1 (LFS is served)")
             self._require_auth()
             if action == "preupload" and arg and m == "POST":
-                files = repo.commits[repo.resolve(arg)].files
-                return self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                                              "oid": files.get(f["path"])} for f in self._body_json().get("files", [])]})
+                return self._json({"files": self._preupload(repo, arg, self._body_json().get("files", []))})
             if action == "commit" and arg and m == "POST":
                 return self._commit(repo, arg)
             if action in ("tag", "branch") and arg and m == "POST":
@@ -317,8 +365,51 @@ class _Handler(BaseHTTPRequestHandler):
                 "sha": commit.id, "private": repo.private, "disabled": False, "gated": False,
                 "downloads": 0, "likes": 0, "createdAt": hub_date(repo.created),
                 "lastModified": hub_date(commit.date), **model_info_fields(readme),
-                "siblings": [{"rfilename": path, "size": len(blobs[sha]), "blobId": sha}
-                             for path, sha in sorted(commit.files.items())]}
+                "siblings": [self._sibling(path, key) for path, key in sorted(commit.files.items())]}
+
+    def _sibling(self, path: str, key: str) -> dict:
+        state = self.emu.state
+        entry = {"rfilename": path, "size": len(state.blobs[key]), "blobId": state.git_oid(key)}
+        if state.is_lfs(key):
+            entry["lfs"] = {"sha256": key, "size": len(state.blobs[key]),
+                            "pointerSize": len(pointer(key, len(state.blobs[key])))}
+        return entry
+
+    def _file_entry(self, path: str, key: str) -> dict:
+        """A file as tree and paths-info list it: git oid, size, and `lfs` for an LFS file (never `xetHash`)."""
+        state = self.emu.state
+        size = len(state.blobs[key])
+        entry = {"type": "file", "path": path, "size": size, "oid": state.git_oid(key)}
+        if state.is_lfs(key):
+            entry["lfs"] = {"oid": key, "size": size, "pointerSize": len(pointer(key, size))}
+        return entry
+
+    def _commits(self, repo: Repo, rev: str) -> None:
+        """A page of the history of `rev`, newest first (`?p=N`: page N)."""
+        history = repo.history(rev)
+        number = self.query.get("p", ["0"])[0]
+        page = int(number) if number.isdigit() else 0
+        size = self.emu.commits_page
+        chunk = history[page * size:(page + 1) * size]
+        more = (page + 1) * size < len(history)
+        self._json([{"id": c.id, "title": c.title, "message": c.message, "date": hub_date(c.date),
+                     "authors": [{"user": self.emu.user}]} for c in chunk],
+                   headers=self._next_link(p=str(page + 1)) if more else None)
+
+    def _preupload(self, repo: Repo, rev: str, files: list) -> list[dict]:
+        """The upload mode of each file, and the key of what is at its path now (the client skips unchanged files)."""
+        current = repo.commits[repo.resolve(rev)].files
+        gitattributes = self.emu.state.blobs.get(current.get(".gitattributes", ""))
+        out = []
+        for item in files:
+            try:
+                path, size = str(item["path"]), int(item.get("size") or 0)
+                sample = base64.b64decode(item.get("sample") or "", validate=True)
+            except (KeyError, TypeError, ValueError):
+                raise HubError(400, "preupload: each file needs a path, a size and a base64 sample") from None
+            out.append({"path": path, "uploadMode": upload_mode(gitattributes, path, size, sample),
+                        "shouldIgnore": False, "oid": current.get(path)})
+        return out
 
     def _refs(self, repo: Repo) -> dict:
         refs = {"branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": s} for n, s in repo.branches.items()],
@@ -330,7 +421,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _tree(self, repo: Repo, rev: str, path: str, recursive: bool) -> list[dict]:
         commit = repo.commits[repo.resolve(rev)]
-        blobs = self.emu.state.blobs
         prefix = f"{path.strip('/')}/" if path.strip("/") else ""
         entries: dict[str, dict] = {}
         for file_path, sha in sorted(commit.files.items()):
@@ -342,16 +432,17 @@ class _Handler(BaseHTTPRequestHandler):
                 d = prefix + "/".join(rel[:i])
                 entries.setdefault(d, {"type": "directory", "path": d, "oid": _dir_oid(d, commit.id)})
             if recursive or len(rel) == 1:
-                entries[file_path] = {"type": "file", "path": file_path, "size": len(blobs[sha]), "oid": sha}
+                entries[file_path] = self._file_entry(file_path, sha)
         if prefix and not entries:
             raise HubError(404, f"{path} does not exist on {rev}", "EntryNotFound")
-        return list(entries.values())
+        return sorted(entries.values(), key=lambda e: e["path"])
 
     def _commit(self, repo: Repo, branch: str) -> None:
         if self.query.get("create_pr"):
             raise HubError(400, "pull requests are not supported by the emulator")
-        header: dict = {}
+        header: dict | None = None
         adds: dict[str, bytes] = {}
+        lfs_adds: dict[str, str] = {}
         deletes: list[str] = []
         for number, line in enumerate(self.body.decode(errors="replace").splitlines(), 1):
             if not line.strip():
@@ -363,30 +454,109 @@ class _Handler(BaseHTTPRequestHandler):
                     header = dict(value)
                 elif key == "file":
                     adds[str(value["path"])] = base64.b64decode(value["content"], validate=True)
+                elif key == "lfsFile":  # an upload (with its size) or a copy of an LFS file (without)
+                    lfs_adds[str(value["path"])] = self._lfs_object(repo, value)
                 elif key in ("deletedFile", "deletedFolder"):
                     path = str(value["path"])
                     deletes.append(path + ("/" if key == "deletedFolder" and not path.endswith("/") else ""))
                 else:
-                    raise HubError(400, f"unsupported commit operation {key!r} (the emulator serves uploadMode=regular)")
+                    raise HubError(400, f"unsupported commit operation {key!r}")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise HubError(400, f"commit payload line {number} is malformed: {type(exc).__name__}") from None
+        if header is None:
+            raise HubError(400, "the commit payload has no header line")
+        for path, data in adds.items():  # what the preupload answered `lfs` for may not come inline
+            if len(data) >= LARGE:
+                raise HubError(400, "Your push was rejected because it contains files larger than 10 MiB. Please "
+                                    f"use git-lfs to store large files. Offending files: {path}")
+            if b"\0" in data[:8000]:
+                raise HubError(400, "Your push was rejected because it contains binary files. Please use LFS to "
+                                    f"store binary files. Offending files: {path}")
         if "README.md" in adds:
             validated(adds["README.md"])
-        commit = self.emu.state.commit(repo, branch, adds, deletes, header.get("summary", ""),
-                                       header.get("description", ""), header.get("parentCommit"))
+        commit = self.emu.state.commit(repo, branch, adds, deletes, str(header.get("summary", "")),
+                                       str(header.get("description", "")), header.get("parentCommit"), lfs_adds)
         prefix = URL_PREFIX[repo.repo_type]
         self._json({"commitOid": commit.id, "commitUrl": f"{self.base}/{prefix}{repo.repo_id}/commit/{commit.id}"})
 
-    def _resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> None:
-        with self.emu.state.lock:
+    # --- LFS -------------------------------------------------------------------------------------------------
+    def _lfs_object(self, repo: Repo, value: dict) -> str:
+        """The sha256 an `lfsFile` commit line names; 400 unless it is in the repo's LFS storage with that size."""
+        oid = str(value["oid"])
+        if value.get("algo", "sha256") != "sha256" or not SHA256.fullmatch(oid):
+            raise HubError(400, f"lfsFile {value['path']!r}: oid must be a sha256 (64 lowercase hex digits)")
+        size = value.get("size")
+        if oid in repo.lfs and size is not None and int(size) != len(self.emu.state.blobs[oid]):
+            raise HubError(400, f"lfsFile {value['path']!r}: size {size} does not match the stored object")
+        return oid
+
+    def _lfs_url(self, repo: Repo, oid: str, size: int) -> str:
+        """A pre-signed storage URL for one object (no token needed, valid for this repo, oid and size only)."""
+        signature = hmac.new(self.emu.url_key, f"{repo.repo_type}/{repo.repo_id.lower()}/{oid}/{size}".encode(),
+                             hashlib.sha256).hexdigest()
+        return f"{self.base}/{STORAGE}/{repo.repo_type}/{repo.repo_id}/{oid}?size={size}&sig={signature}"
+
+    def _lfs_api(self, repo_type: str, repo_id: str, what: str) -> None:
+        """`objects/batch` (upload only, basic transfer) and `objects/verify` of the git-lfs API."""
+        self._require_auth()
+        state = self.emu.state
+        body = self._body_json()
+        with state.lock:
             repo = self._readable(repo_type, repo_id)
-            commit = repo.commits[repo.resolve(rev)]
-            sha = commit.files.get(path)
-            if sha is None:
+            if what == "verify":
+                oid, size = str(body.get("oid")), body.get("size")
+                staged = state.staged.get((repo_type, repo.repo_id.lower(), oid))
+                if staged is None:
+                    raise HubError(404, f"LFS object {oid} was not uploaded")
+                if hashlib.sha256(staged).hexdigest() != oid or len(staged) != size:
+                    del state.staged[(repo_type, repo.repo_id.lower(), oid)]
+                    raise HubError(422, f"LFS object {oid}: the uploaded content does not match its oid and size")
+                state.store_lfs(repo, oid, staged)
+                del state.staged[(repo_type, repo.repo_id.lower(), oid)]
+                return self._send(200, json.dumps({}).encode(), LFS_JSON)
+            if what != "batch" or body.get("operation") != "upload":
+                raise HubError(400, "the emulator's LFS API serves `batch` uploads and `verify`")
+            verify = f"{self.base}/{URL_PREFIX[repo_type]}{repo.repo_id}.git/info/lfs/objects/verify"
+            objects = []
+            for item in body.get("objects") or []:
+                oid, size = item.get("oid"), item.get("size")
+                if not (isinstance(oid, str) and SHA256.fullmatch(oid) and isinstance(size, int) and size >= 0):
+                    objects.append({"oid": str(oid), "size": size if isinstance(size, int) else 0,
+                                    "error": {"code": 422, "message": "invalid oid or size"}})
+                elif oid in repo.lfs:
+                    objects.append({"oid": oid, "size": size})  # already stored: no actions
+                else:
+                    objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
+                        "upload": {"href": self._lfs_url(repo, oid, size)}, "verify": {"href": verify}}})
+        self._send(200, json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+                   LFS_JSON)
+
+    def _lfs_store(self, repo_type: str, repo_id: str, oid: str) -> None:
+        """The storage side of a signed upload URL: keep the body until `verify` checks it."""
+        state = self.emu.state
+        size = self.query.get("size", [""])[0]
+        expected = hmac.new(self.emu.url_key, f"{repo_type}/{repo_id.lower()}/{oid}/{size}".encode(),
+                            hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, self.query.get("sig", [""])[0]):
+            raise HubError(403, "Request signature does not match")
+        data = self.body[:len(self.body) // 2] if self.truncate else self.body
+        with state.lock:
+            state.staged[(repo_type, repo_id.lower(), oid)] = data
+        self._send(200, b"", "text/plain", {"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
+
+    def _resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> None:
+        state = self.emu.state
+        with state.lock:
+            repo = self._readable(repo_type, repo_id)
+            commit: Commit = repo.commits[repo.resolve(rev)]
+            key = commit.files.get(path)
+            if key is None:
                 return self._error(HubError(404, f"Entry not found: {path}", "EntryNotFound"),
                                    {"X-Repo-Commit": commit.id})
-            data = self.emu.state.blobs[sha]
-        headers = {"X-Repo-Commit": commit.id, "ETag": f'"{sha}"', "Accept-Ranges": "bytes"}
+            data = state.blobs[key]
+            headers = {"X-Repo-Commit": commit.id, "ETag": f'"{state.git_oid(key)}"', "Accept-Ranges": "bytes"}
+            if state.is_lfs(key):  # the Hub's ETag is the pointer's git id; the client names the blob by sha256
+                headers |= {"X-Linked-Etag": f'"{key}"', "X-Linked-Size": str(len(data))}
         wanted = _byte_range(self.headers.get("Range"), len(data)) if self.method == "GET" else None
         if wanted == (0, 0):
             headers["Content-Range"] = f"bytes */{len(data)}"
@@ -414,3 +584,31 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         start, stop = int(first), min(int(last) + 1, size) if last else size
     return (start, stop) if start < stop else (0, 0)
+
+
+def _cursor(value: str) -> str:
+    """The last path of the previous page, from a tree listing's `cursor` ("" for the first page)."""
+    try:
+        return base64.urlsafe_b64decode(value.encode()).decode() if value else ""
+    except ValueError:
+        raise HubError(400, "invalid cursor") from None
+
+
+def _read_chunked(rfile) -> bytes | None:
+    """A `Transfer-Encoding: chunked` body; None when it ends before its last chunk or is malformed."""
+    out = bytearray()
+    while True:
+        line = rfile.readline(1024)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        if size == 0:
+            while (trailer := rfile.readline(8192)) not in (b"\r\n", b"\n"):
+                if not trailer:
+                    return None
+            return bytes(out)
+        chunk = rfile.read(size)
+        if len(chunk) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            return None
+        out += chunk

@@ -1,7 +1,10 @@
 """The emulator's data model: repos with git-like commits, branches and tags over content-addressed blobs.
 
 Commit ids and blob ids are computed the way git computes them (sha1 of a typed header + content), so the
-client sees 40-hex ids and ETags that are unique per content. Optionally persisted to a data directory.
+client sees 40-hex ids and ETags that are unique per content. A commit maps each path to its content's key in
+`blobs`: the git blob sha1 for a regular file, the sha256 (64 hex) for an LFS file, whose object must have been
+uploaded to that repo's LFS storage. Repo ids are case-insensitive (`Org/Name` is `org/name`), as on the Hub.
+Optionally persisted to a data directory.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from adapterci.hub_emulator.lfs import GITATTRIBUTES, SHA256, pointer
 from adapterci.registry.base import git_blob_sha1
 
 DEFAULT_BRANCH = "main"
-GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
+STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
 
 
 class HubError(Exception):
@@ -41,7 +45,7 @@ class Commit:
     title: str
     message: str
     date: float
-    files: dict[str, str]  # path -> blob sha1
+    files: dict[str, str]  # path -> blob sha1 (regular file) or sha256 (LFS file)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    lfs: set[str] = field(default_factory=set)  # sha256 of the LFS objects uploaded (and verified) to this repo
     ref_log: list[tuple[float, dict[str, str], dict[str, str]]] = field(default_factory=list)  # (time, branches, tags)
 
     def record(self) -> None:
@@ -65,7 +70,8 @@ class Repo:
         if not past:
             return self
         _, branches, tags = past[-1]
-        return Repo(self.repo_type, self.repo_id, self.private, self.created, self.commits, dict(branches), dict(tags))
+        return Repo(self.repo_type, self.repo_id, self.private, self.created, self.commits, dict(branches), dict(tags),
+                    self.lfs)
 
     def resolve(self, rev: str) -> str:
         """A branch, tag (also as `refs/heads/X`, `refs/tags/X`), commit id or unique commit id prefix of at least
@@ -103,14 +109,15 @@ class HubState:
         self.lock = threading.RLock()
         self.repos: dict[tuple[str, str], Repo] = {}
         self.blobs: dict[str, bytes] = {}
+        self.staged: dict[tuple[str, str, str], bytes] = {}  # (type, id, sha256) -> LFS upload awaiting `verify`
         self.data_dir = Path(data_dir) if data_dir else None
         if self.data_dir and (self.data_dir / "state.json").exists():
             self._load()
 
     # --- repos -------------------------------------------------------------------------------------------
     def repo(self, repo_type: str, repo_id: str) -> Repo:
-        """A repo by type (`models` or `model`, ...) and id; 404 RepoNotFound if absent."""
-        repo = self.repos.get((_plural(repo_type), repo_id))
+        """A repo by type (`models` or `model`, ...) and id (any case); 404 RepoNotFound if absent."""
+        repo = self.repos.get(repo_key(repo_type, repo_id))
         if repo is None:
             raise HubError(404, f"Repository not found: {repo_id}", "RepoNotFound")
         return repo
@@ -118,31 +125,37 @@ class HubState:
     def create_repo(self, repo_type: str, repo_id: str, private: bool) -> Repo:
         repo_type = _plural(repo_type)
         with self.lock:
-            if (repo_type, repo_id) in self.repos:
+            if repo_key(repo_type, repo_id) in self.repos:
                 raise HubError(409, "You already created this model repo")
             repo = Repo(repo_type, repo_id, private, _now())
-            self.repos[(repo_type, repo_id)] = repo
+            self.repos[repo_key(repo_type, repo_id)] = repo
             self._commit(repo, DEFAULT_BRANCH, {".gitattributes": GITATTRIBUTES}, [], "initial commit", "", None)
             return repo
 
     def delete_repo(self, repo_type: str, repo_id: str) -> None:
         with self.lock:
             self.repo(repo_type, repo_id)
-            del self.repos[(_plural(repo_type), repo_id)]
+            del self.repos[repo_key(repo_type, repo_id)]
             self._save()
 
     # --- commits -----------------------------------------------------------------------------------------
     def commit(self, repo: Repo, branch: str, adds: dict[str, bytes], deletes: list[str], title: str,
-               message: str, parent: str | None) -> Commit:
+               message: str, parent: str | None, lfs_adds: dict[str, str] | None = None) -> Commit:
+        """A commit on `branch`: `adds` regular files (path -> content), `lfs_adds` LFS files (path -> sha256 of an
+        object in the repo's LFS storage). 412 when `parent` is given and is not the branch's head."""
         with self.lock:
             if branch not in repo.branches:
                 raise HubError(404, f"Invalid rev id: {branch} is not a branch", "RevisionNotFound")
             if parent and parent != repo.branches[branch]:
-                raise HubError(412, "A commit has happened since. Please refresh and try again.")
-            return self._commit(repo, branch, adds, deletes, title, message, repo.branches[branch])
+                raise HubError(412, STALE_PARENT)
+            missing = sorted(p for p, oid in (lfs_adds or {}).items() if oid not in repo.lfs)
+            if missing:
+                raise HubError(400, "Your push was rejected because an LFS pointer pointed to a file that does not "
+                                    f"exist. Offending files: {', '.join(missing)}")
+            return self._commit(repo, branch, adds, deletes, title, message, repo.branches[branch], lfs_adds)
 
     def _commit(self, repo: Repo, branch: str, adds: dict[str, bytes], deletes: list[str], title: str,
-                message: str, parent: str | None) -> Commit:
+                message: str, parent: str | None, lfs_adds: dict[str, str] | None = None) -> Commit:
         files = dict(repo.commits[parent].files) if parent else {}
         for path in deletes:
             if path.endswith("/"):
@@ -155,8 +168,9 @@ class HubState:
             sha = git_blob_sha1(data)
             self.blobs[sha] = data
             files[path] = sha
+        files.update(lfs_adds or {})
         date = _now()
-        tree = hashlib.sha1("".join(f"{p}\0{s}\n" for p, s in sorted(files.items())).encode()).hexdigest()
+        tree = hashlib.sha1("".join(f"{p}\0{self.git_oid(s)}\n" for p, s in sorted(files.items())).encode()).hexdigest()
         body = f"tree {tree}\n" + (f"parent {parent}\n" if parent else "") + f"author adapterci {date:.6f}\n\n{title}\n\n{message}"
         sha = hashlib.sha1(b"commit %d\0" % len(body.encode()) + body.encode()).hexdigest()
         commit = Commit(sha, parent, title, message, date, files)
@@ -165,6 +179,21 @@ class HubState:
         repo.record()
         self._save()
         return commit
+
+    def is_lfs(self, key: str) -> bool:
+        """Whether a commit's file key names an LFS object (sha256) rather than a git blob (sha1)."""
+        return SHA256.fullmatch(key) is not None
+
+    def git_oid(self, key: str) -> str:
+        """The git blob id of a committed file: its own sha1, or the sha1 of its LFS pointer."""
+        return git_blob_sha1(pointer(key, len(self.blobs[key]))) if self.is_lfs(key) else key
+
+    def store_lfs(self, repo: Repo, oid: str, data: bytes) -> None:
+        """Keep an uploaded LFS object whose content matches its sha256 (checked by the caller)."""
+        with self.lock:
+            self.blobs[oid] = data
+            repo.lfs.add(oid)
+            self._save()
 
     # --- refs --------------------------------------------------------------------------------------------
     def create_ref(self, repo: Repo, kind: str, name: str, rev: str) -> None:
@@ -199,7 +228,7 @@ class HubState:
             if not (blob_dir / sha).exists():
                 (blob_dir / sha).write_bytes(data)
         state = [{"repo_type": r.repo_type, "repo_id": r.repo_id, "private": r.private, "created": r.created,
-                  "branches": r.branches, "tags": r.tags,
+                  "branches": r.branches, "tags": r.tags, "lfs": sorted(r.lfs),
                   "commits": [vars(c) for c in r.commits.values()]} for r in self.repos.values()]
         tmp = self.data_dir / "state.json.tmp"
         tmp.write_text(json.dumps(state), encoding="utf-8")
@@ -209,9 +238,9 @@ class HubState:
         assert self.data_dir is not None
         for entry in json.loads((self.data_dir / "state.json").read_text(encoding="utf-8")):
             repo = Repo(entry["repo_type"], entry["repo_id"], entry["private"], entry["created"],
-                        branches=entry["branches"], tags=entry["tags"])
+                        branches=entry["branches"], tags=entry["tags"], lfs=set(entry.get("lfs", [])))
             repo.commits = {c["id"]: Commit(**c) for c in entry["commits"]}
-            self.repos[(repo.repo_type, repo.repo_id)] = repo
+            self.repos[repo_key(repo.repo_type, repo.repo_id)] = repo
         for path in (self.data_dir / "blobs").glob("*"):
             self.blobs[path.name] = path.read_bytes()
 
@@ -221,6 +250,11 @@ def valid_ref_name(name: str) -> bool:
     return bool(name) and not (
         name.startswith(("/", ".", "-")) or name.endswith(("/", ".", ".lock")) or ".." in name or "//" in name
         or "@{" in name or name == "@" or "/." in name or re.search(r"[\x00-\x20\x7f~^:?*\[\\]", name))
+
+
+def repo_key(repo_type: str, repo_id: str) -> tuple[str, str]:
+    """The key of a repo in `HubState.repos`: plural type and the id in lower case (ids are case-insensitive)."""
+    return _plural(repo_type), repo_id.lower()
 
 
 def _plural(repo_type: str) -> str:

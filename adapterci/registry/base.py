@@ -1,8 +1,9 @@
 """The registry model shared by every backend: commits, refs, versions, and the `Registry` protocol.
 
-A registry holds commits (each one release's files) on the `main` branch, immutable version tags
-`vMAJOR.MINOR.PATCH`, and the moving refs `canary` and `stable` (never `main`). A moving ref is moved only by
-compare-and-swap (`set_ref` names the state it saw), so it never goes missing and concurrent writers cannot
+A registry holds release commits (each one release's files) on the `releases` branch, immutable version tags
+`vMAJOR.MINOR.PATCH`, the moving refs `canary` and `stable`, and `main`, the default revision, which serves what
+`stable` serves (before the first promote only a README that says so). A moving ref (and `main`) is moved only
+by compare-and-swap (`set_ref` names the state it saw), so it never goes missing and concurrent writers cannot
 overwrite each other blindly; its state says which version commit it serves and, for `stable`, which ones it
 served before (what `rollback` walks back). Backends implement the primitive operations; `list_versions` and
 `resolve_ref` build the views on top of them, so both backends answer the same way. See docs/registry.md.
@@ -23,6 +24,9 @@ from adapterci.errors import RegistryError, UsageError
 
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 MOVING_REFS = ("canary", "stable")
+MAIN = "main"  # the default revision: follows `stable` (set_ref moves it like a moving ref)
+SETTABLE_REFS = (*MOVING_REFS, MAIN)
+RELEASES = "releases"  # the branch release commits land on (never `main`: it serves `stable`)
 MANIFEST = "adapterci.json"
 REF_STATE = "adapterci-ref.json"  # on a moved ref's commit: the RefState it records
 
@@ -38,7 +42,8 @@ class RefRace(RegistryError):
 @dataclass(frozen=True)
 class RefState:
     """A moving ref: `head` (what a writer must have seen to move it), the version commit it serves (`target`)
-    and the targets it served, oldest first, ending with `target` (what `rollback` walks back)."""
+    and the targets it served, oldest first, ending with `target` (what `rollback` walks back). `main` before
+    the first promote serves no version: target "" and no history."""
 
     head: str
     target: str
@@ -60,6 +65,15 @@ class RefState:
             raise RegistryError(f"{where}: {REF_STATE} is missing or malformed ({exc}): this ref was not moved by "
                                 "adapterci") from None
         return cls(head, target, history)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file as a registry lists it: `digest` (`sha1:<git blob id>` or, for an LFS file, `sha256:<hex>`) and
+    its size in bytes."""
+
+    digest: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,7 @@ class Refs:
     def target(self, name: str) -> str | None:
         """The version commit the moving ref `name` serves, or None when it was never set."""
         state = self.moving.get(name)
-        return state.target if state else None
+        return (state.target or None) if state else None
 
     def version_of(self, commit: str | None) -> str | None:
         """The newest version tag on `commit`."""
@@ -110,25 +124,30 @@ class Version:
 
 
 class Registry(Protocol):
-    """What a backend provides. Commits land on `main`; refs move only through these calls.
+    """What a backend provides. Release commits land on `releases`; refs move only through these calls.
 
-    `upload` commits on top of `parent` (main's head as the caller saw it) and raises RefConflict when main has
-    moved. `create_tag` creates an immutable tag: True if created, False if it already points at the commit,
-    RefConflict if it points elsewhere. `set_ref` moves a moving ref from `expected` (None: absent) to serve
-    `target`, recording `history`; RefRace when the ref is no longer at `expected`."""
+    `init_main` gives a registry whose `main` holds nothing yet the placeholder README (False: it already holds
+    something). `upload` commits on top of `parent` (the head of `releases` as the caller saw it) and raises
+    RefConflict when it has moved. `create_tag` creates an immutable tag: True if created, False if it already
+    points at the commit, RefConflict if it points elsewhere. `set_ref` moves `canary`, `stable` or `main` from
+    `expected` (None: absent) to serve `target`, recording `history`, and returns the revision that now serves it
+    (what a read-back lists); RefRace when the ref is no longer at `expected`. `serving` is that revision for a
+    ref in a state read back from `refs`."""
 
     url: str
 
     def lock(self) -> AbstractContextManager: ...
     def refs(self) -> Refs: ...
     def commits(self) -> list[Commit]: ...
+    def init_main(self, readme: str) -> bool: ...
     def upload(self, folder: Path, title: str, message: str, parent: str | None) -> str: ...
-    def tree(self, commit: str) -> dict[str, str]: ...
+    def tree(self, commit: str) -> dict[str, Entry]: ...
     def read_file(self, commit: str, path: str) -> bytes | None: ...
     def download_commit(self, commit: str, dest: Path) -> Path: ...
     def create_tag(self, name: str, commit: str) -> bool: ...
     def set_ref(self, name: str, target: str, history: tuple[str, ...], expected: RefState | None,
-                title: str) -> None: ...
+                title: str) -> str: ...
+    def serving(self, state: RefState) -> str: ...
     def versions(self) -> list[Version]: ...
     def resolve(self, ref: str) -> Version | None: ...
     def download(self, ref: str, dest: Path) -> Path: ...

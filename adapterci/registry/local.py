@@ -1,10 +1,15 @@
 """`file://PATH`: the embedded registry. Commits are content-addressed folders, refs one JSON file replaced
 atomically, and a file lock serialises writers (two processes never lose a ref or mint one version twice).
 
-    PATH/refs.json                      {"branches": {"main": SHA}, "tags": {"v0.1.0": SHA},
-                                         "moving": {"canary": {"head", "target", "history"}}}
+    PATH/refs.json                      {"branches": {"releases": SHA, "main": SHA}, "tags": {"v0.1.0": SHA},
+                                         "moving": {"canary": {"head", "target", "history"}, "main": ...}}
     PATH/commits/SHA/commit.json        id, parent, title, message, date, files
     PATH/commits/SHA/files/...          the release's files
+
+Release commits chain on `releases`. `main` is the commit `stable` serves (and `moving.main` its state, as for
+the moving refs); before the first promote it is a commit holding only the placeholder README. A registry
+written before `main` followed `stable` has its release commits on `main` and no `releases`: the first new
+upload starts `releases` from there.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,8 +27,11 @@ from filelock import FileLock
 from adapterci.errors import RegistryError, UsageError
 from adapterci.fsio import read_json, staged_dir, write_json_atomic
 from adapterci.registry.base import (
-    MOVING_REFS,
+    MAIN,
+    RELEASES,
+    SETTABLE_REFS,
     Commit,
+    Entry,
     RefConflict,
     RefRace,
     Refs,
@@ -31,7 +40,6 @@ from adapterci.registry.base import (
     git_blob_sha1,
 )
 
-DEFAULT_BRANCH = "main"
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")  # every commit id this registry mints: a SHA-1 in hex
 
 
@@ -51,11 +59,27 @@ class LocalRegistry(RegistryViews):
     def refs(self) -> Refs:
         data = self._read_refs()
         moving = {name: RefState(m["head"], m["target"], tuple(m["history"])) for name, m in data["moving"].items()}
+        main = data["branches"].get(MAIN)
+        if MAIN not in moving and main is not None:  # never moved: the placeholder (or an older layout's release)
+            released = main in data["tags"].values()
+            moving[MAIN] = RefState(main, main, (main,)) if released else RefState(main, "", ())
         return Refs(tags=dict(data["tags"]), branches=dict(data["branches"]), moving=moving)
 
+    def init_main(self, readme: str) -> bool:
+        """Create `main` as a commit holding only `readme` (README.md), unless `main` exists."""
+        with self.lock():
+            if MAIN in self._read_refs()["branches"]:
+                return False
+            with tempfile.TemporaryDirectory(prefix="adapterci-main-") as tmp:
+                (Path(tmp) / "README.md").write_text(readme, encoding="utf-8")
+                sha = self._commit(Path(tmp), None, "main serves `stable` (nothing promoted yet)", "")
+            self._update_refs(lambda refs: refs["branches"].__setitem__(MAIN, sha))
+            return True
+
     def commits(self) -> list[Commit]:
-        """`main`'s commits, newest first; RegistryError naming the commit.json whose parent closes a cycle."""
-        out, seen, sha = [], set(), self._read_refs()["branches"].get(DEFAULT_BRANCH)
+        """The release commits (of `releases`, else of an older layout's `main`), newest first; RegistryError
+        naming the commit.json whose parent closes a cycle."""
+        out, seen, sha = [], set(), _releases_head(self._read_refs())
         while sha:
             seen.add(sha)
             meta = self._meta(sha)
@@ -67,26 +91,18 @@ class LocalRegistry(RegistryViews):
         return out
 
     def upload(self, folder: Path, title: str, message: str, parent: str | None) -> str:
-        """One commit holding exactly the files of `folder`, on top of `main` when main is still at `parent`."""
+        """One commit holding exactly the files of `folder`, on top of `releases` when it is still at `parent`."""
         with self.lock():
-            if self._read_refs()["branches"].get(DEFAULT_BRANCH) != parent:
-                raise RefConflict(f"`main` of {self.url} moved since it was read")
-            files = {p.relative_to(folder).as_posix(): git_blob_sha1(p.read_bytes())
-                     for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-            date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            meta = {"parent": parent, "title": title, "message": message, "date": date, "files": files}
-            sha = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()
-            meta["id"] = sha
-            with staged_dir(self.root / "commits" / sha) as tmp:
-                shutil.copytree(folder, tmp / "files")
-                write_json_atomic(tmp / "commit.json", meta)
-            self._update_refs(lambda refs: refs["branches"].__setitem__(DEFAULT_BRANCH, sha))
+            if _releases_head(self._read_refs()) != parent:
+                raise RefConflict(f"`{RELEASES}` of {self.url} moved since it was read")
+            sha = self._commit(Path(folder), parent, title, message)
+            self._update_refs(lambda refs: refs["branches"].__setitem__(RELEASES, sha))
             return sha
 
-    def tree(self, commit: str) -> dict[str, str]:
-        """Digests of the files as stored (read back from disk, not from the commit's own record)."""
+    def tree(self, commit: str) -> dict[str, Entry]:
+        """Digests and sizes of the files as stored (read back from disk, not from the commit's own record)."""
         base = self._files(commit)
-        return {p.relative_to(base).as_posix(): f"sha1:{git_blob_sha1(p.read_bytes())}"
+        return {p.relative_to(base).as_posix(): Entry(f"sha1:{git_blob_sha1(data := p.read_bytes())}", len(data))
                 for p in sorted(base.rglob("*")) if p.is_file()}
 
     def read_file(self, commit: str, path: str) -> bytes | None:
@@ -114,10 +130,11 @@ class LocalRegistry(RegistryViews):
             return True
 
     def set_ref(self, name: str, target: str, history: tuple[str, ...], expected: RefState | None,
-                title: str) -> None:
-        """Compare-and-swap under the lock: `name` moves to serve `target` only while it is still at `expected`."""
-        if name not in MOVING_REFS:
-            raise RegistryError(f"{name!r} is not a moving ref ({', '.join(MOVING_REFS)})")
+                title: str) -> str:
+        """Compare-and-swap under the lock: `name` moves to serve `target` only while it is still at `expected`
+        (`main` also points its branch at `target`). Returns `target`: the commit whose files it serves."""
+        if name not in SETTABLE_REFS:
+            raise RegistryError(f"{name!r} is not a moving ref ({', '.join(SETTABLE_REFS)})")
         with self.lock():
             self._files(target)
             current = self.refs().moving.get(name)
@@ -126,9 +143,33 @@ class LocalRegistry(RegistryViews):
             head = hashlib.sha1(json.dumps([expected.head if expected else None, target, list(history), title])
                                 .encode()).hexdigest()
             state = {"head": head, "target": target, "history": list(history)}
-            self._update_refs(lambda refs: refs["moving"].__setitem__(name, state))
+
+            def change(refs: dict) -> None:
+                refs["moving"][name] = state
+                if name == MAIN:
+                    refs["branches"][MAIN] = target
+
+            self._update_refs(change)
+            return target
+
+    def serving(self, state: RefState) -> str:
+        """A ref here is its target commit's folder (its `head` only names the state)."""
+        return state.target
 
     # --- storage -----------------------------------------------------------------------------------------
+    def _commit(self, folder: Path, parent: str | None, title: str, message: str) -> str:
+        """Store a commit holding exactly the files of `folder` (no ref moves); returns its id."""
+        files = {p.relative_to(folder).as_posix(): git_blob_sha1(p.read_bytes())
+                 for p in sorted(folder.rglob("*")) if p.is_file()}
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        meta = {"parent": parent, "title": title, "message": message, "date": date, "files": files}
+        sha = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+        meta["id"] = sha
+        with staged_dir(self.root / "commits" / sha) as tmp:
+            shutil.copytree(folder, tmp / "files")
+            write_json_atomic(tmp / "commit.json", meta)
+        return sha
+
     def _check_root(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise UsageError(f"registry {self.url}: {self.root} is a file, not a directory: point `registry` (or "
@@ -193,6 +234,12 @@ class LocalRegistry(RegistryViews):
     def _files(self, sha: str) -> Path:
         self._meta(sha)
         return self.root / "commits" / sha / "files"
+
+
+def _releases_head(refs: dict) -> str | None:
+    """The head of `releases`; before the first release commit, `main` (the placeholder, or an older layout's
+    release commits) is where `releases` starts."""
+    return refs["branches"].get(RELEASES) or refs["branches"].get(MAIN)
 
 
 def _id(value, where: str) -> str:

@@ -5,6 +5,7 @@ keys -> null), since earlier adapterci versions or other tools may have written 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import yaml
 
 from adapterci import __version__
 
+_SOURCE_REVISION = re.compile(r"^https?://(?:www\.)?huggingface\.co/([\w.-]+/[\w.-]+)/(?:tree|commit|blob|resolve)/"
+                              r"([0-9a-f]{40})(?:/.*)?$")
 TRAIN_KEYS = ("base_model", "prompt_template", "prompt_fingerprint", "data_fingerprint", "config_hash",
               "git_commit", "backend", "steps", "epochs", "best_valid_loss", "adapterci_version")
 
@@ -48,7 +51,7 @@ class BaseRef:
         name = str(identity.get("base_model") or "")
         local = identity.get("content_hash") is not None
         hub_id = identity.get("hub_id") or (None if local else name or None)
-        revision = (identity.get("hub_revision") if local else
+        revision = (identity.get("hub_revision") or _source_revision(identity, hub_id) if local else
                     identity.get("resolved_revision") or identity.get("revision"))
         return cls(name=Path(name).name if local else name, hub_id=hub_id, revision=revision,
                    content_hash=identity.get("content_hash"))
@@ -58,6 +61,26 @@ class BaseRef:
         if self.hub_id:
             return self.hub_id + (f"@{self.revision}" if self.revision else "")
         return f"{self.name} (local, content sha256 {self.content_hash})"
+
+
+def _source_revision(identity: dict[str, Any], hub_id: str | None) -> str | None:
+    """The commit of `hub_id` a GGUF file says it was converted from (`general.source.url` naming a commit)."""
+    gguf = identity.get("gguf") if isinstance(identity.get("gguf"), dict) else {}
+    metadata = gguf.get("metadata") if isinstance(gguf.get("metadata"), dict) else {}
+    match = _SOURCE_REVISION.match(str(metadata.get("general.source.url") or ""))
+    return match.group(2) if match and hub_id and match.group(1) == hub_id else None
+
+
+def judged_base(identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The base the gate judged when it is not the model a release names as its base: a GGUF file (its name,
+    quantization, content sha256 and, when it came from the Hub, the revision it was fetched at), whose weights
+    were dequantized to float32. None for a full-precision base (Hub id or local directory): judged as named."""
+    gguf = identity.get("gguf")
+    if not isinstance(gguf, dict):
+        return None
+    return {"format": "gguf", "file": identity.get("gguf_file"), "quantization": gguf.get("quantization"),
+            "sha256": gguf.get("sha256") or identity.get("content_hash"), "revision": identity.get("revision"),
+            "weights": "dequantized to float32"}
 
 
 def portable_provenance(train: dict[str, Any], base: BaseRef) -> dict[str, Any]:
@@ -96,6 +119,7 @@ def build_manifest(*, name: str, version: str, content_hash: str, files: dict[st
         "base_model_local": base.hub_id is None,
         "base_model_content_hash": base.content_hash,
         "base_model_identity": identity or None,
+        "base_judged": judged_base(identity),  # what the gate judged, when it is not `base_model` itself
         "data_fingerprint": train["data_fingerprint"],
         "config_hash": train["config_hash"],
         "prompt_template": train["prompt_template"],
@@ -136,6 +160,7 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
         lines.append("")
     base = BaseRef(manifest["base_model"], None if manifest["base_model_local"] else manifest["base_model"],
                    manifest["base_revision"], manifest.get("base_model_content_hash")).pinned()
+    lines += _judged_section(manifest)
     lines += ["## Provenance", "", "| | |", "|---|---|",
               f"| base model | `{base}` |",
               *_gguf_rows(manifest.get("base_model_identity") or {}),
@@ -163,6 +188,20 @@ def model_card(manifest: dict[str, Any], repo_id: str | None) -> str:
     return "\n".join(lines)
 
 
+def main_readme(name: str, repo_id: str | None) -> str:
+    """README.md of `main` before the first promote: `main` serves what `stable` serves, and nothing is stable yet
+    (an unpinned download gets this README, never an unpromoted adapter)."""
+    pinned = (f"`PeftModel.from_pretrained(base, {repo_id!r}, revision=\"v0.1.0\")`" if repo_id
+              else "a version tag (`v0.1.0`)")
+    front = yaml.safe_dump({"library_name": "peft", "tags": ["adapterci", name]}, sort_keys=False).rstrip()
+    why = ("No version of this adapter has been promoted to `stable` yet, so `main` holds only this README and no "
+           "weights. adapterci keeps `main` equal to `stable`: once a version is promoted, loading this repo without "
+           "a revision gets it.")
+    where = ("Released versions are tags (`v0.1.0`, ...); the newest release is on the `canary` branch. Load one by "
+             f"its tag: {pinned}.")
+    return "\n".join(["---", front, "---", "", f"# {name}", "", why, "", where, ""])
+
+
 def _gguf_rows(identity: dict[str, Any]) -> list[str]:
     """Provenance rows of a GGUF base: the file, its quantization and sha256, and the model it was converted from."""
     gguf = identity.get("gguf")
@@ -172,6 +211,26 @@ def _gguf_rows(identity: dict[str, Any]) -> list[str]:
     if identity.get("hub_id"):
         rows.append(f"| GGUF converted from | `{identity['hub_id']}` |")
     return rows
+
+
+def _judged_section(manifest: dict[str, Any]) -> list[str]:
+    """What the gate judged against what the adapter names as its base, when they differ (a GGUF base)."""
+    judged = manifest.get("base_judged")
+    if not isinstance(judged, dict):
+        return []
+    if manifest["base_model_local"]:
+        named = "no Hub model (the GGUF names none): load it on the GGUF file above, dequantized"
+    else:
+        pin = (f"pinned at revision `{manifest['base_revision']}`" if manifest["base_revision"] else
+               "not pinned to a revision: the GGUF file does not record which commit it was converted from")
+        named = (f"`{manifest['base_model']}`, the full-precision model the GGUF file was converted from ({pin}). "
+                 "Its weights differ from the dequantized ones the gate judged, so answers can differ from the "
+                 "evaluated ones")
+    fetched = f", fetched at revision `{judged['revision']}`" if judged.get("revision") else ""
+    return ["## Base model judged", "",
+            f"The gate judged this adapter on `{judged.get('file')}` ({judged.get('quantization') or 'GGUF'} weights "
+            f"{judged.get('weights')}; sha256 `{judged.get('sha256')}`{fetched}). `adapter_config.json` names "
+            f"{named}.", ""]
 
 
 def _eval_section(evals: dict[str, dict[str, dict[str, float]]]) -> list[str]:

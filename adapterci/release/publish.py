@@ -1,9 +1,10 @@
 """Release an adapter to a registry as the next version (see DESIGN.md, "Registry semantics").
 
-release: choose the next version from the tags and every version a release commit on `main` already claims ->
-upload the adapter, model card and manifest as one commit on top of the `main` head that choice was made from
-(a concurrent upload makes it fail, and the round starts again) -> read the files back and compare hashes ->
-create the immutable version tag -> advance `canary` unless it serves a newer version. Every ref write is a
+release: give a new registry's `main` its placeholder README (main serves `stable`; a release never touches it
+otherwise) -> choose the next version from the tags and every version a release commit on `releases` already
+claims -> upload the adapter, model card and manifest as one commit on top of the `releases` head that choice was
+made from (a concurrent upload makes it fail, and the round starts again) -> read the files back and compare
+hashes -> create the immutable version tag -> advance `canary` unless it serves a newer version. Every ref write is a
 create-if-absent or a compare-and-swap (registry/base.py), so faults and concurrent releases cannot make a ref
 go missing or backwards. A failure says what happened; running `release` again finishes the job, reusing the
 uploaded commit when it verifies (a leftover that does not verify is skipped). Releasing content that is
@@ -30,15 +31,21 @@ from adapterci.fsio import read_tolerant, write_json_atomic
 from adapterci.modelio import base_model_identity
 from adapterci.registry import RefConflict, Registry, open_registry
 from adapterci.registry.base import MANIFEST, VERSION_RE, Commit, parse_version
-from adapterci.release.card import BaseRef, build_manifest, model_card, portable_adapter_config, portable_provenance
-from adapterci.release.refs import advance_canary, after_race
+from adapterci.release.card import (
+    BaseRef,
+    build_manifest,
+    main_readme,
+    model_card,
+    portable_adapter_config,
+    portable_provenance,
+)
+from adapterci.release.refs import advance_canary, rounds
 from adapterci.release.serving import serving_manifest
 from adapterci.release.verify import VerificationFailed, verify_release, verify_upload
 from adapterci.runs import RunDir, run_dir_for
 from adapterci.train.provenance import git_commit
 
 Bump = Literal["major", "minor", "patch"]
-MAX_ATTEMPTS = 8  # rounds of choosing a version; each lost round means another release took one
 
 
 @dataclass
@@ -104,16 +111,18 @@ def _release(cfg, adapter_dir: Path, files: dict[str, Path], rd: RunDir | None, 
     with tempfile.TemporaryDirectory(prefix="adapterci-release-") as tmp, reg.lock():
         base = _base_ref(cfg, train)
         published = _portable(files, base, Path(tmp) / "portable")
+        reg.init_main(main_readme(cfg.name, _repo_id(reg)))
         attempted: set[str] = set()  # versions this call uploaded (an upload whose answer was lost still counts)
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in rounds():
             try:
                 result = _release_once(cfg, reg, adapter_dir, published, content, rd, bump, base, attempted)
                 break
             except RefConflict:  # another writer took this version number: start over with the next one
-                after_race(attempt)
+                continue
         else:
-            raise RegistryError(f"could not claim a version in {reg.url} after {MAX_ATTEMPTS} attempts "
-                                "(other releases kept taking the next number); run `adapterci release` again")
+            raise RegistryError(f"could not claim a version in {reg.url} after {attempt + 1} attempts (other "
+                                "releases kept taking the next number until ADAPTERCI_REGISTRY_RACE_S ran out); run "
+                                "`adapterci release` again")
     if rd is not None:
         write_json_atomic(rd.release_json, {**result.as_dict(), "released_at": _now()})
         write_json_atomic(rd.serving_json, serving_manifest(cfg, registry=reg))
@@ -211,12 +220,15 @@ def _stage(cfg, reg: Registry, stage: Path, adapter_dir: Path, files: dict[str, 
         files=file_digests(files), base=base, train=train,
         results=read_tolerant(rd.eval_json if rd else None), gate=read_tolerant(rd.gate_json if rd else None),
         git_commit=git_commit(cfg.base_dir), released_at=_now())
-    # unique per upload: a commit identical to main's head is skipped by the client without asking the Hub,
+    # unique per upload: a commit identical to the head is skipped by the client without asking the Hub,
     # which would bypass the `parent_commit` check that makes concurrent uploads safe
     write_json_atomic(stage / MANIFEST, {**manifest, "upload_id": uuid.uuid4().hex})
-    repo_id = reg.url[len("hf://"):] if reg.url.startswith("hf://") else None
-    (stage / "README.md").write_text(model_card(manifest, repo_id), encoding="utf-8")
+    (stage / "README.md").write_text(model_card(manifest, _repo_id(reg)), encoding="utf-8")
     return stage
+
+
+def _repo_id(reg: Registry) -> str | None:
+    return reg.url[len("hf://"):] if reg.url.startswith("hf://") else None
 
 
 def _result(reg: Registry, version: str, sha: str, content: str, no_op: bool, finished: bool,

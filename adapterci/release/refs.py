@@ -1,23 +1,28 @@
 """Moving refs: `canary` advances on release, `promote` and `rollback` move `stable`, `retract_canary` moves
-`canary` back to what `stable` serves.
+`canary` back to what `stable` serves, and `main` (what an unpinned consumer gets) follows `stable`.
 
 Every move is one compare-and-swap of the ref (`Registry.set_ref` names the state it saw), done by `swap`: read
 the ref, decide, write, and when another writer (or our own request whose answer was lost) moved it meanwhile,
-read again and decide again. A ref's state carries its own history: `rollback` walks it back, and a release never
-moves `canary` back to a commit it served before (so a rerun cannot undo a retraction).
+read again and decide again. After every write the files the ref now serves are read back and compared with its
+version's; a ref found serving other files is rewritten by the next `swap` on it (a rerun repairs). A ref's
+state carries its own history: `rollback` walks it back, and a release never moves `canary` back to a commit it
+served before (so a rerun cannot undo a retraction).
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
+from adapterci import settings
 from adapterci.errors import RegistryError, UsageError
 from adapterci.registry import Refs, Registry, open_registry
-from adapterci.registry.base import VERSION_RE, RefRace, RefState, parse_version
+from adapterci.registry.base import MAIN, VERSION_RE, RefRace, RefState, parse_version
+from adapterci.release.verify import VerificationFailed, served_problems
 
-MAX_ATTEMPTS = 8  # rounds of read-decide-write; each lost round means another writer moved the ref
+FIRST_WAIT_S, MAX_WAIT_S = 0.1, 5.0  # backoff after a lost round: doubling from FIRST_WAIT_S, at most MAX_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -38,39 +43,91 @@ class Swapped:
     first: RefState | None  # the state the first decision was made on
     state: RefState | None
     tried: bool
+    replaced: str | None = None  # the head the last write sent replaced ("" when it created the ref)
 
 
 Decide = Callable[[Refs, "RefState | None"], "Move | None"]
 
 
+def rounds() -> Iterator[int]:
+    """Round numbers for read-decide-write against other writers. Before each round after the first, wait with
+    jitter (half of FIRST_WAIT_S doubling per round, at most MAX_WAIT_S, plus up to as much again at random): the
+    winner's write may not show in the Hub's listings yet, and writers that lost together must not retry
+    together. Stops when the next round could not start within ADAPTERCI_REGISTRY_RACE_S of the first."""
+    budget, start, attempt = settings.current().registry_race_s, time.monotonic(), 0
+    while True:
+        yield attempt
+        ceiling = min(FIRST_WAIT_S * 2 ** attempt, MAX_WAIT_S)
+        wait = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if time.monotonic() - start + wait > budget:
+            return
+        time.sleep(wait)
+        attempt += 1
+
+
 def swap(reg: Registry, name: str, decide: Decide, again: str) -> Swapped:
     """Move the ref `name` as `decide(refs, state)` says (None: it is where it should be) by compare-and-swap,
-    deciding again on every lost race; RegistryError after MAX_ATTEMPTS (`again` says what to run then)."""
-    tried, first = False, None
-    for attempt in range(MAX_ATTEMPTS):
+    deciding again on every lost race, then read back what it serves (VerificationFailed if that is not exactly
+    its version's files). A ref already where it should be but serving other files is rewritten. RegistryError
+    when the races outlast ADAPTERCI_REGISTRY_RACE_S (`again` says what to run then)."""
+    tried, first, replaced = False, None, None
+    for attempt in rounds():
         refs = reg.refs()
         state = refs.moving.get(name)
         first = state if attempt == 0 else first
-        move = decide(refs, state)
-        if move is None:
-            return Swapped(refs, first, state, tried)
         try:
-            tried = True
-            reg.set_ref(name, move.target, move.history, state, move.title)
-            return Swapped(refs, first, RefState(state.head if state else "", move.target, move.history), True)
+            move = decide(refs, state) or _repair(reg, name, state)
+        except RefRace:  # `decide` knows this read is older than a write it depends on: read again
+            continue
+        if move is None:
+            return Swapped(refs, first, state, tried, replaced)
+        try:
+            tried, replaced = True, state.head if state else ""
+            head = reg.set_ref(name, move.target, move.history, state, move.title)
         except RefRace:  # moved meanwhile (maybe by our own request whose answer was lost): look again
-            after_race(attempt)
-    raise RegistryError(f"`{name}` kept moving in {reg.url} ({MAX_ATTEMPTS} attempts): {again}")
+            continue
+        problems = served_problems(reg, head, move.target)
+        if problems:
+            raise VerificationFailed(f"read-back of `{name}` in {reg.url} after moving it to {_label(refs, move.target)}"
+                                     f": commit {head[:12]} does not serve exactly that version's files "
+                                     f"({'; '.join(problems)}). {again[0].upper()}{again[1:]} to repair it.")
+        return Swapped(refs, first, RefState(head, move.target, move.history), True, replaced)
+    raise RegistryError(f"`{name}` kept moving in {reg.url} (other writers won every round for "
+                        f"ADAPTERCI_REGISTRY_RACE_S={settings.current().registry_race_s:g} s): {again}")
 
 
-def after_race(attempt: int) -> None:
-    """Wait a little after losing a race (0.05 s doubling, at most 2 s): the winner's write may not show in the
-    Hub's listings yet, and reading again at once would only lose again."""
-    time.sleep(min(0.05 * 2 ** attempt, 2.0))
+def _repair(reg: Registry, name: str, state: RefState | None) -> Move | None:
+    """Rewrite a ref that names its version but serves other files (a move whose copy went wrong)."""
+    if state is None or not state.target or not served_problems(reg, reg.serving(state), state.target):
+        return None
+    return Move(state.target, state.history, f"{name}: rewrite the files of {state.target[:12]} (read-back failed)")
+
+
+def _label(refs: Refs, commit: str) -> str:
+    return refs.version_of(commit) or commit[:12]
 
 
 def _served(state: RefState | None, target: str) -> tuple[str, ...]:
     return (*(state.history if state else ()), target)
+
+
+def follow_stable(reg: Registry, again: str, moved: Swapped | None = None) -> Swapped:
+    """Move `main` to serve what `stable` serves (a no-op while it does, or while nothing was promoted). `moved`:
+    the swap of `stable` just done; a listing that does not show it yet is read again (it lags behind)."""
+    replaced = moved.replaced if moved is not None else None
+
+    def decide(refs: Refs, state: RefState | None) -> Move | None:
+        stable = refs.moving.get("stable")
+        if replaced is not None and (stable is None or stable.head == replaced):
+            raise RefRace("the listing does not show the move of `stable` yet")
+        if stable is None or (state is not None and state.target == stable.target):
+            return None
+        return Move(stable.target, stable.history, f"main -> {_label(refs, stable.target)} (serves stable)")
+
+    try:
+        return swap(reg, MAIN, decide, again)
+    except RegistryError as exc:
+        raise type(exc)(f"`stable` is where it should be, but `main` did not follow it: {exc}") from None
 
 
 @dataclass
@@ -83,6 +140,7 @@ class RefMove:
     previous: str | None
     no_op: bool
     registry: str
+    note: str | None = None  # why nothing was done, when that is not "already there"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +191,7 @@ def promote(cfg, version: str | None = None, registry: Registry | None = None, c
             return Move(target, _served(state, target), f"stable -> {now.version_of(target) or target[:12]} (promote)")
 
         done = swap(reg, "stable", decide, "run `adapterci promote` again")
+        follow_stable(reg, "run `adapterci promote` again", done)
         return _result(reg, done.refs, target, done.first.target if done.first else None, no_op=not done.tried)
 
 
@@ -150,13 +209,26 @@ def _named(refs: Refs, commit: str | None) -> str:
     return (refs.version_of(commit) or commit[:12]) if commit else "nothing"
 
 
-def rollback(cfg, registry: Registry | None = None) -> RefMove:
+def rollback(cfg, from_version: str | None = None, registry: Registry | None = None) -> RefMove:
     """Move `stable` back to the version it served before the current one: decided once, from the first read (a
-    rerun after a lost answer never rolls back twice)."""
+    rerun after a lost answer never rolls back twice). With `from_version`, only while `stable` serves that
+    version: otherwise a no-op that says what `stable` serves (a rerun of a finished rollback changes nothing)."""
+    if from_version is not None and not VERSION_RE.match(from_version):
+        raise UsageError(f"--from {from_version!r} is not a version (expected vMAJOR.MINOR.PATCH, e.g. v0.1.0)")
     reg = registry or open_registry(cfg)
+    again = f"run `adapterci rollback{f' --from {from_version}' if from_version else ''}` again"
     with reg.lock():
         refs = reg.refs()
         seen = refs.moving.get("stable")
+        if from_version is not None:
+            if from_version not in refs.tags:
+                raise UsageError(f"unknown version {from_version} in {reg.url} (see `adapterci versions`)")
+            if seen is None or seen.target != refs.tags[from_version]:
+                follow_stable(reg, again)  # finishes a rollback interrupted after moving `stable`
+                serves = _label(refs, seen.target) if seen else "nothing"
+                return RefMove(ref="stable", version=refs.version_of(seen.target) if seen else None,
+                               commit=seen.target if seen else "", previous=None, no_op=True, registry=reg.url,
+                               note=f"`stable` serves {serves}, not {from_version}: nothing to roll back")
         if seen is None or len(seen.history) < 2:
             raise UsageError(f"{reg.url} has no earlier stable version to roll back to "
                              f"({'`stable` was set only once' if seen else '`stable` was never set'})")
@@ -170,7 +242,8 @@ def rollback(cfg, registry: Registry | None = None) -> RefMove:
             raise RegistryError(f"`stable` moved in {reg.url} while rolling back; nothing was changed by this call: "
                                 "check `adapterci versions` and run `adapterci rollback` again if needed")
 
-        done = swap(reg, "stable", decide, "run `adapterci rollback` again")
+        done = swap(reg, "stable", decide, again)
+        follow_stable(reg, again, done)
         return _result(reg, done.refs, target, seen.target, no_op=False)
 
 

@@ -4,7 +4,9 @@ Before: a trusted run's PASS verdict vouches for exactly these adapter files (th
 judged under this config's policy (a local base pinned by content), the base model the adapter names is the one
 it judged with, and the verdict recomputed from the eval results is still PASS (`verify_release`). In CI only a
 `default-branch` verdict releases: a `local` one was written where nobody vouches for the machine. After: every
-file of the uploaded commit hashes as the local file does (`verify_upload`); only then is a version tagged."""
+file of the uploaded commit hashes as the local file does (`verify_upload`); only then is a version tagged. And
+after every ref move, the files the ref now serves are read back and compared with its version's
+(`served_problems`)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from adapterci.fsio import read_tolerant
 from adapterci.gate.policy import decide
 from adapterci.provenance import policy_hash, results_digest
 from adapterci.registry import Registry
-from adapterci.registry.base import MANIFEST, file_digest
+from adapterci.registry.base import MANIFEST, REF_STATE, file_digest
 from adapterci.runs import RunDir
 from adapterci.trust import trusted
 
@@ -106,12 +108,27 @@ def verify_upload(reg: Registry, sha: str, files: dict[str, Path]) -> None:
     remote = reg.tree(sha)
     problems = []
     for rel, path in files.items():
-        digest = remote.get(rel)
-        if digest is None:
+        entry = remote.get(rel)
+        if entry is None:
             problems.append(f"{rel} is missing")
-        elif digest != file_digest(path, digest.split(":")[0]):
+        elif entry.size != path.stat().st_size or entry.digest != file_digest(path, entry.digest.split(":")[0]):
             problems.append(f"{rel} differs")
     problems += [f"{name} is missing" for name in (MANIFEST, "README.md") if name not in remote]
     if problems:
         raise VerificationFailed(f"verification of the uploaded commit {sha[:12]} in {reg.url} failed: "
                                  f"{'; '.join(problems)}. No version was tagged; run `adapterci release` again")
+
+
+def served_problems(reg: Registry, head: str, target: str) -> list[str]:
+    """What differs between the files at `head` (a ref's commit; its `adapterci-ref.json` aside) and those of the
+    version commit `target`: names, sizes and digests (git blob id, or sha256 for LFS), as the registry lists them."""
+    if head == target:
+        return []
+    served = {path: entry for path, entry in reg.tree(head).items() if path != REF_STATE}
+    version = reg.tree(target)
+    problems = [f"{path} is missing" for path in sorted(set(version) - set(served))]
+    problems += [f"{path} is not in the version" for path in sorted(set(served) - set(version))]
+    problems += [f"{path} differs ({served[path].size} bytes {served[path].digest[:19]}, the version has "
+                 f"{version[path].size} bytes {version[path].digest[:19]})"
+                 for path in sorted(set(served) & set(version)) if served[path] != version[path]]
+    return problems
