@@ -48,7 +48,8 @@ def main() -> None:
     token = "hf_" + secrets.token_hex(16)
     with HubEmulator(token=token) as hub:
         os.environ.update(HF_ENDPOINT=hub.url, HF_TOKEN=token, HF_HOME=str(root / "hf"), HF_HUB_DISABLE_TELEMETRY="1",
-                          HF_HUB_DISABLE_XET="1", ADAPTERCI_REGISTRY="hf://tester/faults")
+                          HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+                          ADAPTERCI_REGISTRY="hf://tester/faults")
         os.environ.pop("HF_HUB_OFFLINE", None)  # set before anything imports huggingface_hub
         from adapterci.config import load_config
         from adapterci.errors import RegistryError

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapterci.hub_emulator.lfs import LARGE, lfs_tracked, pointer, upload_mode
-from adapterci.hub_emulator.state import GITATTRIBUTES
+from adapterci.hub_emulator.lfs import GITATTRIBUTES, LARGE, lfs_tracked, pointer, upload_mode
 
 REPO_ID = "tester/weights"
 

@@ -5,7 +5,8 @@ A case is one operation (the first release, a release, promote, rollback) × one
   late   the server acts, but its answer comes after the client's timeout (the client never learns it acted)
   drop   the connection is closed mid-request, nothing done
   kill   the server acts and the client is killed with SIGKILL while it waits for the answer
-  429    the call is rate limited once: 429 with `Retry-After: 1`
+  429    the call is rate limited once: 429 with `Retry-After: 1`, under a retry budget of at least
+         RATE_LIMIT_BUDGET_S (the wait fits it, so the operation must ride it out)
   stale  a read (listing, tree, paths-info, resolve) answers from a replica lagging `late_s` behind the writes,
          until the faults are cleared
   truncate  the LFS storage keeps half of the uploaded object and answers 200 (verify must catch it)
@@ -32,10 +33,12 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from adapterci import settings
 from adapterci.errors import RegistryError
 from adapterci.hub_emulator.server import HubEmulator
 from adapterci.hub_emulator.state import repo_key
@@ -80,6 +83,7 @@ BEFORE = {"empty": {}, "released": {"canary": "v0.1.0", "stable": "v0.1.0"},
           "two": {"canary": "v0.1.1", "stable": "v0.1.0"}, "promoted": {"canary": "v0.1.1", "stable": "v0.1.1"}}
 AFTER = {"first": {"canary": "v0.1.0"}, "release": {"canary": "v0.1.1", "stable": "v0.1.0"},
          "promote": {"canary": "v0.1.1", "stable": "v0.1.1"}, "rollback": {"canary": "v0.1.1", "stable": "v0.1.0"}}
+RATE_LIMIT_BUDGET_S = 3.0
 VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapterci.json", "README.md")
 
@@ -232,7 +236,8 @@ class Scenario:
                 violations.append(f"the fault never fired ({outcome})")
         else:
             try:
-                self.operate(op)
+                with _retry_budget(RATE_LIMIT_BUDGET_S if kind == "429" else None):
+                    self.operate(op)
             except RegistryError as exc:  # a clear error is fine under a persistent outage, nothing else
                 if kind != "5xx":
                     violations.append(f"not ridden out: {exc}")
@@ -256,6 +261,23 @@ class Scenario:
         if set(found.versions) != ({"v0.1.0"} if op == "first" else {"v0.1.0", "v0.1.1"}):
             violations.append(f"versions after the rerun: {sorted(found.versions)}")
         return violations
+
+
+@contextmanager
+def _retry_budget(seconds: float | None) -> Iterator[None]:
+    """Run with a Hub retry budget of at least `seconds` (a `Retry-After` that fits it must be waited out)."""
+    before = os.environ.get(settings.HUB_RETRY_S)
+    if seconds is None or settings.current().hub_retry_s >= seconds:
+        yield
+        return
+    os.environ[settings.HUB_RETRY_S] = str(seconds)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(settings.HUB_RETRY_S, None)
+        else:
+            os.environ[settings.HUB_RETRY_S] = before
 
 
 def _manifest(state, repo, sha: str) -> dict | None:
