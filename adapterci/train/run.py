@@ -193,7 +193,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
         trainer = (_build_trainer(cfg, spec, backend_name, model, tokenizer, tok_train.rows, tok_valid.rows,
                                   stage_ckpt, log, extra) if method == "sft" else
                    _build_preference_trainer(cfg, spec, method, model, tokenizer, pairs.rows, pairs_valid.rows,
-                                             stage_ckpt, log, extra))
+                                             stage_ckpt, log, extra, fresh=not staged))
         out = _run_stage(trainer, _resume_point(stage_ckpt, resume, log, main) if staged else resume_from,
                          stage_ckpt)
         if guard is not None and guard.reason:
@@ -437,10 +437,11 @@ def _build_trainer(cfg, spec: ModelSpec, backend: str, model, tokenizer, train_r
 
 
 def _build_preference_trainer(cfg, spec: ModelSpec, method: str, model, tokenizer, rows, valid_rows, ckpt: Path,
-                              log, callbacks):
-    """TRL's DPOTrainer (or ORPOTrainer) on the PEFT `model`. DPO's reference is the adapter `model` starts from,
-    kept as a frozen copy of the adapter (TRL's `ref` adapter, removed after training): the base model for a fresh
-    adapter, the SFT adapter in `sft+dpo`. Never a second copy of the base model."""
+                              log, callbacks, fresh: bool):
+    """TRL's DPOTrainer (or ORPOTrainer) on the PEFT `model`. DPO's reference is the adapter `model` starts from:
+    for a fresh adapter the base model (the adapter disabled, as TRL does with a `peft_config`), for the second
+    stage of `sft+dpo` the SFT adapter, kept as a frozen copy of the adapter (TRL's `ref` adapter, removed after
+    training). Never a second copy of the base model."""
     from datasets import Dataset
 
     if not is_terminal():
@@ -464,6 +465,8 @@ def _build_preference_trainer(cfg, spec: ModelSpec, method: str, model, tokenize
                            callbacks=_callbacks(cfg, has_valid, callbacks, log),
                            train_dataset=Dataset.from_list(rows),
                            eval_dataset=Dataset.from_list(valid_rows) if has_valid else None)
+    if fresh and "ref" in getattr(trainer.model, "peft_config", {}):  # an untrained adapter is the base model:
+        trainer.model.delete_adapter("ref")  # TRL then scores the reference with the adapter disabled (faster)
     return _quiet(trainer, log)
 
 
