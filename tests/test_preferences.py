@@ -242,3 +242,45 @@ def test_preference_methods_on_gpu_backends(example_project, backend, quantizati
     assert result.exit_code == 0, result.output
     record = train_json(example_project)
     assert record["device"] == "cuda" and record["method"] == method and record["steps"] == 2
+
+
+def test_malformed_pairs_stop_training_with_file_and_line(example_project):
+    pairs = sentiment_pairs(example_project, "data/train.jsonl", 40)
+    pairs[5] = {"prompt": pairs[5]["prompt"], "chosen": "positive"}
+    pairs[6] = {**pairs[6], "rejected": ""}
+    path = configure(example_project, "sft+dpo", pairs)
+    result = run("train", "--config", str(path))
+    assert result.exit_code == 1, result.output  # like a malformed SFT row: the data fails, not the config
+    assert "data/prefs.jsonl:6: missing field `rejected`" in result.output
+    assert "data/prefs.jsonl:7: field `rejected` is empty" in result.output and "Traceback" not in result.output
+    assert not (example_project / ".adapterci" / "run" / "adapter").exists()
+
+
+def test_sft_then_dpo_resumes_the_interrupted_stage_and_trains_the_same_weights(example_project):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from adapterci.config import load_config
+    from adapterci.train.run import train
+
+    path = configure(example_project, "sft+dpo", sentiment_pairs(example_project, "data/train.jsonl", 32),
+                     save_steps=2, preference={"max_steps": 4})
+    cfg = load_config(path)
+    whole = train(cfg, output=example_project / "whole", log=lambda _: None)
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if args.output_dir.endswith("stage-dpo") and state.global_step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, output=example_project / "c", log=lambda _: None, callbacks=[Crash()])
+    lines: list[str] = []
+    resumed = train(cfg, output=example_project / "c", resume=True, log=lines.append)
+    assert any("stage sft is complete" in line for line in lines), lines
+    assert any(line.endswith("stage-dpo/checkpoint-2") for line in lines), lines
+    assert [(s["method"], s["steps"]) for s in resumed.metrics["stages"]] == [("sft", 2), ("dpo", 4)]
+    a = load_file(str(whole.adapter_dir / "adapter_model.safetensors"))
+    b = load_file(str(resumed.adapter_dir / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -186,10 +186,12 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
         write_json_atomic(ckpt / CHECKPOINT_INPUTS, {"inputs_fingerprint": fingerprint})
     extra = [*callbacks, *([guard] if guard else [])]
     stages = []  # (method, trainer, train output) of every stage run here
+    finished: list[dict[str, Any]] = []  # the record of a first stage finished before a resume
     for method in tc.stages:
         stage_ckpt = ckpt / f"stage-{method}" if staged else ckpt
-        if method == "sft" and staged and resume and _finished_stage(ckpt, model, log):
-            continue  # a resumed two-stage run whose first stage was complete
+        if method == "sft" and staged and resume and (record := _finished_stage(ckpt, model, log)):
+            finished.append(record)  # a resumed two-stage run whose first stage was complete
+            continue
         trainer = (_build_trainer(cfg, spec, backend_name, model, tokenizer, tok_train.rows, tok_valid.rows,
                                   stage_ckpt, log, extra) if method == "sft" else
                    _build_preference_trainer(cfg, spec, method, model, tokenizer, pairs.rows, pairs_valid.rows,
@@ -205,16 +207,18 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
             trainer.model.delete_adapter("ref")
         _check_finite(trainer.model, out.training_loss, tc.preference.learning_rate or tc.learning_rate
                       if method != "sft" else tc.learning_rate)
+        stages.append((method, trainer, out))
         if method == "sft" and staged:
             with staged_dir(ckpt / SFT_STAGE) as tmp:
                 trainer.model.save_pretrained(tmp)
-        stages.append((method, trainer, out))
+                write_json_atomic(tmp / STAGE_JSON, _stage_records(stages[-1:])[0])
 
     # 7. adapter + provenance, atomically
 
     history = _loss_history(trainer.state.log_history)
     metrics = provenance(cfg, tok_train, tok_valid, fmt, backend_name, spec.device, trainer, out, history,
-                         time.monotonic() - started, resume_from, pairs, pairs_valid, _stage_records(stages))
+                         time.monotonic() - started, resume_from, pairs, pairs_valid,
+                         finished + _stage_records(stages))
     loss_png = run.loss_png if output == run.adapter else output.parent / f"{output.name}.loss.png"
     try:
         with staged_dir(output) as tmp:
@@ -236,6 +240,8 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
 
 SFT_STAGE = "sft-adapter"
 """In the checkpoints folder of a `sft+dpo` run: the finished first stage's adapter (what `--resume` starts DPO from)."""
+STAGE_JSON = "adapterci-stage.json"
+"""Beside that adapter: the first stage's record (`stages[0]` of the provenance)."""
 
 
 def _run_stage(trainer, resume_from: str | None, ckpt: Path):
@@ -251,17 +257,22 @@ def _run_stage(trainer, resume_from: str | None, ckpt: Path):
     return out
 
 
-def _finished_stage(ckpt: Path, model, log) -> bool:
-    """Load the first stage's finished adapter (`SFT_STAGE`) into `model` when a resumed run has one."""
+def _finished_stage(ckpt: Path, model, log) -> dict[str, Any] | None:
+    """Load the first stage's finished adapter (`SFT_STAGE`) into `model` when a resumed run has one; its stage
+    record (None: there is none, or it is incomplete)."""
     weights = ckpt / SFT_STAGE / "adapter_model.safetensors"
-    if not weights.is_file() or safetensors_problem(weights):
-        return False
+    try:
+        record = read_json(ckpt / SFT_STAGE / STAGE_JSON)
+    except (OSError, ValueError):
+        return None
+    if not weights.is_file() or safetensors_problem(weights) or not isinstance(record, dict):
+        return None
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(str(weights)))
     log(f"train: stage sft is complete in {ckpt / SFT_STAGE}; resuming with dpo")
-    return True
+    return record
 
 
 def _stage_records(stages) -> list[dict[str, Any]]:
