@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from adapterci.cli import cli
 from conftest import REPO
 from gguf_files import real_gguf
+
+from adapterci.cli import cli
 
 pytestmark = pytest.mark.slow
 

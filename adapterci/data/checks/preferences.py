@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from adapterci.data.checks.corpus import Corpus, canonical
 from adapterci.data.checks.result import CheckResult, Failure
-from adapterci.data.dataset import method_problems
+from adapterci.data.dataset import Loaded, method_problems
 from adapterci.data.formats import Example
 
 
 def check_preferences(corpus: Corpus, cfg) -> CheckResult:
     result = CheckResult("preferences")
-    parts = corpus.training_parts
-    loaded = {p.name: p.loaded for p in parts}
-    empty = type(corpus.train.loaded)()
-    for problem in method_problems(cfg, corpus.train.loaded, loaded.get("validation", empty),
-                                   loaded.get("preferences", empty)):
+    loaded = {p.name: p.loaded for p in corpus.training_parts}
+    for problem in method_problems(cfg, corpus.train.loaded, loaded.get("validation", Loaded()),
+                                   loaded.get("preferences", Loaded())):
         if corpus.is_new(problem.source):
             result.failures.append(Failure.of(problem))
     pairs = [ex for ex in corpus.training if ex.is_pair]
