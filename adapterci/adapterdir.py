@@ -3,7 +3,9 @@
 It holds PEFT's config and safetensors weights, the tokenizer files `save_pretrained` writes, and the training
 record `adapterci-train.json` (data and config fingerprints, prompt format, base model identity). Anything else
 there (pickles, notes, scratch) is not part of the adapter: never published, never hashed. One digest names
-its content (`content_digest`): the cache keys, the provenance records and the release manifest all use it."""
+its content (`content_digest`): the cache keys, the provenance records and the release manifest all use it. The
+digests cover the training record too: it names the base model a release publishes, so swapping it after the
+gate (or planting an adapter whose record names another base) breaks the binding between adapter and verdict."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "tokenizer.
                  "tokenizer.model", "vocab.json", "merges.txt", "generation_config.json")
 """The files of an adapter (those present): what is released, hashed and compared."""
 TRAIN_JSON = "adapterci-train.json"
-"""The training record: provenance, not content (a released copy names the base portably)."""
+"""The training record: hashed with the adapter (`digests`), published in its portable form (a local base named
+by its directory name), so it is not one of ADAPTER_FILES."""
 NOT_ADAPTER = ("training_args.bin", "README.md")
 """Written by Trainer.save_model / PEFT next to the weights but not part of the adapter (a pickle, a stub card)."""
 
@@ -48,8 +51,11 @@ def adapter_files(adapter_dir: Path) -> dict[str, Path]:
 
 
 def digests(adapter_dir: Path) -> dict[str, str]:
-    """sha256 of every adapter file (what provenance records and release compares)."""
-    return file_digests(adapter_files(adapter_dir))
+    """sha256 of every adapter file and of the training record when present (what provenance records and
+    release compares)."""
+    found = file_digests(adapter_files(adapter_dir))
+    record = Path(adapter_dir) / TRAIN_JSON
+    return {**found, TRAIN_JSON: hash_file(record)} if record.is_file() else found
 
 
 def file_digests(files: dict[str, Path]) -> dict[str, str]:

@@ -15,9 +15,11 @@ from adapterci.data.config import ChecksConfig, DataConfig
 from adapterci.errors import ConfigError
 from adapterci.eval.config import EvalConfig
 from adapterci.gate.config import GateConfig
+from adapterci.harvest.config import HarvestConfig
 from adapterci.ggufbase import missing
 from adapterci.prompting import template_problem
 from adapterci.train.config import TrainConfig, method_config_problems
+from adapterci.trust import TrustConfig
 from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, line_of, load_with_lines
 
 DEFAULT_CONFIG = "adapterci.yaml"
@@ -41,6 +43,8 @@ class Config(StrictModel):
     gate: GateConfig
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    harvest: HarvestConfig = Field(default_factory=HarvestConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
     registry: str = Field("file://.adapterci/registry", description="`file://PATH` (local registry; relative to the config) or `hf://OWNER/NAME`.")
 
     _path: Path = PrivateAttr()

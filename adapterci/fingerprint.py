@@ -26,7 +26,10 @@ def hash_json(obj: Any) -> str:
 
 
 def hash_tree(root: Path, exclude: Iterable[str] = ()) -> str:
-    """sha256 over the relative paths and contents of every file below `root`."""
+    """sha256 over the relative paths and contents of every file below `root`; for a file, its own sha256 (a tree
+    walk would find nothing below it and hash every file alike)."""
+    if Path(root).is_file():
+        return hash_file(root)
     skip = set(exclude)
     h = hashlib.sha256()
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):

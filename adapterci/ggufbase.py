@@ -4,12 +4,18 @@ The cache lives in `$ADAPTERCI_HOME/cache/gguf/<sha256 of the file>/` (default h
 float32 safetensors model with its tokenizer (chat template included) and `adapterci-gguf.json` (what the file
 is). A conversion is built in a temp sibling under a file lock and renamed into place, so a second process waits
 for the first and a killed one leaves no half-written entry (its temp folder is removed by the next converter).
-The tokenizer alone (all `check` needs) is read from the file's metadata, without converting it."""
+The tokenizer alone (all `check` needs) is read from the file's metadata, without converting it.
+
+A run that may not reuse what is on disk (`adapterci.reuse`: a trusted CI run on a shared runner, or a cached
+conversion without a valid seal under ADAPTERCI_CACHE_KEY) converts the file again into a folder of its own,
+once per process, removed when it exits: a converted copy is not checked against its file by anything else."""
 
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +25,7 @@ from adapterci import settings
 from adapterci.console import is_terminal, log_line
 from adapterci.fingerprint import hash_file
 from adapterci.fsio import staged_dir, write_json_atomic
+from adapterci.reuse import Reuse
 
 INFO_JSON = "adapterci-gguf.json"
 # general.* metadata worth recording: what the file says it is and where it came from
@@ -61,6 +68,8 @@ def cache_root() -> Path:
 
 
 _MEMO: dict[tuple[str, int, int], GgufInfo] = {}
+_OWN: dict[str, Path] = {}  # sha256 -> this process's own conversion (when the shared one may not be reused)
+ANYTHING = Reuse(True)
 
 
 def inspect(path: Path) -> GgufInfo:
@@ -114,15 +123,16 @@ def missing(path_text: str, standin: bool) -> str:
                  "`base_upstream`, or a directory of tokenizer files committed in the repo in `base_tokenizer`"
 
 
-def load_tokenizer(info: GgufInfo) -> Any:
+def load_tokenizer(info: GgufInfo, reuse: Reuse = ANYTHING) -> Any:
     """The tokenizer a GGUF file's metadata describes (chat template included), read without any tensor data and
     without converting anything: from the file (about 10 s for a 49k-token vocabulary), or from its converted copy
     when one is cached already (the same tokenizer, saved; under a second). GgufError when transformers cannot
-    read it."""
+    read it. `reuse`: whether the shared converted copy may be read (this process's own always may)."""
     from transformers import AutoTokenizer
 
-    cached = cache_root() / info.sha256
-    if cached.is_dir():
+    shared = cache_root() / info.sha256
+    cached = _OWN.get(info.sha256) or (shared if reuse.reusable_dir("gguf", info.sha256, shared) else None)
+    if cached is not None:
         return AutoTokenizer.from_pretrained(str(cached))
     with _quiet_progress():
         try:
@@ -131,17 +141,23 @@ def load_tokenizer(info: GgufInfo) -> Any:
             raise GgufError(f"transformers cannot load {info.path.name}: {exc}") from None
 
 
-def converted(info: GgufInfo, log: Callable[[str], None] = log_line) -> Path:
-    """The cache directory holding `info`'s model as float32 safetensors (converting it on first use)."""
+def converted(info: GgufInfo, log: Callable[[str], None] = log_line, reuse: Reuse = ANYTHING) -> Path:
+    """The directory holding `info`'s model as float32 safetensors: the shared cache's (converting it on first
+    use, sealed when `reuse` holds a key), or this process's own when `reuse` forbids the shared one."""
     final = cache_root() / info.sha256
-    if final.is_dir():
+    if info.sha256 in _OWN:
+        return _OWN[info.sha256]
+    if reuse.reusable_dir("gguf", info.sha256, final):
         return final
+    if not reuse.allowed or final.is_dir():  # nothing may be reused here, or the shared copy is not sealed
+        return _own_conversion(info, log, reuse.reason or "the cached conversion has no valid seal")
     from filelock import FileLock
 
     final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final.parent / f"{info.sha256}.lock")):
         if final.is_dir():  # another process converted it while we waited
-            return final
+            return final if reuse.reusable_dir("gguf", info.sha256, final) else \
+                _own_conversion(info, log, "the cached conversion has no valid seal")
         for stale in final.parent.glob(f".{info.sha256}.tmp-*"):  # left by a killed converter
             shutil.rmtree(stale, ignore_errors=True)
         log(f"base model: converting {info.path.name} ({info.architecture}, {info.quantization}) to float32 "
@@ -149,7 +165,20 @@ def converted(info: GgufInfo, log: Callable[[str], None] = log_line) -> Path:
         with staged_dir(final) as tmp:
             _convert(info, tmp)
             write_json_atomic(tmp / INFO_JSON, {"source_file": info.path.name, **info.describe()})
+            reuse.seal_dir("gguf", info.sha256, tmp)
     return final
+
+
+def _own_conversion(info: GgufInfo, log: Callable[[str], None], why: str) -> Path:
+    """Convert `info` into a temporary folder of this process (removed at exit), once per process."""
+    own = Path(tempfile.mkdtemp(prefix=f"adapterci-gguf-{info.sha256[:12]}-"))
+    atexit.register(shutil.rmtree, own, ignore_errors=True)
+    log(f"base model: converting {info.path.name} ({info.architecture}, {info.quantization}) to float32 "
+        f"safetensors in {own} for this run only: {why}")
+    _convert(info, own)
+    write_json_atomic(own / INFO_JSON, {"source_file": info.path.name, **info.describe()})
+    _OWN[info.sha256] = own
+    return own
 
 
 def _convert(info: GgufInfo, out: Path) -> None:
@@ -158,7 +187,7 @@ def _convert(info: GgufInfo, out: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     path = info.path
-    tokenizer = load_tokenizer(info)
+    tokenizer = load_tokenizer(info, Reuse(False))  # from the file itself, never from a converted copy
     with _quiet_progress():
         try:
             loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)

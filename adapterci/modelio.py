@@ -14,6 +14,7 @@ from adapterci.console import log_line
 from adapterci.fingerprint import hash_tree
 from adapterci.ggufbase import GgufError, converted, inspect, missing
 from adapterci.ggufbase import load_tokenizer as gguf_tokenizer
+from adapterci.reuse import policy
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def resolve_base(cfg, log: Callable[[str], None] = log_line) -> BaseModel:
     if cfg.is_gguf():
         info = gguf_info(cfg)
         try:
-            directory = converted(info, log)
+            directory = converted(info, log, policy(cfg))
         except GgufError as exc:
             raise cfg.error(_gguf_key(cfg), str(exc)) from None
         return BaseModel(str(directory), None, info, cfg.base_upstream or info.upstream_hub_id)
@@ -122,7 +123,8 @@ def load_tokenizer(cfg, weights_optional: bool = False, log: Callable[[str], Non
         info = gguf_info(cfg)
         ref, key = str(info.path), _gguf_key(cfg)
     try:
-        tokenizer = _with_pad(gguf_tokenizer(info)) if info is not None else load_tokenizer_from(ref, revision)
+        tokenizer = (_with_pad(gguf_tokenizer(info, policy(cfg))) if info is not None
+                     else load_tokenizer_from(ref, revision))
     except GgufError as exc:
         raise cfg.error(key, str(exc)) from None
     except (OSError, ValueError) as exc:  # ValueError: a directory without usable tokenizer files

@@ -14,7 +14,10 @@ adapter's content digest, the champion (the registry's `stable` commit), the eva
 that, eval keeps its own per-model cache, so a new champion re-scores only the champion); the gate by the
 verdict's provenance; check by a fingerprint of its inputs. A cached entry is reused only when the digests it
 records match what is recomputed now (the adapter's files, the eval results and the policy the gate judged), in
-this trust domain: an adapter, results or a verdict merely lying in the run directory are never trusted.
+this trust domain: an adapter, results or a verdict merely lying in the run directory are never trusted. A
+trusted run in CI reuses only what `adapterci.reuse` allows (nothing on a runner that is not ephemeral; sealed
+entries only, under ADAPTERCI_CACHE_KEY): it says so on the console and in manifest.json (`reuse`), and refuses
+to start on a machine another job used unless the config's `trust.shared_runner_reason` says why.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from adapterci import __version__, settings, stagecache
+from adapterci import __version__, machine, settings, stagecache
 from adapterci.adapterdir import training_record
 from adapterci.check import run_checks
 from adapterci.console import log_line
@@ -40,6 +43,7 @@ from adapterci.gate.policy import decide
 from adapterci.provenance import eval_set_hashes, policy_hash
 from adapterci.release import release
 from adapterci.report import write_report
+from adapterci.reuse import Reuse, policy
 from adapterci.runs import RunDir, run_dir_for
 from adapterci.train.provenance import changed_inputs
 from adapterci.train.run import can_resume, train
@@ -89,6 +93,7 @@ class RunResult:
     report: Path | None = None
     error: AdapterCIError | None = None
     worth_it: dict[str, Any] | None = None  # gate.json's prompt baselines beside the candidate, and the costs
+    reuse: dict[str, Any] = field(default_factory=lambda: {"allowed": True, "reason": ""})  # what it might reuse
 
     @property
     def exit_code(self) -> int:
@@ -105,6 +110,7 @@ class RunResult:
             "error": str(self.error) if self.error else None,
             "verdict": self.verdict,
             "worth_it": self.worth_it,
+            "reuse": self.reuse,
             "version": self.version,
             "report": str(self.report) if self.report else None,
             "stages": [asdict(s) for s in self.stages],
@@ -135,6 +141,10 @@ def preview(cfg, release: bool = True, run_dir: str | Path | None = None, champi
     outputs tell what changed. Reads the data, the eval sets, the caches and the champion's ref; trains and
     evaluates nothing and writes nothing (`run --dry`)."""
     rd = run_dir_for(cfg, run_dir)
+    reuse = policy(cfg)
+    if not reuse.allowed:
+        return [Stage(s.name, s.description, "to run", reuse.reason if s.name != "release" else "when the gate passes")
+                for s in plan(cfg, release)]
     shown: dict[str, tuple[str, str]] = {}
     check = stagecache.check_entry(cfg)
     shown["check"] = (("cached", "data, eval sets and settings unchanged: check results in the cache") if check.hit
@@ -209,16 +219,22 @@ def run(cfg, release: bool = True, run_dir: str | Path | None = None, on_stage: 
     `running`) and when it ends. When the gate fails, the regressions are attributed to training rows (those
     added since `base_ref` when given) for the report; a failure there is noted, never fatal."""
     rd = run_dir_for(cfg, run_dir)
+    reuse = policy(cfg)  # refuses (exit 2) a trusted CI run on a machine other jobs used, before anything is touched
+    if settings.current().in_ci:
+        machine.mark_job()  # a later trusted job on this machine finds it
+    if not reuse.allowed:
+        log_line(f"reuse: {reuse.reason}; every stage runs")
     with rd.locked():
         return _run(cfg, rd, release, notify=on_stage or (lambda record: None), champion=champion,
-                    base_ref=base_ref)
+                    base_ref=base_ref, reuse=reuse)
 
 
-def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref: str | None) -> RunResult:
+def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref: str | None,
+         reuse: Reuse) -> RunResult:
     rd.clear()
     started = datetime.now(timezone.utc)
-    result = RunResult(run_dir=rd.path)
-    ctx: dict[str, Any] = {"champion": champion}
+    result = RunResult(run_dir=rd.path, reuse={"allowed": reuse.allowed, "reason": reuse.reason})
+    ctx: dict[str, Any] = {"champion": champion, "reuse": reuse}
     for stage in plan(cfg, release):
         if result.error is not None:
             result.stages.append(StageRecord(stage.name, "skipped"))
@@ -228,6 +244,8 @@ def _run(cfg, rd: RunDir, release: bool, notify: Event, champion: str, base_ref:
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
         try:
             _RUNNERS[stage.name](cfg, rd, ctx, record)
+            if record.status == "ran" and not reuse.allowed and stage.name != "release":
+                record.message = "; ".join(filter(None, [record.message, "recomputed: nothing cached is reused"]))
         except AdapterCIError as exc:
             result.error = exc
         except OSError as exc:  # disk full, read-only: the environment, not a bug
@@ -287,7 +305,7 @@ def _check(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
     report = run_checks(cfg, run_dir=rd.path)
     if not report.passed:
         raise CheckFailed("data check failed (see the report)")
-    stagecache.store_check(entry, rd.check_dir)
+    stagecache.store_check(cfg, entry, rd.check_dir)
 
 
 def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
@@ -297,7 +315,10 @@ def _train(cfg, rd: RunDir, ctx: dict, record: StageRecord) -> None:
         stagecache.restore_adapter(entry, rd)
         record.status, record.message = "cached", f"inputs unchanged: reused adapter {entry.key[:12]}"
         return
-    resume = can_resume(rd.adapter, entry.key)  # checkpoints of an interrupted run on the same inputs
+    # checkpoints of an interrupted run on the same inputs: never sealed, so resumed only where files found on
+    # disk may be reused as they are (not in a trusted CI run, not under ADAPTERCI_CACHE_KEY)
+    reuse = ctx["reuse"]
+    resume = reuse.allowed and reuse.key is None and can_resume(rd.adapter, entry.key)
     train(cfg, output=rd.adapter, run_dir=rd, resume=resume)  # keeps the adapter in the cache itself
     if resume:
         record.message = "resumed the interrupted training"

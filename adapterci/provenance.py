@@ -1,9 +1,11 @@
 """Provenance of stage outputs: the trust domain that wrote them and the digests of what they judged.
 
-Eval results record the trust domain (adapterci.trust), the adapter's file digests and the eval sets they were
-computed on (`results_provenance`); a gate verdict adds the digest of those results and of the policy it judged
-with (`verdict_provenance`). Each stage writes its record once, with its output. `release` recomputes all of it
-from the run directory before it ships anything (adapterci.release.verify). See docs/self-hosted-runner.md.
+Eval results record the trust domain (adapterci.trust), the adapter's file digests (its training record
+included) and the eval sets they were computed on (`results_provenance`); a gate verdict adds the digest of those
+results, of the policy it judged with (a local base pinned by content) and the base model's identity as the
+config names it (`verdict_provenance`). Each stage writes its record once, with its output. `release` recomputes
+all of it from the run directory before it ships anything (adapterci.release.verify). See
+docs/self-hosted-runner.md.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ from typing import Any
 
 from adapterci.adapterdir import digests
 from adapterci.fingerprint import hash_file, hash_json, hash_tree
+from adapterci.modelio import base_model_identity
 from adapterci.trust import trust_domain
 
 
-def policy(cfg) -> dict[str, Any]:
-    """What the gate judges with: rules, eval suites and their files, base model and prompt."""
+def base_content(cfg) -> str | None:
+    """sha256 of a local base model as it is now (a directory's files, or a GGUF file); None for a Hub base, or
+    when the local base is not at hand (a gitignored GGUF file is not in a release job's checkout)."""
     local = cfg.base_model_path()
+    return hash_tree(local) if local is not None and local.exists() else None
+
+
+def policy(cfg, base: str | None = None) -> dict[str, Any]:
+    """What the gate judges with: rules, eval suites and their files, base model (a local one by content) and
+    prompt. `base`: the local base's content hash to use when it is not at hand here (release verification takes
+    the one the verdict recorded)."""
+    local = cfg.base_model_path() is not None
     suites = [{**suite.model_dump(mode="json"), "path": _relative(cfg, suite.path)} for suite in cfg.eval.suites]
     return {  # paths relative to the repository: a GPU runner and a hosted runner check out in different places
         "gate": cfg.gate.model_dump(mode="json"),
@@ -26,7 +38,9 @@ def policy(cfg) -> dict[str, Any]:
         "eval_sets": eval_set_hashes(cfg),
         "base_model": cfg.base_model,
         "base_revision": cfg.base_revision,
-        "base_content": hash_tree(local) if local is not None else None,
+        "base_gguf_file": cfg.base_gguf_file,
+        "base_upstream": cfg.base_upstream,  # what a release names as a GGUF base's upstream
+        "base_content": (base_content(cfg) or base) if local else None,
         "prompt_template": cfg.prompt_template,
     }
 
@@ -35,8 +49,8 @@ def _relative(cfg, path: Path) -> str:
     return Path(path).resolve().relative_to(cfg.root).as_posix()
 
 
-def policy_hash(cfg) -> str:
-    return hash_json(policy(cfg))
+def policy_hash(cfg, base: str | None = None) -> str:
+    return hash_json(policy(cfg, base))
 
 
 def eval_set_hashes(cfg) -> dict[str, str]:
@@ -58,7 +72,7 @@ def results_provenance(cfg, adapter_dir: Path) -> dict[str, Any]:
 def verdict_provenance(cfg, adapter_dir: Path, results_json: Path) -> dict[str, Any]:
     """What a gate verdict on `results_json` (the results of the adapter in `adapter_dir`) records."""
     return {**results_provenance(cfg, adapter_dir), "eval_results": results_digest(results_json),
-            "policy": policy_hash(cfg)}
+            "policy": policy_hash(cfg), "base": base_model_identity(cfg)}
 
 
 def adapter_provenance(adapter_dir: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Options that click reads from the environment itself name their variable here to
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapterci.errors import UsageError
@@ -21,6 +21,9 @@ HUB_BACKOFF = "ADAPTERCI_HUB_BACKOFF"  # first wait between retries (default 1 s
 HUB_TIMEOUT = "ADAPTERCI_HUB_TIMEOUT"  # per Hub request (default 60 s)
 CANARY_LOGS = "ADAPTERCI_CANARY_LOGS"  # `adapterci canary --logs` (read by click)
 EMULATOR_TOKEN = "ADAPTERCI_EMULATOR_TOKEN"  # `adapterci hub-emulator --token` (read by click)
+CACHE_KEY = "ADAPTERCI_CACHE_KEY"  # seals the caches a trusted run shares; only the release environment holds it
+# Set by the CI service, not by us: GitHub Actions (and act) set both, most other CI services set `CI`
+GITHUB_ACTIONS, CI = "GITHUB_ACTIONS", "CI"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Settings:
     hub_retry_s: float
     hub_backoff_s: float
     hub_timeout_s: float
+    in_ci: bool  # a CI job (GITHUB_ACTIONS=true or CI set), not a person's machine
+    cache_key: str | None = field(default=None, repr=False)  # a secret: never in a repr, a log or a report
 
 
 def current() -> Settings:
@@ -48,6 +53,8 @@ def current() -> Settings:
         hub_retry_s=_seconds(HUB_RETRY_S, 20.0),
         hub_backoff_s=_seconds(HUB_BACKOFF, 1.0),
         hub_timeout_s=_seconds(HUB_TIMEOUT, 60.0),
+        in_ci=env.get(GITHUB_ACTIONS) == "true" or env.get(CI, "").lower() not in ("", "0", "false"),
+        cache_key=env.get(CACHE_KEY) or None,
     )
 
 

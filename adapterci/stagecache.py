@@ -36,6 +36,7 @@ from adapterci.fsio import read_tolerant, staged_dir, write_json_atomic
 from adapterci.modelio import base_model_identity
 from adapterci.provenance import adapter_provenance, eval_set_hashes, verdict_provenance, vouches
 from adapterci.registry import open_registry
+from adapterci.reuse import policy
 from adapterci.runs import RunDir, cache_dir
 from adapterci.train.provenance import inputs_fingerprint
 
@@ -66,11 +67,11 @@ def check_entry(cfg) -> Entry:
         "base": base_model_identity(cfg),
     })
     path = cache_dir(cfg, "check") / key
-    return Entry(key, path, (path / "check.json").is_file())
+    return Entry(key, path, _reusable(cfg, path) and (path / "check.json").is_file())
 
 
-def store_check(entry: Entry, check_dir: Path) -> None:
-    _store(entry.path, lambda tmp: shutil.copytree(check_dir, tmp, dirs_exist_ok=True))
+def store_check(cfg, entry: Entry, check_dir: Path) -> None:
+    _store(cfg, entry.path, lambda tmp: shutil.copytree(check_dir, tmp, dirs_exist_ok=True))
 
 
 # --- train -----------------------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def adapter_entry(cfg, fingerprint: str | None = None) -> Entry:
     """The adapter trained from the config's inputs (`fingerprint`, computed when not given)."""
     key = fingerprint or inputs_fingerprint(cfg)
     path = cache_dir(cfg, "adapters") / key
-    return Entry(key, path, _vouched(path / "provenance.json", path / "adapter"))
+    return Entry(key, path, _reusable(cfg, path) and _vouched(path / "provenance.json", path / "adapter"))
 
 
 def store_adapter(cfg, fingerprint: str, adapter_dir: Path, loss_png: Path) -> None:
@@ -91,7 +92,7 @@ def store_adapter(cfg, fingerprint: str, adapter_dir: Path, loss_png: Path) -> N
             shutil.copy2(loss_png, tmp / "loss.png")
         write_json_atomic(tmp / "provenance.json", adapter_provenance(tmp / "adapter"))
 
-    _store(cache_dir(cfg, "adapters") / fingerprint, fill)
+    _store(cfg, cache_dir(cfg, "adapters") / fingerprint, fill)
 
 
 def restore_adapter(entry: Entry, rd: RunDir) -> None:
@@ -118,11 +119,12 @@ def results_entry(cfg, adapter_dir: Path, champion: str | Path | None) -> Entry:
         "prompt_template": cfg.prompt_template,
     })
     path = cache_dir(cfg, "eval-results") / key
-    return Entry(key, path, _vouched(path / "results.json", adapter_dir, eval_sets=eval_set_hashes(cfg)))
+    return Entry(key, path, _reusable(cfg, path)
+                 and _vouched(path / "results.json", adapter_dir, eval_sets=eval_set_hashes(cfg)))
 
 
-def store_results(entry: Entry, eval_dir: Path) -> None:
-    _store(entry.path, lambda tmp: shutil.copytree(eval_dir, tmp, dirs_exist_ok=True))
+def store_results(cfg, entry: Entry, eval_dir: Path) -> None:
+    _store(cfg, entry.path, lambda tmp: shutil.copytree(eval_dir, tmp, dirs_exist_ok=True))
 
 
 def _champion_identity(cfg, champion: str | Path | None) -> str | None:
@@ -143,14 +145,20 @@ def verdict_entry(cfg, adapter_dir: Path, results_json: Path) -> Entry:
     provenance = verdict_provenance(cfg, adapter_dir, results_json)
     key = hash_json({"adapterci": __version__, "provenance": provenance, "cost": cfg.cost.model_dump(mode="json")})
     path = cache_dir(cfg, "gate") / key
-    return Entry(key, path, _vouched(path / "gate.json", adapter_dir, **provenance))
+    return Entry(key, path, _reusable(cfg, path) and _vouched(path / "gate.json", adapter_dir, **provenance))
 
 
-def store_verdict(entry: Entry, gate_json: Path) -> None:
-    _store(entry.path, lambda tmp: shutil.copy2(gate_json, tmp / "gate.json"))
+def store_verdict(cfg, entry: Entry, gate_json: Path) -> None:
+    _store(cfg, entry.path, lambda tmp: shutil.copy2(gate_json, tmp / "gate.json"))
 
 
 # --- shared ----------------------------------------------------------------------------------------------------
+
+
+def _reusable(cfg, path: Path) -> bool:
+    """Whether this run may reuse the entry folder `path` at all (`reuse.policy`: a trusted CI run on a shared
+    runner reuses nothing; with ADAPTERCI_CACHE_KEY only a sealed entry)."""
+    return policy(cfg).reusable_dir(path.parent.name, path.name, path)
 
 
 def _vouched(record_path: Path, adapter_dir: Path, **expected: Any) -> bool:
@@ -164,11 +172,14 @@ def _vouched(record_path: Path, adapter_dir: Path, **expected: Any) -> bool:
         return False
 
 
-def _store(final: Path, fill: Callable[[Path], None]) -> None:
-    """Build an entry in a staged folder (`fill` writes into it). A cache is an optimisation: a full disk here
-    is logged and the stage, whose own output is already written, still succeeds."""
+def _store(cfg, final: Path, fill: Callable[[Path], None]) -> None:
+    """Build an entry in a staged folder (`fill` writes into it), sealed when this run holds ADAPTERCI_CACHE_KEY.
+    A cache is an optimisation: a full disk here is logged and the stage, whose own output is already written,
+    still succeeds."""
+    reuse = policy(cfg)
     try:
         with staged_dir(final) as tmp:
             fill(tmp)
+            reuse.seal_dir(final.parent.name, final.name, tmp)
     except OSError as exc:
         log_line(f"cache: could not keep {final.parent.name}/{final.name[:12]}: {exc}")

@@ -25,8 +25,9 @@ TINY_PROJECT = REPO / "tests" / "projects" / "tiny"
 
 def clear_adapterci_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every ADAPTERCI_* variable (a developer's ADAPTERCI_REGISTRY, ADAPTERCI_CACHE_DIR,
-    ADAPTERCI_TRUST_DOMAIN...): a test sees only the settings it makes itself."""
-    for key in [k for k in os.environ if k.startswith("ADAPTERCI_")]:
+    ADAPTERCI_TRUST_DOMAIN...) and the CI service's markers (the suite itself runs in CI): a test sees only the
+    settings it makes itself."""
+    for key in [k for k in os.environ if k.startswith("ADAPTERCI_") or k in ("CI", "GITHUB_ACTIONS")]:
         monkeypatch.delenv(key)
 
 

@@ -49,6 +49,9 @@ def failing_args(path: tuple[str, ...], tmp_path: Path) -> list[str]:
         elif param.required and isinstance(param, click.Option):
             value = str(tmp_path) if isinstance(param.type, click.Path) else "0" * 40 if "sha" in param.name else "x"
             args += [param.opts[0], value]
+        elif param.required and isinstance(param, click.Argument):
+            (tmp_path / "input.jsonl").touch()  # an existing input: the missing config is what fails
+            args.append(str(tmp_path / "input.jsonl"))
     return args
 
 

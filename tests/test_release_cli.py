@@ -182,3 +182,24 @@ def test_release_base_reference_never_names_a_local_path(identity, expected):
     assert front.get("base_model") == expected[0]
     if expected[0] is None:
         assert manifest["base_model_content_hash"] == identity["content_hash"] and identity["content_hash"] in card
+
+
+def test_promote_canary_refuses_once_canary_moved_on(project, monkeypatch):
+    """The canary analyzed (or approved) is v0.1.0; v0.1.1 was released meanwhile: nothing is promoted."""
+    invoke, adapter, _ = project
+    invoke("release", "--unverified", "--adapter", str(adapter))
+    analyzed = json.loads(invoke("versions", "--json").output)["versions"][0]["commit"]
+    bump_content(adapter, 0.3)
+    invoke("release", "--unverified", "--adapter", str(adapter))
+    for expected in ("v0.1.0", analyzed[:7]):
+        moved = invoke("promote", "--canary", expected)
+        assert moved.exit_code == 1, moved.output
+        assert f"points at v0.1.1, not at the analyzed {expected}: nothing promoted" in moved.output
+    data = json.loads(invoke("versions", "--json").output)
+    assert [(v["version"], v["refs"]) for v in data["versions"]] == [("v0.1.1", ["canary"]), ("v0.1.0", [])]
+    done = json.loads(invoke("promote", "--canary", "v0.1.1", "--json").output)
+    assert (done["version"], done["no_op"]) == ("v0.1.1", False)
+    # in CI, a bare promote (whatever the canary is when the approved job runs) is refused
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    bare = invoke("promote")
+    assert bare.exit_code == 2 and "in CI, name what you promote" in bare.output

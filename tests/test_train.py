@@ -336,6 +336,8 @@ def test_train_two_process_accelerate_run_writes_one_adapter(example_project):
     meta = json.loads(proc.stdout)  # exactly one JSON document: the other rank prints nothing
     assert meta["world_size"] == 2 and meta["steps"] == 2
     assert proc.stderr.count("train: backend trl (auto)") == 2 and proc.stderr.count("train: wrote") == 1
-    assert sorted(p.name for p in example_project.iterdir() if p.name.startswith(("adapter", ".adapter"))) == [
+    assert sorted(p.name for p in example_project.iterdir() if p.name.startswith("adapter")) == [
         "adapter", "adapter.loss.png", "adapterci.yaml"]
+    cached = list((example_project / ".adapterci").glob("**/adapters/*/adapter"))
+    assert len(cached) == 1, cached  # rank 0 alone stores it in the stage cache, for `run` to reuse
     assert (example_project / "adapter" / "adapter_model.safetensors").exists()

@@ -16,6 +16,7 @@ from adapterci.config import load_config
 from adapterci.provenance import verdict_provenance
 from adapterci.report import render
 from adapterci.runs import cache_dir
+from conftest import REPO
 
 pytestmark = pytest.mark.xdist_group("registry")
 
@@ -35,26 +36,33 @@ def test_caches_are_kept_per_trust_domain(example_project: Path, monkeypatch: py
     assert result.exit_code == 2 and "ADAPTERCI_TRUST_DOMAIN='main': must be one of" in result.output
 
 
-@pytest.fixture
-def vouched_run(example_project: Path, tiny_peft_adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """(invoke, run dir, registry dir): a run directory whose PASS verdict vouches for its adapter, as a trusted
-    run writes it (eval results are a stand-in: every refusal below happens before they are re-judged)."""
-    _, source = tiny_peft_adapter
-    cfg = load_config(example_project / "adapterci.yaml")
-    run_dir = tmp_path / "run"
-    shutil.copytree(source, run_dir / "adapter")
+def vouch(config: Path, adapter: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch, base: dict | None = None):
+    """Copy `adapter` into `run_dir` (its training record naming `base` when given) and write a PASS verdict that
+    vouches for it, as a trusted run writes it (eval results are a stand-in: the refusals tested here happen
+    before they are re-judged). Returns invoke(*args) of `adapterci release` on this config."""
+    shutil.copytree(adapter, run_dir / "adapter")
+    if base is not None:
+        record = run_dir / "adapter" / "adapterci-train.json"
+        record.write_text(json.dumps({**json.loads(record.read_text()), "base_model": base}))
     (run_dir / "eval").mkdir()
     (run_dir / "eval" / "results.json").write_text(json.dumps({"suites": {}, "models": {}}))
     (run_dir / "eval" / "items.jsonl").write_text("")
     monkeypatch.setenv("ADAPTERCI_TRUST_DOMAIN", "default-branch")
-    gate = {"verdict": "PASS", "rules": [], "provenance": verdict_provenance(cfg, run_dir / "adapter", run_dir / "eval" / "results.json")}
-    (run_dir / "gate.json").write_text(json.dumps(gate))
+    provenance = verdict_provenance(load_config(config), run_dir / "adapter", run_dir / "eval" / "results.json")
+    (run_dir / "gate.json").write_text(json.dumps({"verdict": "PASS", "rules": [], "provenance": provenance}))
     monkeypatch.delenv("ADAPTERCI_TRUST_DOMAIN")
 
     def invoke(*args: str):
-        return CliRunner().invoke(cli, ["release", "--config", str(example_project / "adapterci.yaml"), *args])
+        return CliRunner().invoke(cli, ["release", "--config", str(config), *args])
 
-    return invoke, run_dir, example_project / ".adapterci" / "registry"
+    return invoke
+
+
+@pytest.fixture
+def vouched_run(example_project: Path, tiny_peft_adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(invoke, run dir, registry dir): a run directory whose PASS verdict vouches for its adapter."""
+    invoke = vouch(example_project / "adapterci.yaml", tiny_peft_adapter[1], tmp_path / "run", monkeypatch)
+    return invoke, tmp_path / "run", example_project / ".adapterci" / "registry"
 
 
 def edit_gate(run_dir: Path, change) -> None:
@@ -95,6 +103,79 @@ def test_release_refuses_what_no_trusted_pass_verdict_vouches_for(vouched_run, e
     assert result.exit_code == 1, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert not registry.exists() and not (run_dir / "release.json").exists()
+
+
+EVIL_BASE = {"base_model": "attacker/evil-base", "revision": None, "resolved_revision": None}
+
+
+def test_release_refuses_a_training_record_swapped_after_the_gate(vouched_run) -> None:
+    """adapterci-train.json names the base a release publishes: it is part of what the verdict vouches for."""
+    invoke, run_dir, registry = vouched_run
+    record = run_dir / "adapter" / "adapterci-train.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "base_model": EVIL_BASE}))
+    result = invoke("--run-dir", str(run_dir))
+    assert result.exit_code == 1, result.output
+    assert "the adapter files differ from the ones it judged (adapterci-train.json included)" in result.output
+    assert not registry.exists() and not (run_dir / "release.json").exists()
+
+
+def test_release_refuses_an_adapter_whose_record_names_another_base(example_project: Path, tiny_peft_adapter,
+                                                                   tmp_path: Path, monkeypatch) -> None:
+    """A self-consistent plant (judged as it is: digests match) whose training record names the attacker's base."""
+    invoke = vouch(example_project / "adapterci.yaml", tiny_peft_adapter[1], tmp_path / "run", monkeypatch,
+                   base=EVIL_BASE)
+    result = invoke("--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 1, result.output
+    assert "its adapterci-train.json names the base attacker/evil-base, not the models/tiny-llama, content_hash " \
+           in result.output and "it was judged with" in result.output
+    assert not (example_project / ".adapterci" / "registry").exists()
+
+
+def test_release_refuses_a_gguf_base_swapped_after_the_gate(tmp_path: Path, tiny_peft_adapter, monkeypatch) -> None:
+    """The policy digest pins a GGUF base by its sha256 (a file once hashed as an empty directory, so any swap
+    passed); a release job with no copy of the file (a hosted runner) takes the hash the verdict recorded."""
+    from adapterci.modelio import base_model_identity
+    from gguf_files import write_tiny_gguf
+    from test_gguf import project
+
+    (tmp_path / "p").mkdir()
+    config = project(tmp_path / "p", extra="base_upstream: acme/tiny-llama\n",
+                     gguf=write_tiny_gguf(tmp_path / "tiny.gguf"))
+    (tmp_path / "p" / "evalsets").mkdir()
+    shutil.copy(REPO / "evalsets" / "sentiment.jsonl", tmp_path / "p" / "evalsets" / "qa.jsonl")
+    base = base_model_identity(load_config(config))
+    released = []
+    for case in ("same", "absent", "swapped"):
+        run_dir = tmp_path / case
+        invoke = vouch(config, tiny_peft_adapter[1], run_dir, monkeypatch, base=base)
+        gguf = tmp_path / "p" / "models" / "tiny.gguf"
+        if case == "absent":
+            gguf.unlink()
+        elif case == "swapped":
+            write_tiny_gguf(gguf, metadata={"general.source.url": "https://huggingface.co/attacker/evil-base"})
+        released.append(invoke("--run-dir", str(run_dir)))
+        if case == "absent":
+            write_tiny_gguf(gguf)
+    same, absent, swapped = released
+    assert "does not vouch" not in same.output + absent.output, same.output + absent.output
+    assert swapped.exit_code == 1 and "does not vouch for" in swapped.output
+    assert "judged under another policy (gate rules, eval sets, or the base model or its content)" in swapped.output
+    assert not (tmp_path / "swapped" / "release.json").exists()
+
+
+def test_release_in_ci_takes_only_a_default_branch_verdict(vouched_run, monkeypatch) -> None:
+    invoke, run_dir, registry = vouched_run
+    edit_gate(run_dir, lambda g: g["provenance"].update(trust_domain="local"))
+    monkeypatch.setenv("CI", "true")
+    refused = invoke("--run-dir", str(run_dir))
+    assert refused.exit_code == 1, refused.output
+    assert "written by a `local` run, and in CI only a `default-branch` run's verdict releases" in refused.output
+    assert not registry.exists()
+    monkeypatch.delenv("CI")
+    assert "in CI only" not in invoke("--run-dir", str(run_dir)).output
+    edit_gate(run_dir, lambda g: g["provenance"].update(trust_domain="default-branch"))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert "in CI only" not in invoke("--run-dir", str(run_dir)).output
 
 
 def test_release_without_a_run_needs_unverified(vouched_run) -> None:

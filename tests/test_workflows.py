@@ -29,7 +29,9 @@ from conftest import REPO, copy_tiny_files
 BIN = Path(sys.executable).parent
 STUBS = REPO / "tests" / "actions"
 PROJECT_FILES = ("action.yml", "constraints.txt", ".github")  # besides the tiny test project (conftest)
-LABELS = ("ubuntu-latest", "self-hosted", "gpu")
+# Every runner the workflows name: GitHub-hosted `ubuntu-latest` and the two runner scale sets (deploy/arc/). act runs
+# each on this machine (host mode); tests/test_runners.py checks that this is the set the workflows use.
+LABELS = ("ubuntu-latest", "adapterci-pr", "adapterci-release")
 TOKEN = "hf_test_release_token_0123456789"
 GH_TOKEN = "ghs_test_workflow_token_0123456789"
 HUB_REPO = "acme/sentiment"  # also the GitHub repository (the project's `origin`)
@@ -106,6 +108,8 @@ def act(project: Path, event_name: str, event: dict, workflow: str, home: Path, 
         "ADAPTERCI_STUB_ACTIONS": str(STUBS),
         "ADAPTERCI_STUB_ARTIFACTS": str(home / "artifacts"),
         "ADAPTERCI_STUB_GITHUB_STATE": str(home / "github-state.json"),
+        # the adapterci under test, where the tests run from a checkout other than the one installed
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **(env or {}),
     }
     proc = subprocess.run(cmd, cwd=project, env=proc_env, capture_output=True, text=True, timeout=timeout)
@@ -277,7 +281,9 @@ def serves(hub, repo_id: str, ref: str) -> str:
 
 
 def test_workflows_push_to_main_releases_v0_1_0_with_canary(ci, hub) -> None:
-    run = act(ci["project"], "push", {"ref": "refs/heads/main"}, "adapter-release.yml", ci["home"],
+    home = ci["home"].parent / "release-runner"  # a runner of its own: on the PR jobs' one a release refuses
+    home.mkdir(exist_ok=True)                     # (another job's marker: tests/test_reuse.py)
+    run = act(ci["project"], "push", {"ref": "refs/heads/main"}, "adapter-release.yml", home,
               env=ci["env"], variables=ci["variables"], secrets={"HF_TOKEN": TOKEN, "HF_READ_TOKEN": TOKEN})
     assert run.jobs == {"train-eval-gate": "success", "release": "success"}, run.log[-4000:]
     assert run.outputs[("release", "version")] == "v0.1.0"
@@ -307,13 +313,19 @@ def test_workflows_dispatch_promotes_and_rolls_back(ci, hub, adapters) -> None:
                    secrets={"HF_TOKEN": TOKEN})
 
     assert release_by_hand(0) == "v0.1.0"
-    promoted = dispatch("promote")
+    unnamed = dispatch("promote")  # whatever the canary is when the approved job runs: refused
+    assert unnamed.jobs == {"registry": "failure"}
+    assert "promote needs the canary version you analyzed" in unnamed.log + "".join(unnamed.summaries)
+    promoted = dispatch("promote", "v0.1.0")
     assert promoted.jobs == {"registry": "success"}, promoted.log[-4000:]
     assert promoted.outputs[("registry", "version")] == "v0.1.0"
     assert serves(hub, registry, "stable") == "v0.1.0"
 
-    # a different adapter gets released and promoted by name ...
+    # a different adapter gets released and promoted by name, not while the canary analyzed is no longer it ...
     assert release_by_hand(1) == "v0.1.1"
+    stale = dispatch("promote", "v0.1.0")
+    assert stale.jobs == {"registry": "failure"} and "not at the analyzed v0.1.0: nothing promoted" in stale.log
+    assert serves(hub, registry, "stable") == "v0.1.0"
     assert dispatch("promote", "v0.1.1").outputs[("registry", "version")] == "v0.1.1"
     assert serves(hub, registry, "stable") == "v0.1.1"
 

@@ -32,6 +32,11 @@ PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 WORKFLOW_NAMES = ["adapter-canary.yml", "adapter-pr-gpu.yml", "adapter-pr.yml", "adapter-registry.yml",
                   "adapter-release.yml"]
 REMOTE_ACTIONS = ["checkout", "download-artifact", "github-script", "setup-python", "upload-artifact"]
+HOSTED = "ubuntu-latest"  # the only GitHub-hosted runner the workflows use; any other `runs-on` is a self-hosted one
+
+
+def _self_hosted(job: dict) -> bool:
+    return job["runs-on"] != HOSTED
 
 
 def test_workflows_are_the_documented_set() -> None:
@@ -68,11 +73,11 @@ def test_workflows_zizmor_has_no_high_findings(persona: str) -> None:
     assert high == []
 
 
-def test_workflows_zizmor_auditor_reports_only_the_documented_self_hosted_runner() -> None:
-    """docs/self-hosted-runner.md: the GPU jobs run on a self-hosted runner by design; nothing else is reported."""
+def test_workflows_zizmor_auditor_reports_nothing() -> None:
+    """The GPU jobs name runner scale sets (docs/self-hosted-runner.md), not the `self-hosted` label that zizmor's
+    `self-hosted-runner` audit looks for; the rules below check what that audit would."""
     findings = _zizmor("--persona", "auditor", paths=[REPO / ".github" / "workflows", REPO / "action.yml"])
-    assert {f["ident"] for f in findings} == {"self-hosted-runner"}
-    assert "self-hosted-runner" in (REPO / "docs" / "self-hosted-runner.md").read_text()
+    assert [(f["ident"], f["locations"][0]["symbolic"]["key"]) for f in findings] == []
 
 
 def test_workflows_zizmor_flags_an_injection(tmp_path: Path) -> None:
@@ -146,7 +151,7 @@ def test_workflows_secrets_only_in_protected_environment() -> None:
             assert used <= {"HF_TOKEN", "HF_READ_TOKEN"}, (path.name, name, used)
             if "HF_TOKEN" in used:  # the write token: protected environment, never where training code runs
                 assert job.get("environment") == "hub-release", (path.name, name)
-                assert "self-hosted" not in str(job["runs-on"]), (path.name, name)
+                assert not _self_hosted(job), (path.name, name)
             if "HF_READ_TOKEN" in used:
                 assert job.get("environment") == "hub-read", (path.name, name)
 
@@ -166,7 +171,7 @@ def test_workflows_gpu_runner_runs_only_default_branch_code() -> None:
     for path in WORKFLOWS:
         doc = yaml.safe_load(path.read_text())
         triggers = _triggers(doc)
-        gpu = [name for name, job in doc["jobs"].items() if "self-hosted" in str(job["runs-on"])]
+        gpu = [name for name, job in doc["jobs"].items() if _self_hosted(job)]
         if "pull_request" in triggers:
             assert gpu == [], path.name
         if "pull_request_target" in triggers:

@@ -2,7 +2,8 @@
 
 Each one succeeded against the workflows before the trust model (docs/self-hosted-runner.md): a PR's edited action
 script ran on the GPU runner; a label added before a new push ran the new commit; a triage-only labeler started a
-GPU run; a PR's own weaker gate rule judged it; an adapter planted in the runner's cache was released by main.
+GPU run; a PR's own weaker gate rule judged it; an adapter planted in the runner's cache was released by main, also
+when a fork PR's own job planted it with a self-consistent record (docs/trusted-runs.md).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_workflows import (GH_TOKEN, HUB_REPO, TOKEN, ActRun, act, drop_rows, github, label_event, make_project,
-                            open_pr)
+from test_workflows import (GH_TOKEN, HUB_REPO, LABELS, TOKEN, ActRun, act, drop_rows, git, github, label_event,
+                            make_project, open_pr)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("act")]
 
@@ -148,3 +149,74 @@ def test_trust_planted_cache_entry_is_never_released(env, tiny_peft_adapter) -> 
     files = repo.commits[repo.tags[run.outputs[("release", "version")]]].files
     released = env["hub"].state.blobs[files["adapter_model.safetensors"]]
     assert hashlib.sha256(released).hexdigest() != planted_digest and "extra.py" not in files
+
+
+PLANT = """import json, shutil, sys
+from pathlib import Path
+
+from adapterci.adapterdir import digests
+from adapterci.config import load_config
+from adapterci.train.provenance import inputs_fingerprint
+
+# the fingerprint main's next push computes (this PR changes no data), and a record that vouches for the plant
+entry = Path(sys.argv[1]) / "default-branch" / "adapters" / inputs_fingerprint(load_config("adapterci.yaml"))
+shutil.copytree("evil-adapter", entry / "adapter", dirs_exist_ok=True)
+(entry / "provenance.json").write_text(json.dumps({"trust_domain": "default-branch",
+                                                   "adapter": digests(entry / "adapter")}))
+print("planted", entry)
+"""
+
+
+def test_trust_fork_job_cache_plant_is_never_released(env, tiny_peft_adapter) -> None:
+    """A fork PR adds its own `pull_request` job on the GPU runner's labels; it writes a self-consistent adapter
+    entry (provenance.json and all, its adapterci-train.json naming `attacker/evil-base`) where main's next push
+    looks. That push runs on a runner that is not ephemeral (act: no Runner.Worker), so it reuses nothing: it
+    trains its own adapter, says so, and releases that."""
+    project = make_project(env["root"] / "fork-plant", quick=True)
+    cache = env["root"] / "fork-plant-cache"  # the persistent runner's cache directory, known to the attacker
+    _, source = tiny_peft_adapter
+    evil_base = "attacker/evil-base"
+
+    def attack(p: Path) -> None:
+        adapter = shutil.copytree(source, p / "evil-adapter")
+        record = json.loads((adapter / "adapterci-train.json").read_text())
+        record["base_model"] = {"base_model": evil_base, "revision": None, "resolved_revision": None}
+        (adapter / "adapterci-train.json").write_text(json.dumps(record))
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": evil_base}))
+        (p / "plant.py").write_text(PLANT)
+        (p / ".github" / "workflows" / "evil.yml").write_text(
+            # the label of the GPU runner main's release job runs on
+            f"name: evil\non: pull_request\npermissions: {{}}\njobs:\n  plant:\n    runs-on: {LABELS[-1]}\n"
+            "    steps:\n      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8\n"
+            f"      - run: python plant.py {cache}\n")
+
+    _, head = open_pr(project, 16, attack)
+    planted_digest = hashlib.sha256((source / "adapter_model.safetensors").read_bytes()).hexdigest()
+    home = home_of(env, "fork-plant")  # one runner: the same home and cache for both jobs
+    git(project, "checkout", "-q", head)  # GitHub runs the PR's copy of the workflows
+    fork = act(project, "pull_request", {"number": 16, "pull_request": {"head": {"repo": {"fork": True}}}},
+               "evil.yml", home, env=env["env"])
+    git(project, "checkout", "-q", "main")
+    assert fork.jobs == {"plant": "success"}, fork.log[-4000:]
+    (entry,) = (cache / "default-branch" / "adapters").iterdir()
+    assert json.loads((entry / "provenance.json").read_text())["trust_domain"] == "default-branch"
+
+    run = act(project, "push", {"ref": "refs/heads/main"}, "adapter-release.yml", home, env=env["env"],
+              variables={"ADAPTERCI_REGISTRY": f"hf://{HUB_REPO}", "ADAPTERCI_CACHE_DIR": str(cache)},
+              secrets={"HF_TOKEN": TOKEN, "HF_READ_TOKEN": TOKEN})
+    assert run.jobs == {"train-eval-gate": "success", "release": "success"}, run.log[-4000:]
+    assert "reuse: a trusted run on a runner that is not ephemeral (no GitHub runner process (Runner.Worker) " \
+           "among this job's ancestors): nothing cached on it is reused; every stage runs" in run.log
+    manifest = json.loads((home / "artifacts" / "run" / "manifest.json").read_text())
+    assert manifest["reuse"]["allowed"] is False
+    stages = {s["name"]: s for s in manifest["stages"]}
+    assert stages["train"]["status"] == "ran" and "recomputed" in stages["train"]["message"]
+    assert stages["train"]["fingerprint"] == entry.name  # main looked exactly where the plant lay
+    repo = env["hub"].state.repo("model", HUB_REPO)
+    files = repo.commits[repo.tags[run.outputs[("release", "version")]]].files
+    released = env["hub"].state.blobs[files["adapter_model.safetensors"]]
+    assert hashlib.sha256(released).hexdigest() != planted_digest
+    published = env["hub"].state.blobs[files["adapter_config.json"]].decode() + \
+        env["hub"].state.blobs[files["README.md"]].decode()
+    assert evil_base not in published

@@ -334,13 +334,13 @@ def _iso(seconds: float | None) -> str | None:
 
 
 def act(cfg, decision: CanaryDecision, registry=None):
-    """Carry out the verdict through the registry: PROMOTE moves `stable` to the analyzed canary version,
-    ROLLBACK moves `canary` back to stable (only while it still points at the analyzed commit); CONTINUE does
+    """Carry out the verdict through the registry: PROMOTE moves `stable` to the analyzed canary version, ROLLBACK
+    moves `canary` back to stable (each only while `canary` still points at the analyzed commit); CONTINUE does
     nothing. Both are the registry's idempotent operations (adapterci.release). Returns the RefMove or None."""
     if decision.verdict == "PROMOTE":
         if decision.canary.version is None:
             raise UsageError(f"the canary commit {decision.canary.commit} has no version tag: promote it by hand")
-        move = promote(cfg, decision.canary.version, registry=registry)
+        move = promote(cfg, decision.canary.version, registry=registry, canary=decision.canary.commit)
     elif decision.verdict == "ROLLBACK":
         move = retract_canary(cfg, decision.canary.commit, registry=registry)
     else:

@@ -70,6 +70,10 @@ class LogFields(StrictModel):
     feedback: str | None = Field("feedback", description="User feedback: positive (1, true, up, positive) or negative (0, -1, false, down, negative); empty: none given.")
     success: str | None = Field("task_success", description="Task success: true/false or 1/0; empty: not assessed.")
     safety: str | None = Field("safety_flag", description="Safety flag raised: true/false or 1/0; empty: not assessed.")
+    request_id: str | None = Field("request_id", description="The request's id (`adapterci harvest`: provenance of a queue item, and the key into `--payloads`).")
+    prompt: str | None = Field("prompt", description="The prompt the model was sent (`adapterci harvest`; or in a `--payloads` file).")
+    response: str | None = Field("response", description="The model's answer (`adapterci harvest`: the draft a reviewer corrects).")
+    category: str | None = Field("category", description="A category of the request, when your logs have one (`adapterci harvest` groups failures by it).")
 
 
 class CanaryConfig(StrictModel):

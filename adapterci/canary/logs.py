@@ -26,6 +26,7 @@ from adapterci.errors import UsageError
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 20
 QUOTED = 40  # characters of a bad value shown in a message
+PARQUET_BATCH = 65_536  # rows of a Parquet file held at once
 # numeric timestamps at or above each bound are read in the unit (seconds per unit)
 EPOCH_UNITS = ((1e17, 1e-9), (1e14, 1e-6), (1e11, 1e-3))
 _POSITIVE = {"1", "+1", "true", "yes", "up", "positive", "thumbs_up"}
@@ -97,8 +98,8 @@ def load_logs(paths: list[Path], fields) -> Requests:
     """Read and validate every row of these files; LogError listing each bad row by file and line."""
     rows, problems = [], []
     for path in paths:
-        for where, raw in _raw_rows(path):
-            row, why = _normalise(raw, fields)
+        for where, raw in raw_rows(path):
+            row, why = normalise(raw, fields)
             if why:
                 problems.append(f"{where}: {why}")
             else:
@@ -110,7 +111,9 @@ def load_logs(paths: list[Path], fields) -> Requests:
     return Requests.from_rows(rows)
 
 
-def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
+def raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """(`file:line`, the parsed row or a ValueError saying why it is not one) of every row, streamed; LogError
+    for a file that cannot be read at all."""
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise LogError(f"{path}: unknown log format (use .jsonl, .csv or .parquet)")
@@ -136,8 +139,11 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
         else:
             import pyarrow.parquet as pq
 
-            for number, row in enumerate(pq.read_table(path).to_pylist(), 1):
-                yield f"{path}:row {number}", row
+            number = 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH):  # streamed, batch by batch
+                for row in batch.to_pylist():
+                    number += 1
+                    yield f"{path}:row {number}", row
     except UnicodeDecodeError as exc:
         raise LogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
@@ -148,8 +154,8 @@ def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
         raise LogError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def _normalise(raw: Any, fields) -> tuple[dict[str, Any], str | None]:
-    """A raw row -> the schema's fields, or the reason it is bad."""
+def normalise(raw: Any, fields) -> tuple[dict[str, Any], str | None]:
+    """A raw row -> the schema's KPI fields (`_PARSERS`), or the reason it is bad."""
     if isinstance(raw, ValueError):
         return {}, str(raw)
     if not isinstance(raw, dict):

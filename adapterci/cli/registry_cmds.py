@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from adapterci import settings
 from adapterci.cli.common import config_option, emit_json, json_option, run_dir_option
 from adapterci.config import load_config
+from adapterci.errors import UsageError
 from adapterci.registry import open_registry
 from adapterci.release import promote as promote_ref
 from adapterci.release import release as release_adapter
@@ -51,16 +53,24 @@ def release(config_path: str, adapter_dir: str | None, bump: str, unverified: bo
 
 @click.command(name="promote")
 @click.argument("version", required=False)
+@click.option("--canary", "expected", metavar="VERSION|COMMIT", default=None,
+              help="The canary you analyzed: refuse, moving nothing, when `canary` no longer points at it. "
+                   "In CI, promote needs VERSION or --canary.")
 @config_option
 @json_option
-def promote(version: str | None, config_path: str, as_json: bool) -> None:
+def promote(version: str | None, expected: str | None, config_path: str, as_json: bool) -> None:
     """Move `stable` to the canary (or to VERSION).
 
     \b
-    adapterci promote
+    adapterci promote --canary v0.3.1          # the canary, only while it is still v0.3.1
     adapterci promote v0.3.1
+    adapterci promote                          # whatever the canary is now (not in CI)
     """
-    _show_move(promote_ref(load_config(config_path), version), as_json)
+    if version is None and expected is None and settings.current().in_ci:
+        raise UsageError("in CI, name what you promote: `adapterci promote --canary VERSION` (the canary version you "
+                         "analyzed) or `adapterci promote VERSION`, so that a release made while the job waited for "
+                         "approval is never promoted unseen")
+    _show_move(promote_ref(load_config(config_path), version, canary=expected), as_json)
 
 
 @click.command(name="rollback")

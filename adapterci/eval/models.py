@@ -14,6 +14,7 @@ from adapterci.fsio import staged_dir
 from adapterci.modelio import base_model_identity
 from adapterci.prompting import PromptFormat
 from adapterci.registry import open_registry
+from adapterci.reuse import policy
 from adapterci.runs import cache_dir
 
 
@@ -59,10 +60,12 @@ def resolve_adapter(cfg, value: str | Path, role: str) -> tuple[Path, str] | Non
     if version is None:
         return None
     dest = cache_dir(cfg, "eval") / "adapters" / version.commit
-    if not (dest / "adapter_config.json").is_file():
+    reuse = policy(cfg)  # a trusted CI run downloads again what it may not reuse (a job could have swapped it)
+    if not (reuse.reusable_dir("champion", version.commit, dest) and (dest / "adapter_config.json").is_file()):
         try:
             with staged_dir(dest) as tmp:
                 registry.download(str(value), tmp)
+                reuse.seal_dir("champion", version.commit, tmp)
         except OSError as exc:
             raise RegistryError(f"cannot download {role} {value!r}: {exc}") from None
     adapter_files(dest)  # what a registry holds is checked like a local directory

@@ -109,7 +109,7 @@ def _evaluate(cfg, adapter, champion, run: RunDir, log) -> EvalResults:
         summaries[name]["deltas"] = deltas(results, name)
     _write(results, run, cfg.eval)
     if "provenance" in data:  # `run` with the same adapter, champion and eval sets reuses them
-        store_results(results_entry(cfg, run.adapter, champion), run.eval_dir)
+        store_results(cfg, results_entry(cfg, run.adapter, champion), run.eval_dir)
     return results
 
 

@@ -90,7 +90,7 @@ def decide(cfg, results: EvalResults | str | Path, run_dir: RunDir | None = None
         with rd.locked():
             write_json_atomic(rd.gate_json, record)
             if "provenance" in record:  # `run` on the same results and policy reuses it
-                store_verdict(verdict_entry(cfg, rd.adapter, rd.eval_json), rd.gate_json)
+                store_verdict(cfg, verdict_entry(cfg, rd.adapter, rd.eval_json), rd.gate_json)
     return decision
 
 

@@ -107,8 +107,9 @@ def _newer(refs: Refs, commit: str | None, version: str) -> bool:
     return any(parse_version(t) > parse_version(version) for t in tags)
 
 
-def promote(cfg, version: str | None = None, registry: Registry | None = None) -> RefMove:
-    """Move `stable` to the canary's commit, or to `version`. A no-op when it is already there."""
+def promote(cfg, version: str | None = None, registry: Registry | None = None, canary: str | None = None) -> RefMove:
+    """Move `stable` to the canary's commit, or to `version`. A no-op when it is already there. `canary`: the
+    version or commit the caller analyzed: RegistryError, nothing moved, when `canary` no longer points at it."""
     if version is not None and not VERSION_RE.match(version):
         raise UsageError(f"{version!r} is not a version (expected vMAJOR.MINOR.PATCH, e.g. v0.1.0)")
     reg = registry or open_registry(cfg)
@@ -124,12 +125,29 @@ def promote(cfg, version: str | None = None, registry: Registry | None = None) -
                 raise UsageError(f"{reg.url} has no `canary` yet: run `adapterci release` first")
 
         def decide(now: Refs, state: RefState | None) -> Move | None:
+            if canary is not None and not _points_at(now, "canary", canary):
+                raise RegistryError(f"`canary` in {reg.url} points at {_named(now, now.target('canary'))}, not at the "
+                                    f"analyzed {canary}: nothing promoted; analyze the canary again")
             if state is not None and state.target == target:
                 return None
             return Move(target, _served(state, target), f"stable -> {now.version_of(target) or target[:12]} (promote)")
 
         done = swap(reg, "stable", decide, "run `adapterci promote` again")
         return _result(reg, done.refs, target, done.first.target if done.first else None, no_op=not done.tried)
+
+
+def _points_at(refs: Refs, ref: str, expected: str) -> bool:
+    """Whether `ref` points at `expected`: a version tag, or a commit id (7 or more hex digits of it)."""
+    target = refs.target(ref)
+    if target is None:
+        return False
+    if VERSION_RE.match(expected):
+        return refs.tags.get(expected) == target
+    return len(expected) >= 7 and target.startswith(expected.lower())
+
+
+def _named(refs: Refs, commit: str | None) -> str:
+    return (refs.version_of(commit) or commit[:12]) if commit else "nothing"
 
 
 def rollback(cfg, registry: Registry | None = None) -> RefMove:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from adapterci.adapterdir import NOT_ADAPTER, TRAIN_JSON
 from adapterci.console import is_terminal, log_line
 from adapterci.cost.guard import cost_guard, estimate_line, last_throughput, record_throughput
 from adapterci.data.dataset import load_preferences, load_training_data, method_problems
@@ -37,10 +38,7 @@ from adapterci.train.plot import plot_losses
 from adapterci.train.progress import log_lines_callback
 from adapterci.train.provenance import inputs_fingerprint, provenance
 
-TRAIN_JSON = "adapterci-train.json"
 SCHEMA_VERSION = 1
-# Written by Trainer.save_model / PEFT next to the weights but not part of the adapter (pickles or scratch).
-NOT_ADAPTER = ("training_args.bin", "README.md")
 
 
 @dataclass(frozen=True)

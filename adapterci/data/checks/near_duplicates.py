@@ -44,13 +44,15 @@ def check_near_duplicates(corpus: Corpus, cfg) -> CheckResult:
     return result
 
 
-def similar_pairs(texts: Sequence[str], threshold: float, words: Words | None = None) -> list[tuple[int, int, float]]:
+def similar_pairs(texts: Sequence[str], threshold: float, words: Words | None = None,
+                  template_share: float = TEMPLATE_SHARE) -> list[tuple[int, int, float]]:
     """(i, j, estimated Jaccard) with i < j for texts whose shingle sets are at least `threshold` similar.
-    Texts equal up to whitespace are skipped (they are exact duplicates). `words`: the texts already split."""
+    Texts equal up to whitespace are skipped (they are exact duplicates). `words`: the texts already split.
+    `template_share`: shingles in more than this share of the texts (and in more than TEMPLATE_MIN) are left out."""
     if len(texts) < 2:
         return []
     words = words_of(texts) if words is None else words
-    sig, rows = _signatures(words)
+    sig, rows = _signatures(words, template_share)
     if len(rows) < 2:
         return []
     bands, width = _bands(threshold)
@@ -67,7 +69,7 @@ def similar_pairs(texts: Sequence[str], threshold: float, words: Words | None = 
     return sorted(set(out))
 
 
-def _signatures(words) -> tuple[np.ndarray, np.ndarray]:
+def _signatures(words, template_share: float = TEMPLATE_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """MinHash signatures (rows x NUM_PERM, uint32) of the texts that have content shingles, and their indices."""
     import pandas as pd
 
@@ -78,7 +80,7 @@ def _signatures(words) -> tuple[np.ndarray, np.ndarray]:
     codes, _ = pd.factorize(h)
     counts = np.bincount(codes)
     n_rows = len(words.lengths)
-    content = counts[codes] <= max(TEMPLATE_MIN, TEMPLATE_SHARE * n_rows)
+    content = counts[codes] <= max(TEMPLATE_MIN, template_share * n_rows)
     h, row = h[content], row[content]
     order = np.argsort(row, kind="stable")
     h, row = h[order], row[order]
