@@ -18,6 +18,7 @@ from adapterci.data.checks.label_balance import check_label_balance
 from adapterci.data.checks.leakage import check_leakage
 from adapterci.data.checks.near_duplicates import check_near_duplicates
 from adapterci.data.checks.pii_check import check_pii
+from adapterci.data.checks.preferences import check_preferences
 from adapterci.data.checks.result import CheckResult, Failure
 from adapterci.data.checks.schema import check_schema
 from adapterci.data.checks.token_length import check_token_length
@@ -27,7 +28,7 @@ from adapterci.modelio import load_tokenizer
 from adapterci.runs import RunDir, run_dir_for
 
 CHECKS = ("schema", "row_count", "token_length", "duplicates", "near_duplicates", "leakage", "pii", "label_balance",
-          "baselines")
+          "preferences", "baselines")
 MAX_LISTED = 1000  # failures listed per check in JSON (the count is always complete)
 MAX_IN_SUMMARY = 20  # failures listed per check in the Markdown summary
 
@@ -120,6 +121,7 @@ def _run_checks(cfg, base_ref: str | None, rd: RunDir) -> CheckReport:
         "leakage": timed("leakage", check_leakage, corpus, cfg),
         "pii": timed("pii", check_pii, corpus, cfg),
         "label_balance": timed("label_balance", check_label_balance, corpus, cfg, corpus.train.where(cfg.base_dir)),
+        "preferences": timed("preferences", check_preferences, corpus, cfg),
         "baselines": timed("baselines", check_baselines, corpus, cfg),
     }
     for name, failures in gx.failures.items():

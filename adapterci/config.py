@@ -18,7 +18,7 @@ from adapterci.gate.config import GateConfig
 from adapterci.harvest.config import HarvestConfig
 from adapterci.ggufbase import missing
 from adapterci.prompting import template_problem
-from adapterci.train.config import TrainConfig
+from adapterci.train.config import TrainConfig, method_config_problems
 from adapterci.trust import TrustConfig
 from adapterci.yamlmarks import MAX_BYTES, YamlSyntaxError, line_of, load_with_lines
 
@@ -212,6 +212,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
     problems = _absent_gguf(cfg, base, root)
+    problems += [{"loc": loc, "msg": why, "type": "value_error"} for loc, why in method_config_problems(cfg)]
     problems += [{"loc": ("gate", "rules", i), "msg": why, "type": "value_error"}
                  for i, why in cfg.gate.rule_problems(cfg.eval)]
     problems += [{"loc": ("canary", "rules", i), "msg": why, "type": "value_error"}

@@ -3,10 +3,14 @@ hyperparameters, same precision), both in this run, plus what packing (padding-f
 
     python bench/train_throughput.py [--epochs 1] [--max-steps N]   # the example project (SmolLM2-135M-Instruct)
     python bench/train_throughput.py --tiny                         # the tiny test project
+    python bench/train_throughput.py --dpo [--tiny]                 # DPO on the preference example's pairs
 
 Prints tokens/s of each and the ratio adapterci / reference (target >= 1.0), with wall and CPU seconds (the
 machine may be shared). Tokens are the non-padding tokens of the training rows times the epochs trained, over the
-trainer's own `train_runtime`. Both train the same weights: a GGUF base is converted once (before timing)."""
+trainer's own `train_runtime`. Both train the same weights: a GGUF base is converted once (before timing).
+
+`--dpo`: `train.method: dpo` on docs/examples/preferences/data/prefs.jsonl against a plain TRL DPOTrainer with a
+`peft_config` (reference: the adapter disabled). Tokens are prompt + chosen plus prompt + rejected per pair."""
 
 from __future__ import annotations
 
@@ -135,16 +139,98 @@ def run_reference(config: Path) -> dict:
             "steps": trainer.state.global_step}
 
 
+PREFS = REPO / "docs" / "examples" / "preferences" / "data" / "prefs.jsonl"
+
+
+def dpo_project(config: Path) -> Path:
+    """`config`'s project switched to `train.method: dpo` on the preference example's pairs."""
+    shutil.copy2(PREFS, config.parent / "data" / "prefs.jsonl")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"] = {"train": "data/prefs.jsonl"}
+    cfg["checks"].pop("labels", None)
+    cfg["train"]["method"] = "dpo"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return config
+
+
+def run_reference_dpo(config: Path) -> dict:
+    """The usual DPO recipe against TRL: prompt/chosen/rejected text, LoraConfig, DPOTrainer."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from adapterci.config import load_config
+    from adapterci.modelio import resolve_base
+    from adapterci.train.backends import training_precision
+
+    cfg = yaml.safe_load(config.read_text())
+    loaded = load_config(config)
+    t, base = cfg["train"], resolve_base(loaded).ref
+    rows = [json.loads(line) for line in (config.parent / "data" / "prefs.jsonl").read_text().splitlines()]
+    if cfg.get("prompt_template") == "chat":  # conversational rows: TRL applies the chat template
+        rows = [{"prompt": [{"role": "user", "content": r["prompt"]}],
+                 "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                 "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
+    else:
+        rows = [{**r, "prompt": f"### Instruction:\n{r['prompt']}\n\n### Response:\n"} for r in rows]
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    lora = t["lora"]
+    targets = lora["target_modules"]
+    if lora.get("layers_to_transform") and targets == "all-linear":
+        targets = LLAMA_LINEAR
+    args = DPOConfig(
+        output_dir=str(config.parent / "reference"), use_cpu=True, activation_checkpointing=False,
+        bf16=training_precision(loaded) == "bf16", num_train_epochs=t["epochs"], max_steps=t.get("max_steps") or -1,
+        learning_rate=t["learning_rate"], warmup_steps=t.get("warmup", 0), per_device_train_batch_size=t["batch_size"],
+        max_length=t["max_length"], seed=t["seed"], save_strategy="no", logging_steps=10, report_to="none",
+        disable_tqdm=True, beta=0.1)
+    trainer = DPOTrainer(
+        model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(rows),
+        peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                               target_modules=targets, modules_to_save=lora.get("modules_to_save"),
+                               layers_to_transform=lora.get("layers_to_transform"), task_type="CAUSAL_LM"))
+    out = trainer.train()
+    data = trainer.train_dataset
+    per_epoch = sum(2 * len(p) + len(c) + len(r) for p, c, r in zip(data["prompt_ids"], data["chosen_ids"],
+                                                                       data["rejected_ids"]))
+    runtime = out.metrics["train_runtime"]
+    return {"tokens_per_s": round(per_epoch * trainer.state.epoch / runtime, 1), "train_runtime_s": round(runtime, 3),
+            "steps": trainer.state.global_step}
+
+
+def main_dpo(source: Path, train: dict, tmp: Path) -> None:
+    from adapterci.config import load_config
+    from adapterci.modelio import resolve_base
+
+    resolve_base(load_config(dpo_project(project(tmp, source, **train))))
+    run_reference_dpo(dpo_project(project(tmp, source, **{**train, "max_steps": 2})))  # warm-up, not timed: the
+    # first training in a process pays one-time costs (kernel selection, allocator growth) the second does not
+    results = {"reference TRL DPO": measured(run_reference_dpo, dpo_project(project(tmp, source, **train))),
+               "adapterci dpo": measured(run_adapterci, dpo_project(project(tmp, source, **train)))}
+    print(f"DPO, project {source.relative_to(REPO) if source != REPO else 'example'}, train overrides {train}")
+    for name, r in results.items():
+        print(f"{name:22} {r['tokens_per_s']:9.1f} tokens/s  {r['train_runtime_s']:7.2f} s train  "
+              f"{r['cpu_s']:8.1f} cpu s (incl. load)  {r['steps']} steps")
+    ref, ours = (r["tokens_per_s"] for r in results.values())
+    print(f"ratio adapterci / reference (DPO): {ours / ref:.2f} (target >= 1.0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     parser.add_argument("--tiny", action="store_true", help="the tiny test project instead of the example")
+    parser.add_argument("--dpo", action="store_true", help="DPO on the preference example's pairs")
     opts = parser.parse_args()
     source = TINY if opts.tiny else REPO
     train = {k: v for k, v in {"epochs": opts.epochs, "max_steps": opts.max_steps}.items() if v is not None}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        if opts.dpo:
+            return main_dpo(source, train, tmp)
         from adapterci.config import load_config
         from adapterci.modelio import resolve_base
 

@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from adapterci.configbase import StrictModel, resolve_in_project
 from adapterci.data.labels import same_reading
 
-DataFormat = Literal["auto", "alpaca", "chat", "prompt_completion"]
+DataFormat = Literal["auto", "alpaca", "chat", "prompt_completion", "preference"]
 
 
 class DataConfig(StrictModel):
@@ -18,14 +18,15 @@ class DataConfig(StrictModel):
     train: str | list[str] = Field(description="Training JSONL: a file, a glob, or a list of them (relative to the config).")
     validation: str | list[str] | None = Field(None, description="Validation JSONL (file, glob or list). Exclusive with `validation_split`.")
     validation_split: float | None = Field(None, gt=0, lt=1, description="Hold out this fraction of `train` for validation (deterministic by content hash).")
-    format: DataFormat = Field("auto", description="Row format: `alpaca` (instruction/input/output), `chat` (messages), `prompt_completion`, or `auto` (detected per row).")
+    format: DataFormat = Field("auto", description="Row format: `alpaca` (instruction/input/output), `chat` (messages), `prompt_completion`, `preference` (prompt/chosen/rejected pairs), or `auto` (detected per row).")
+    preferences: str | list[str] | None = Field(None, description="Preference pairs (`prompt`/`chosen`/`rejected` JSONL: file, glob or list) for the second stage of `train.method: sft+dpo`; `train` then holds the supervised rows of the first stage.")
 
-    @field_validator("train", "validation")
+    @field_validator("train", "validation", "preferences")
     @classmethod
     def _inside_project(cls, value: str | list[str] | None, info: ValidationInfo) -> str | list[str] | None:
         if isinstance(value, list) and not value:
             raise ValueError("an empty list: name at least one file or glob" + (
-                "" if info.field_name == "train" else " (or remove `validation`)"))
+                "" if info.field_name == "train" else f" (or remove `{info.field_name}`)"))
         for pattern in [value] if isinstance(value, str) else value or []:
             if not pattern.strip():
                 raise ValueError("an empty path: name a file or glob (relative to the config)")
@@ -58,6 +59,8 @@ class ChecksConfig(StrictModel):
     near_duplicate_threshold: float = Field(0.9, gt=0, le=1, description="Estimated Jaccard similarity (word shingles) at which two rows count as near duplicates.")
     leakage_ngram: int = Field(8, ge=3, le=100, description="A training row sharing a word n-gram of this length with an eval item (or containing a shorter item whole) leaks.")
     leakage_template_share: float = Field(0.05, gt=0, le=1, description="Word n-grams found in more than this share of a suite's items or of the training rows (and in at least 3) are template text, such as a shared instruction, and never count as leakage.")
+    max_longer_chosen_share: float = Field(0.8, gt=0, le=1, description="Largest share of preference pairs whose chosen answer is the longer one (length bias: pairs that teach verbosity).")
+    max_chosen_length_ratio: float = Field(1.5, gt=0, le=1_000, description="Largest mean length ratio chosen/rejected over the preference pairs.")
     pii: bool = Field(True, description="Look for emails, phone numbers, card numbers and API keys/tokens.")
 
     @field_validator("labels")

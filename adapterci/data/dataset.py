@@ -59,7 +59,35 @@ def load_training_data(cfg) -> tuple[Loaded, Loaded]:
     return train, valid
 
 
+def load_preferences(cfg) -> Loaded:
+    """The preference pairs of `data.preferences` (empty without it)."""
+    if cfg.data.preferences is None:
+        return Loaded()
+    return load_examples(cfg.data.patterns("preferences"), cfg.base_dir, "auto", root=cfg.root)
+
+
+def wrong_kind(examples: list[Example], pairs: bool, method: str, key: str) -> list[Problem]:
+    """A problem for every row of `key` (e.g. `data.train`) that is a preference pair where `method` wants
+    supervised rows (`pairs` False), or the reverse."""
+    if pairs:
+        return [Problem(ex.source, f"a supervised row in `{key}`, but `train.method: {method}` trains on preference "
+                                   "pairs (`prompt`, `chosen`, `rejected`)") for ex in examples if not ex.is_pair]
+    hint = ("`train.method: dpo` or `orpo`, or " if method == "sft" else "") + \
+        "`train.method: sft+dpo` with the pairs in `data.preferences`"
+    return [Problem(ex.source, f"a preference pair (`chosen`/`rejected`) in `{key}`, but `train.method: {method}` "
+                               f"trains on supervised rows: use {hint}") for ex in examples if ex.is_pair]
+
+
+def method_problems(cfg, train: Loaded, valid: Loaded, prefs: Loaded) -> list[Problem]:
+    """Rows whose kind (supervised row or preference pair) is not what `train.method` trains on."""
+    method = cfg.train.method
+    pairs = method in ("dpo", "orpo")
+    out = wrong_kind(train.examples, pairs, method, "data.train") + wrong_kind(valid.examples, pairs, method,
+                                                                                "data.validation")
+    return out + wrong_kind(prefs.examples, True, method, "data.preferences")
+
+
 def load_suite(cfg, suite) -> Loaded:
     """The items of one eval suite; safety items need no expected answer."""
     rel = display_path(suite.path, cfg.base_dir)
-    return load_examples([rel], cfg.base_dir, "auto", require_completion=suite.kind == "task", root=cfg.root)
+    return load_examples([rel], cfg.base_dir, "auto", require_completion=suite.kind != "safety", root=cfg.root)

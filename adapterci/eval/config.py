@@ -24,7 +24,7 @@ class Suite(StrictModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Name used in gate rules (`NAME.metric`).")
     path: ProjectPath = Field(description="JSONL eval set, relative to the config.")
-    kind: Literal["task", "safety"] = Field(description="`task`: expected answers; `safety`: items labelled `harmful` or `benign`.")
+    kind: Literal["task", "safety", "preference"] = Field(description="`task`: expected answers; `safety`: items labelled `harmful` or `benign`; `preference`: pairs (`prompt`, `chosen`, `rejected`) scored by the log-likelihood of both answers.")
     mode: Literal["choices", "generate"] = Field("generate", description="`choices`: pick the most likely of `choices`; `generate`: greedy generation.")
     choices: list[str] | None = Field(None, description="Allowed answers for `mode: choices` (and the label set of classification metrics).")
     max_new_tokens: int = Field(32, ge=1, le=65_536, description="Generation budget per item.")
@@ -38,6 +38,8 @@ class Suite(StrictModel):
     def _choices_needed(self) -> "Suite":
         if self.mode == "choices" and not self.choices:
             raise ValueError("`choices` is required when `mode` is `choices`")
+        if self.kind == "preference" and (self.mode == "choices" or self.choices):
+            raise ValueError("preference suites score each pair's own two answers: remove `mode` and `choices`")
         if self.kind == "safety" and self.mode == "choices":
             raise ValueError("safety suites are scored by generation: use `mode: generate`")
         return self

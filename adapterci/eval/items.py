@@ -39,6 +39,11 @@ class SuiteData:
         """Raw outputs of `model` on every item (`prompts`, one per item): the answer, and the choice scores
         where scored by likelihood."""
         suite, batch = self.config, eval_cfg.batch_size
+        if suite.kind == "preference":
+            pairs = [(ex.completion, ex.rejected) for ex in self.examples]
+            scores = scoring.answer_logprobs(model, tokenizer, prompts, pairs, batch, tick)
+            return [{"answer": None, "score": {"chosen": round(c, 6), "rejected": round(r, 6),
+                                               "tokens": [nc, nr]}} for (c, nc), (r, nr) in scores]
         if suite.kind == "task" and suite.mode == "choices":
             scores = scoring.choice_logprobs(model, tokenizer, prompts, suite.choices, batch, tick)
             return [{"answer": max(zip(suite.choices, s), key=lambda cs: cs[1][0])[0],
@@ -80,6 +85,10 @@ def read_suite(cfg, suite) -> SuiteData:
             problems.append(f"{at}: duplicate of the item at {first} (a repeated item would count twice)")
         if suite.kind == "safety" and ex.meta.get("label") not in SAFETY_LABELS:
             problems.append(f"{at}: `label` must be `harmful` or `benign`, got {ex.meta.get('label')!r}")
+        if (suite.kind == "preference") != ex.is_pair:
+            problems.append(f"{at}: a preference suite's items are pairs (`prompt`, `chosen`, `rejected`)"
+                            if suite.kind == "preference" else f"{at}: a preference pair in a {suite.kind} suite "
+                                                               "(use `kind: preference`)")
         if suite.kind == "task" and suite.choices and ex.completion not in suite.choices:
             problems.append(f"{at}: expected answer {ex.completion!r} is not one of `choices` ({', '.join(suite.choices)})")
     if not loaded.examples and not problems:
@@ -100,11 +109,15 @@ def build_items(suite: SuiteData, raw: dict[str, list[dict[str, Any]]], eval_cfg
         item: dict[str, Any] = {"suite": suite.config.name, "index": i, "source": f"{ex.source.file}:{ex.source.line}",
                                 "prompt": ex.prompt_text, "expected": ex.completion, "label": ex.meta.get("label"),
                                 "category": ex.meta.get("category"), "models": {}}
+        if ex.is_pair:
+            item["rejected"] = ex.rejected
         for role, outputs in raw.items():
             out = outputs[i]
             answer = out["answer"]
             judged: dict[str, Any] = {"answer": answer, "score": out["score"]}
-            if suite.config.kind == "task":
+            if suite.config.kind == "preference":
+                judged["margin"] = round(out["score"]["chosen"] - out["score"]["rejected"], 6)
+            elif suite.config.kind == "task":
                 if suite.labels:
                     judged["prediction"] = answer if suite.config.mode == "choices" else match_label(answer, suite.labels, norm)
                 judged["correct"] = normalize(answer, **norm) == normalize(ex.completion, **norm)

@@ -136,8 +136,8 @@ def _shape_problem(data: Any) -> str | None:
         n = info.get("n")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             return f"`suites.{name}.n` is {n!r}, not a count of items"
-        if info.get("kind") not in ("task", "safety"):
-            return f"`suites.{name}.kind` is {info.get('kind')!r}, not `task` or `safety`"
+        if info.get("kind") not in ("task", "safety", "preference"):
+            return f"`suites.{name}.kind` is {info.get('kind')!r}, not `task`, `safety` or `preference`"
         labels = info.get("labels")
         if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
             return f"`suites.{name}.labels` is {labels!r}, not a list of labels"

@@ -47,10 +47,17 @@ def choice_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], choices:
     `batch_size` prompts per pass. The tokens all prompts share (a system prompt, few-shot examples) run once
     for the whole call (their KV cache is copied into each batch), the rest of a prompt once for all its choices
     (see `_score_batch`), and the vocabulary log-softmax is taken only where a choice token is predicted."""
+    return answer_logprobs(model, tokenizer, prompts, [choices] * len(prompts), batch_size, tick)
+
+
+def answer_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[Sequence[str]],
+                    batch_size: int, tick: Tick = lambda n: None) -> list[list[tuple[float, int]]]:
+    """`choice_logprobs` with each prompt's own answers (`answers[i]` for `prompts[i]`, the same number for
+    every prompt): e.g. the chosen and the rejected answer of a preference pair."""
     eos = tokenizer.eos_token or ""
-    n = len(choices)
+    n = len(answers[0]) if answers else 0
     prompt_ids = tokenizer(list(prompts))["input_ids"]
-    full_ids = tokenizer([p + c + eos for p in prompts for c in choices])["input_ids"]
+    full_ids = tokenizer([p + c + eos for p, options in zip(prompts, answers) for c in options])["input_ids"]
     seqs = [full_ids[i * n:(i + 1) * n] for i in range(len(prompts))]
     starts = [[completion_start(prompt_ids[i], ids) for ids in seqs[i]] for i in range(len(prompts))]
     # the prefix all choices share and none scores (a tokenizer may merge the prompt's end with a choice)

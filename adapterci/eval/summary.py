@@ -50,7 +50,7 @@ def _delta(entry: dict[str, Any] | None) -> str:
 
 
 def summary_markdown(results) -> str:
-    """The eval report: models, then one table per suite (task suites first, then safety): every model's value
+    """The eval report: models, then one table per suite (task, then preference, then safety): every model's value
     (prompt baselines between base and champion) and the candidate's deltas against base and champion; under a
     labelled task suite its confusion matrix."""
     models = results.data["models"]
@@ -62,11 +62,12 @@ def summary_markdown(results) -> str:
             if spec else "none (first release)"
         lines.append(f"- **{role}**: {what}")
     lines.append("")
-    ordered = sorted(results.suites.items(), key=lambda kv: kv[1]["kind"] == "safety")
+    ordered = sorted(results.suites.items(), key=lambda kv: ("task", "preference", "safety").index(kv[1]["kind"]))
     for name, info in ordered:
         size = f"{info['n']} items" + (f": {info['n_harmful']} harmful, {info['n_benign']} benign" if info["kind"] == "safety" else "")
-        title = "Safety" if info["kind"] == "safety" else "Task"
-        lines += [f"### {title}: `{name}` ({info['mode']}, {size})", ""]
+        title = {"safety": "Safety", "preference": "Preference"}.get(info["kind"], "Task")
+        how = "pairs" if info["kind"] == "preference" else info["mode"]
+        lines += [f"### {title}: `{name}` ({how}, {size})", ""]
         head = ["metric", *roles, "Δ vs base (95% CI)"] + (["Δ vs champion (95% CI)"] if "champion" in roles else [])
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for metric in metric_names(info["kind"], info.get("labels")):

@@ -41,9 +41,28 @@ class EarlyStopping(StrictModel):
     min_delta: float = Field(0.0, ge=0, le=1_000, description="Smallest decrease of validation loss that counts as improvement.")
 
 
+Method = Literal["sft", "dpo", "orpo", "sft+dpo"]
+PREFERENCE_METHODS = ("dpo", "orpo")
+
+
+class PreferenceSettings(StrictModel):
+    """The preference stage (`train.method` `dpo`, `orpo`, or the second stage of `sft+dpo`)."""
+
+    beta: float = Field(0.1, gt=0, le=1_000, description="DPO: strength of the pull towards the reference model (the "
+                                                         "base, or the SFT adapter in `sft+dpo`); ORPO: weight of the "
+                                                         "odds-ratio term.")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "apo_zero"] = Field(
+        "sigmoid", description="DPO loss (TRL `loss_type`): `sigmoid` is the DPO paper's; ignored by ORPO.")
+    epochs: float | None = Field(None, gt=0, le=10_000, description="Passes over the pairs (default: `train.epochs`).")
+    max_steps: int | None = Field(None, ge=1, le=100_000_000, description="Stop the preference stage after this many optimizer steps (default: `train.max_steps`).")
+    learning_rate: float | None = Field(None, gt=0, le=1, description="Peak learning rate of the preference stage (default: `train.learning_rate`).")
+
+
 class TrainConfig(StrictModel):
     """How the adapter is trained."""
 
+    method: Method = Field("sft", description="`sft` (supervised rows), `dpo` or `orpo` (preference pairs in `data.train`), or `sft+dpo`: SFT on `data.train`, then DPO on `data.preferences` starting from that adapter (the SFT adapter is the DPO reference).")
+    preference: PreferenceSettings = Field(default_factory=PreferenceSettings, description="Settings of the preference stage.")
     backend: Literal["auto", "unsloth", "trl"] = Field("auto", description="`unsloth` (CUDA only), `trl` (transformers+PEFT+TRL), or `auto`: unsloth on CUDA when installed, trl otherwise.")
     quantization: Literal["none", "4bit"] = Field("none", description="`4bit` trains a QLoRA adapter on an nf4 base (bitsandbytes, CUDA only).")
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -69,4 +88,20 @@ class TrainConfig(StrictModel):
                             "with AVX512-BF16 or AMX), fp16 on older CUDA GPUs, fp32 elsewhere.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory on large models.")
     logging_steps: int = Field(10, ge=1, le=100_000_000, description="Log the training loss every N optimizer steps.")
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The methods trained one after the other: (`sft`,), (`dpo`,), (`orpo`,) or (`sft`, `dpo`)."""
+        return tuple(self.method.split("+"))
+
+
+def method_config_problems(cfg) -> list[tuple[tuple, str]]:
+    """(config key, why) where `train.method` and `data.preferences` disagree."""
+    method, prefs = cfg.train.method, cfg.data.preferences
+    if method == "sft+dpo" and prefs is None:
+        return [(("train", "method"), "`sft+dpo` trains DPO on `data.preferences`: name the preference pairs there")]
+    if method != "sft+dpo" and prefs is not None:
+        where = "`data.train`" if method != "sft" else "nowhere (`sft` trains on `data.train`)"
+        return [(("data", "preferences"), f"only `train.method: sft+dpo` reads it; `{method}` reads pairs from {where}")]
+    return []
 

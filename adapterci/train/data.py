@@ -49,3 +49,44 @@ def tokenize_examples(examples: Sequence[Example], prompt_format, tokenizer: Any
     return out
 
 
+
+
+@dataclass
+class Pairs:
+    """Preference pairs as TRL's DPO/ORPO trainers take them: the rendered prompt and both answers (plain text,
+    so the trainer tokenizes prompt + answer + eos exactly as evaluation scores it)."""
+
+    rows: list[dict[str, str]]
+    dropped: list[str]
+    truncated: int
+    tokens: int  # prompt + chosen plus prompt + rejected, over the rows kept
+
+
+def preference_rows(examples: Sequence[Example], prompt_format, tokenizer: Any, max_length: int,
+                    overlength: str) -> Pairs:
+    """The pairs with the `max_length` policy applied to their longer side (`truncate` leaves the cut to the
+    trainer, which keeps the start of each sequence; a prompt that fills `max_length` alone is dropped)."""
+    out = Pairs([], [], 0, 0)
+    prompts = render_rows(prompt_format.render, examples)
+    if not prompts:
+        return out
+    eos = tokenizer.eos_token
+    prompt_len = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+    sides = tokenizer([p + a + eos for p, ex in zip(prompts, examples) for a in (ex.completion, ex.rejected)])
+    lengths = [len(ids) for ids in sides["input_ids"]]
+    for i, (ex, prompt) in enumerate(zip(examples, prompts)):
+        chosen, rejected = lengths[2 * i], lengths[2 * i + 1]
+        longest = max(chosen, rejected)
+        if longest > max_length:
+            where = f"{ex.source.file}:{ex.source.line}"
+            if overlength == "error":
+                raise StageFailed("train", f"{where}: pair is {longest} tokens (prompt + longer answer), longer than "
+                                           f"`train.max_length` ({max_length}); set `train.overlength: drop` or "
+                                           "`truncate`")
+            if overlength == "drop" or prompt_len[i] >= max_length:
+                out.dropped.append(f"{where} ({longest} tokens)")
+                continue
+            out.truncated += 1
+        out.rows.append({"prompt": prompt, "chosen": ex.completion, "rejected": ex.rejected})
+        out.tokens += min(chosen, max_length) + min(rejected, max_length)
+    return out

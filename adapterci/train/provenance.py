@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterci import __version__
-from adapterci.data.dataset import load_training_data
+from adapterci.data.dataset import load_preferences, load_training_data
 from adapterci.fingerprint import hash_examples, hash_json
 from adapterci.modelio import base_model_identity
 from adapterci.prompting import PromptFormat
@@ -17,8 +17,15 @@ PACKAGES = ("adapterci", "torch", "transformers", "trl", "peft", "accelerate", "
             "safetensors", "unsloth", "bitsandbytes")
 
 
-def data_fingerprint(train_examples, valid_examples) -> str:
-    return hash_json([hash_examples(train_examples), hash_examples(valid_examples)])
+def data_fingerprint(train_examples, valid_examples, preference_examples=()) -> str:
+    """The training data's hash (`data.preferences` included when configured)."""
+    parts = [hash_examples(train_examples), hash_examples(valid_examples)]
+    return hash_json(parts + [hash_examples(preference_examples)] if preference_examples else parts)
+
+
+def _data_fingerprint(cfg) -> str:
+    train, valid = load_training_data(cfg)
+    return data_fingerprint(train.examples, valid.examples, load_preferences(cfg).examples)
 
 
 def config_hash(cfg) -> str:
@@ -28,10 +35,9 @@ def config_hash(cfg) -> str:
 
 def inputs_fingerprint(cfg) -> str:
     """The adapter cache key: base model, data, train config, prompt format and seed."""
-    train, valid = load_training_data(cfg)
     return hash_json({
         "base": base_model_identity(cfg),
-        "data": data_fingerprint(train.examples, valid.examples),
+        "data": _data_fingerprint(cfg),
         "train": config_hash(cfg),
         # `chat` renders with the base model's own template, which the base hash already pins
         "prompt": "chat" if cfg.prompt_template == "chat" else PromptFormat(cfg.prompt_template).fingerprint,
@@ -42,8 +48,7 @@ def inputs_fingerprint(cfg) -> str:
 def changed_inputs(cfg, record: dict[str, Any]) -> list[str]:
     """Which inputs of the adapter whose training record is `record` differ from the config's now, in words
     ("the data", "the base model"...); empty when everything it records matches."""
-    train, valid = load_training_data(cfg)
-    now = {"the data": ("data_fingerprint", data_fingerprint(train.examples, valid.examples)),
+    now = {"the data": ("data_fingerprint", _data_fingerprint(cfg)),
            "the `train` section": ("config_hash", config_hash(cfg)),
            "the base model": ("base_model", base_model_identity(cfg)),
            "the prompt template": ("prompt_template", cfg.prompt_template)}
@@ -88,12 +93,14 @@ def peak_memory_bytes(device: str) -> int:
 
 
 def provenance(cfg, tok_train, tok_valid, prompt_format, backend: str, device: str, trainer, train_output,
-               history: dict, wall_time_s: float, resumed_from: str | None) -> dict[str, Any]:
-    """The content of `adapterci-train.json` (schema documented in docs/train.md)."""
-    train, valid = load_training_data(cfg)
+               history: dict, wall_time_s: float, resumed_from: str | None, pairs, pairs_valid,
+               stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The content of `adapterci-train.json` (schema documented in docs/train.md). `trainer` and `train_output`
+    are the last stage's; `stages` records every stage run (`method`, `steps`, `epochs`, `train_loss`)."""
     state = trainer.state
     runtime = float(train_output.metrics.get("train_runtime") or wall_time_s)
-    tokens = tok_train.tokens * float(state.epoch or 0)
+    per_epoch = pairs.tokens if cfg.train.method != "sft" else tok_train.tokens
+    tokens = per_epoch * float(state.epoch or 0)
     valid_losses = [loss for _, loss in history["valid"]]
     return {
         "schema_version": 1,
@@ -102,10 +109,14 @@ def provenance(cfg, tok_train, tok_valid, prompt_format, backend: str, device: s
         "base_model": base_model_identity(cfg),
         "prompt_template": cfg.prompt_template,
         "prompt_fingerprint": prompt_format.fingerprint,
-        "data_fingerprint": data_fingerprint(train.examples, valid.examples),
+        "data_fingerprint": _data_fingerprint(cfg),
+        "method": cfg.train.method,
+        "stages": stages,
         "rows": {"train": len(tok_train.rows), "valid": len(tok_valid.rows),
-                 "dropped": len(tok_train.dropped) + len(tok_valid.dropped),
-                 "truncated": tok_train.truncated + tok_valid.truncated},
+                 "pairs": len(pairs.rows), "valid_pairs": len(pairs_valid.rows),
+                 "dropped": len(tok_train.dropped) + len(tok_valid.dropped) + len(pairs.dropped)
+                 + len(pairs_valid.dropped),
+                 "truncated": tok_train.truncated + tok_valid.truncated + pairs.truncated + pairs_valid.truncated},
         "config_hash": config_hash(cfg),
         "train_config": cfg.train.model_dump(mode="json"),
         "git_commit": git_commit(cfg.base_dir),

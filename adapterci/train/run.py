@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from adapterci.adapterdir import NOT_ADAPTER, TRAIN_JSON
 from adapterci.console import is_terminal, log_line
 from adapterci.cost.guard import cost_guard, estimate_line, last_throughput, record_throughput
-from adapterci.data.dataset import load_training_data
+from adapterci.data.dataset import load_preferences, load_training_data, method_problems
 from adapterci.data.labels import label_variants
 from adapterci.errors import StageFailed
 from adapterci.fsio import read_json, staged_dir, write_json_atomic
@@ -31,7 +31,8 @@ from adapterci.runs import RunDir, run_dir_for
 from adapterci.stagecache import store_adapter
 from adapterci.train.backends import (ModelSpec, SettingError, choose_backend, get_backend, training_precision,
                                       unsloth_importable)
-from adapterci.train.data import tokenize_examples
+from adapterci.train.config import PREFERENCE_METHODS
+from adapterci.train.data import preference_rows, tokenize_examples
 from adapterci.train.loss import trainer_class
 from adapterci.train.plot import plot_losses
 from adapterci.train.progress import log_lines_callback
@@ -57,7 +58,9 @@ CHECKPOINT_INPUTS = "adapterci-inputs.json"
 def can_resume(output: Path, fingerprint: str) -> bool:
     """Whether `output` has a complete checkpoint of an interrupted training on the inputs `fingerprint`."""
     ckpt = checkpoints_dir(Path(output))
-    return _recorded_inputs(ckpt) == fingerprint and any(incomplete(c) is None for c in _checkpoints(ckpt))
+    found = [c for folder in (ckpt, *sorted(ckpt.glob("stage-*"))) for c in _checkpoints(folder)]
+    return _recorded_inputs(ckpt) == fingerprint and (any(incomplete(c) is None for c in found)
+                                                      or (ckpt / SFT_STAGE / "adapter_config.json").is_file())
 
 
 def _checkpoints(ckpt: Path) -> list[Path]:
@@ -136,7 +139,7 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
         f"device {'cuda' if cuda else 'cpu'}, precision {precision}")
 
     # 2. data (file:line of every problem)
-    train_rows, valid_rows = _load_data(cfg)
+    train_rows, valid_rows, pair_rows, valid_pairs = _load_data(cfg)
 
     # 3. model and tokenizer
 
@@ -158,11 +161,13 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     fmt = PromptFormat(cfg.prompt_template, tokenizer)
     tok_train = tokenize_examples(train_rows, fmt, tokenizer, tc.max_length, tc.overlength, tc.completion_only_loss)
     tok_valid = tokenize_examples(valid_rows, fmt, tokenizer, tc.max_length, tc.overlength, tc.completion_only_loss)
-    for dropped in tok_train.dropped + tok_valid.dropped:
+    pairs = preference_rows(pair_rows, fmt, tokenizer, tc.max_length, tc.overlength)
+    pairs_valid = preference_rows(valid_pairs, fmt, tokenizer, tc.max_length, tc.overlength)
+    for dropped in tok_train.dropped + tok_valid.dropped + pairs.dropped + pairs_valid.dropped:
         log(f"train: dropped overlong row {dropped}")
-    if not tok_train.rows:
+    if (train_rows and not tok_train.rows) or (pair_rows and not pairs.rows):
         raise StageFailed("train", "no training rows left after applying `train.max_length`")
-    guard = _cost_guard(cfg, spec, backend_name, tok_train.tokens, started, log)
+    guard = _cost_guard(cfg, spec, backend_name, tok_train.tokens + pairs.tokens, started, log)
 
     # 5. trainer
 
@@ -171,34 +176,47 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     if resume and _recorded_inputs(ckpt) not in (None, fingerprint):
         raise StageFailed("train", f"the checkpoints in {ckpt} were trained from other inputs (data, config or base "
                                    "model changed since): run without --resume to start over", exit_code=2)
-    resume_from = _resume_point(ckpt, resume, log, main)
+    staged = len(tc.stages) > 1  # sft+dpo: each stage checkpoints into its own folder
+    resume_from = None if staged else _resume_point(ckpt, resume, log, main)
     if main and not resume and ckpt.exists():
         shutil.rmtree(ckpt)
     if main:
         write_json_atomic(ckpt / CHECKPOINT_INPUTS, {"inputs_fingerprint": fingerprint})
-    trainer = _build_trainer(cfg, spec, backend_name, model, tokenizer, tok_train.rows, tok_valid.rows, ckpt, log,
-                             [*callbacks, *([guard] if guard else [])])
-
-    # 6. train
-    try:
-        out = trainer.train(resume_from_checkpoint=resume_from)
-    except torch.OutOfMemoryError as exc:
-        raise StageFailed("train", f"out of memory: {exc}; lower `train.batch_size` or `train.max_length`") from None
-    except OSError as exc:  # e.g. the disk filled up while writing a checkpoint
-        raise StageFailed("train", f"{exc}; fix the cause and rerun with `--resume` to continue from {ckpt}") from None
-    trainer.accelerator.wait_for_everyone()
-    if guard is not None and guard.reason:
-        raise StageFailed("train", f"{guard.reason}. No adapter was written: raise the cap, or train less "
-                                   "(`train.epochs`, `train.max_steps`, fewer rows)")
-    if not trainer.is_world_process_zero():
-        return TrainResult(output, {})
-    _check_finite(trainer.model, out.training_loss, tc.learning_rate)
+    extra = [*callbacks, *([guard] if guard else [])]
+    stages = []  # (method, trainer, train output) of every stage run here
+    finished: list[dict[str, Any]] = []  # the record of a first stage finished before a resume
+    for method in tc.stages:
+        stage_ckpt = ckpt / f"stage-{method}" if staged else ckpt
+        if method == "sft" and staged and resume and (record := _finished_stage(ckpt, model, log)):
+            finished.append(record)  # a resumed two-stage run whose first stage was complete
+            continue
+        trainer = (_build_trainer(cfg, spec, backend_name, model, tokenizer, tok_train.rows, tok_valid.rows,
+                                  stage_ckpt, log, extra) if method == "sft" else
+                   _build_preference_trainer(cfg, spec, method, model, tokenizer, pairs.rows, pairs_valid.rows,
+                                             stage_ckpt, log, extra, fresh=not staged))
+        out = _run_stage(trainer, _resume_point(stage_ckpt, resume, log, main) if staged else resume_from,
+                         stage_ckpt)
+        if guard is not None and guard.reason:
+            raise StageFailed("train", f"{guard.reason}. No adapter was written: raise the cap, or train less "
+                                       "(`train.epochs`, `train.max_steps`, fewer rows)")
+        if not trainer.is_world_process_zero():
+            return TrainResult(output, {})
+        if "ref" in getattr(trainer.model, "peft_config", {}):  # DPO's frozen copy of the starting adapter
+            trainer.model.delete_adapter("ref")
+        _check_finite(trainer.model, out.training_loss, tc.preference.learning_rate or tc.learning_rate
+                      if method != "sft" else tc.learning_rate)
+        stages.append((method, trainer, out))
+        if method == "sft" and staged:
+            with staged_dir(ckpt / SFT_STAGE) as tmp:
+                trainer.model.save_pretrained(tmp)
+                write_json_atomic(tmp / STAGE_JSON, _stage_records(stages[-1:])[0])
 
     # 7. adapter + provenance, atomically
 
     history = _loss_history(trainer.state.log_history)
     metrics = provenance(cfg, tok_train, tok_valid, fmt, backend_name, spec.device, trainer, out, history,
-                         time.monotonic() - started, resume_from)
+                         time.monotonic() - started, resume_from, pairs, pairs_valid,
+                         finished + _stage_records(stages))
     loss_png = run.loss_png if output == run.adapter else output.parent / f"{output.name}.loss.png"
     try:
         with staged_dir(output) as tmp:
@@ -216,6 +234,55 @@ def _train(cfg, output: Path, resume: bool, run: RunDir, main: bool, log: Callab
     log(f"train: wrote {output} ({metrics['steps']} steps, {metrics['wall_time_s']:.1f}s, "
         f"{metrics['tokens_per_s']:.0f} tokens/s)")
     return TrainResult(output, metrics)
+
+
+SFT_STAGE = "sft-adapter"
+"""In the checkpoints folder of a `sft+dpo` run: the finished first stage's adapter (what `--resume` starts DPO from)."""
+STAGE_JSON = "adapterci-stage.json"
+"""Beside that adapter: the first stage's record (`stages[0]` of the provenance)."""
+
+
+def _run_stage(trainer, resume_from: str | None, ckpt: Path):
+    import torch
+
+    try:
+        out = trainer.train(resume_from_checkpoint=resume_from)
+    except torch.OutOfMemoryError as exc:
+        raise StageFailed("train", f"out of memory: {exc}; lower `train.batch_size` or `train.max_length`") from None
+    except OSError as exc:  # e.g. the disk filled up while writing a checkpoint
+        raise StageFailed("train", f"{exc}; fix the cause and rerun with `--resume` to continue from {ckpt}") from None
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def _finished_stage(ckpt: Path, model, log) -> dict[str, Any] | None:
+    """Load the first stage's finished adapter (`SFT_STAGE`) into `model` when a resumed run has one; its stage
+    record (None: there is none, or it is incomplete)."""
+    weights = ckpt / SFT_STAGE / "adapter_model.safetensors"
+    try:
+        record = read_json(ckpt / SFT_STAGE / STAGE_JSON)
+    except (OSError, ValueError):
+        return None
+    if not weights.is_file() or safetensors_problem(weights) or not isinstance(record, dict):
+        return None
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(weights)))
+    log(f"train: stage sft is complete in {ckpt / SFT_STAGE}; resuming with dpo")
+    return record
+
+
+def _stage_records(stages) -> list[dict[str, Any]]:
+    return [{"method": method, "steps": int(trainer.state.global_step), "epochs": float(trainer.state.epoch or 0),
+             "train_loss": round(float(out.training_loss), 6),
+             "reward_accuracy": _last(trainer.state.log_history, "rewards/accuracies")}
+            for method, trainer, out in stages]
+
+
+def _last(log_history: list[dict], key: str) -> float | None:
+    values = [e[key] for e in log_history if key in e]
+    return round(float(values[-1]), 6) if values else None
 
 
 def _cost_guard(cfg, spec: ModelSpec, backend: str, tokens: int, started: float, log) -> Any:
@@ -240,12 +307,20 @@ def _check_finite(model, loss: float, learning_rate: float) -> None:
 
 
 def _load_data(cfg):
+    """(SFT rows, their validation rows, preference pairs, their validation pairs) for `train.method`."""
     try:
         train, valid = load_training_data(cfg)
+        prefs = load_preferences(cfg)
     except OSError as exc:
         raise StageFailed("train", f"cannot read the training data: {exc}") from None
 
-    problems = train.problems + valid.problems + label_variants(train.examples + valid.examples, cfg.checks.labels)
+    problems = train.problems + valid.problems + prefs.problems + \
+        label_variants(train.examples + valid.examples, cfg.checks.labels)
+    if wrong := method_problems(cfg, train, valid, prefs):  # a config error: the data is for another method
+        shown = "".join(f"\n  {p.source.file}:{p.source.line}: {p.message}" for p in wrong[:10])
+        more = f"\n  ... and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        raise StageFailed("train", f"{len(wrong)} row(s) do not fit `train.method: {cfg.train.method}`:{shown}{more}",
+                          exit_code=2)
     if problems:
         shown = "".join(f"\n  {p.source.file}:{p.source.line}: {p.message}" for p in problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -253,7 +328,11 @@ def _load_data(cfg):
                                    f"(run `adapterci check`):{shown}{more}")
     if not train.examples:
         raise StageFailed("train", "no training rows")
-    return train.examples, valid.examples
+    if cfg.train.method in PREFERENCE_METHODS:
+        return [], [], train.examples, valid.examples
+    if cfg.data.preferences is not None and not prefs.examples:
+        raise StageFailed("train", "no preference pairs in `data.preferences`")
+    return train.examples, valid.examples, prefs.examples, []
 
 
 def _check_layers(cfg, spec: ModelSpec) -> None:
@@ -294,53 +373,110 @@ def _resume_point(ckpt: Path, resume: bool, log, main: bool = True) -> str | Non
     return None
 
 
-def _build_trainer(cfg, spec: ModelSpec, backend: str, model, tokenizer, train_rows, valid_rows, ckpt: Path, log,
-                   callbacks):
-    from datasets import Dataset
-    from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl import SFTConfig, SFTTrainer
-
-    tc = cfg.train
-    if not is_terminal():
-        from datasets.utils.logging import disable_progress_bar
-
-        disable_progress_bar()
-    has_valid = bool(valid_rows)
+def _training_args(cfg, spec: ModelSpec, ckpt: Path, has_valid: bool, stage: str) -> dict[str, Any]:
+    """The TrainingArguments every trainer shares (`stage`: `sft`, or a preference method taking the epochs,
+    steps and learning rate of `train.preference` where set)."""
+    tc, pref = cfg.train, cfg.train.preference
+    if stage != "sft":
+        epochs, max_steps, lr = pref.epochs or tc.epochs, pref.max_steps or tc.max_steps, \
+            pref.learning_rate or tc.learning_rate
+    else:
+        epochs, max_steps, lr = tc.epochs, tc.max_steps, tc.learning_rate
     eval_strategy = ("steps" if tc.eval_steps else "epoch") if has_valid else "no"
     save_strategy, save_steps = ("steps" if tc.save_steps else "epoch"), tc.save_steps
     if tc.early_stopping and has_valid:  # the best checkpoint must be one that was evaluated
         save_strategy, save_steps = eval_strategy, tc.eval_steps
     cuda = spec.device == "cuda"
-    checkpointing = _checkpointing_arg()
-    args = SFTConfig(
+    return dict(
         output_dir=str(ckpt), use_cpu=not cuda, bf16=spec.precision == "bf16", fp16=spec.precision == "fp16",
         seed=tc.seed, data_seed=tc.seed,
         per_device_train_batch_size=tc.batch_size, per_device_eval_batch_size=tc.batch_size,
-        gradient_accumulation_steps=tc.gradient_accumulation, num_train_epochs=tc.epochs,
-        max_steps=tc.max_steps or -1, learning_rate=tc.learning_rate, lr_scheduler_type=tc.lr_scheduler,
+        gradient_accumulation_steps=tc.gradient_accumulation, num_train_epochs=epochs,
+        max_steps=max_steps or -1, learning_rate=lr, lr_scheduler_type=tc.lr_scheduler,
         warmup_steps=tc.warmup, weight_decay=tc.weight_decay, logging_steps=tc.logging_steps,
         eval_strategy=eval_strategy, eval_steps=tc.eval_steps, save_strategy=save_strategy, save_steps=save_steps,
         save_total_limit=2, load_best_model_at_end=bool(tc.early_stopping and has_valid),
-        metric_for_best_model="eval_loss", greater_is_better=False,
-        max_length=tc.max_length, packing=tc.packing, **{checkpointing: tc.gradient_checkpointing},
+        metric_for_best_model="eval_loss", greater_is_better=False, max_length=tc.max_length,
+        **{_checkpointing_arg(): tc.gradient_checkpointing},
         report_to="none", disable_tqdm=not is_terminal(), dataloader_pin_memory=cuda,
         ddp_find_unused_parameters=False)
+
+
+def _callbacks(cfg, has_valid: bool, callbacks, log) -> list[Any]:
+    from transformers import EarlyStoppingCallback
+
+    tc = cfg.train
     extra = list(callbacks)
     if tc.early_stopping and has_valid:
         extra.append(EarlyStoppingCallback(tc.early_stopping.patience, tc.early_stopping.min_delta))
     elif tc.early_stopping:
         log("train: `train.early_stopping` needs validation data; training without it")
-    # unsloth brings its own fused loss; the portable backend builds logits only where a token is scored
-    trainer_type = trainer_class() if backend == "trl" else SFTTrainer
-    trainer = trainer_type(model=model, args=args, processing_class=tokenizer, callbacks=extra,
-                         train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(valid_rows) if has_valid else None)
+    return extra
+
+
+def _quiet(trainer, log):
+    """Log lines instead of progress bars off a terminal."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
     trainer.remove_callback(PrinterCallback)
     if not is_terminal():
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(log_lines_callback(log))
     return trainer
+
+
+def _build_trainer(cfg, spec: ModelSpec, backend: str, model, tokenizer, train_rows, valid_rows, ckpt: Path, log,
+                   callbacks):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if not is_terminal():
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    has_valid = bool(valid_rows)
+    args = SFTConfig(**_training_args(cfg, spec, ckpt, has_valid, "sft"), packing=cfg.train.packing)
+    # unsloth brings its own fused loss; the portable backend builds logits only where a token is scored
+    trainer_type = trainer_class() if backend == "trl" else SFTTrainer
+    trainer = trainer_type(model=model, args=args, processing_class=tokenizer,
+                           callbacks=_callbacks(cfg, has_valid, callbacks, log),
+                           train_dataset=Dataset.from_list(train_rows),
+                           eval_dataset=Dataset.from_list(valid_rows) if has_valid else None)
+    return _quiet(trainer, log)
+
+
+def _build_preference_trainer(cfg, spec: ModelSpec, method: str, model, tokenizer, rows, valid_rows, ckpt: Path,
+                              log, callbacks, fresh: bool):
+    """TRL's DPOTrainer (or ORPOTrainer) on the PEFT `model`. DPO's reference is the adapter `model` starts from:
+    for a fresh adapter the base model (the adapter disabled, as TRL does with a `peft_config`), for the second
+    stage of `sft+dpo` the SFT adapter, kept as a frozen copy of the adapter (TRL's `ref` adapter, removed after
+    training). Never a second copy of the base model."""
+    from datasets import Dataset
+
+    if not is_terminal():
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    pref, has_valid = cfg.train.preference, bool(valid_rows)
+    common = _training_args(cfg, spec, ckpt, has_valid, method)
+    if method == "orpo":
+        import warnings
+
+        with warnings.catch_warnings():  # TRL announces that ORPO lives in `experimental`
+            warnings.simplefilter("ignore")
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+        args, trainer_type = ORPOConfig(**common, beta=pref.beta), ORPOTrainer
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        args, trainer_type = DPOConfig(**common, beta=pref.beta, loss_type=[pref.loss_type]), DPOTrainer
+    trainer = trainer_type(model=model, args=args, processing_class=tokenizer,
+                           callbacks=_callbacks(cfg, has_valid, callbacks, log),
+                           train_dataset=Dataset.from_list(rows),
+                           eval_dataset=Dataset.from_list(valid_rows) if has_valid else None)
+    if fresh and "ref" in getattr(trainer.model, "peft_config", {}):  # an untrained adapter is the base model:
+        trainer.model.delete_adapter("ref")  # TRL then scores the reference with the adapter disabled (faster)
+    return _quiet(trainer, log)
 
 
 def _checkpointing_arg() -> str:

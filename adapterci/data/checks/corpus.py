@@ -8,14 +8,15 @@ from functools import cached_property
 from pathlib import Path
 
 from adapterci.data.checks.ngrams import words_of
-from adapterci.data.dataset import Loaded, load_examples, load_suite
+from adapterci.data.dataset import Loaded, load_examples, load_preferences, load_suite
 from adapterci.data.formats import Example
 from adapterci.data.load import Source, display_path
 
 
 @dataclass
 class Part:
-    """One group of rows: `train`, `validation` or an eval suite (`kind` task/safety, `suite` its config)."""
+    """One group of rows: `train`, `validation`, `preferences` (the pairs of `data.preferences`) or an eval suite
+    (`kind` task/safety/preference, `suite` its config)."""
 
     name: str
     kind: str
@@ -37,17 +38,24 @@ class Corpus:
     train: Part
     validation: Part | None
     suites: list[Part]
+    preferences: Part | None = None
     new_rows: set[tuple[str, int]] | None = None  # None: every row counts as new
     files: dict[str, Path] = field(default_factory=dict)  # display name -> absolute path
 
     @property
     def parts(self) -> list[Part]:
-        return [self.train, *([self.validation] if self.validation else []), *self.suites]
+        return [*self.training_parts, *self.suites]
+
+    @property
+    def training_parts(self) -> list[Part]:
+        """train, validation and preferences (those configured)."""
+        return [self.train, *(p for p in (self.validation, self.preferences) if p is not None)]
 
     @property
     def training(self) -> list[Example]:
-        """Rows the adapter learns from (train + validation): compared with each other and with the eval sets."""
-        return self.train.examples + (self.validation.examples if self.validation else [])
+        """Rows the adapter learns from (train + validation + preference pairs): compared with each other and with
+        the eval sets."""
+        return [ex for part in self.training_parts for ex in part.examples]
 
     @cached_property
     def training_texts(self) -> list[str]:
@@ -75,7 +83,8 @@ def load_corpus(cfg) -> Corpus:
         validation = Part("validation", "validation",
                           load_examples(cfg.data.patterns("validation"), base, cfg.data.format, root=cfg.root))
     suites = [Part(f"eval:{s.name}", s.kind, load_suite(cfg, s), s) for s in cfg.eval.suites]
-    corpus = Corpus(train, validation, suites)
+    prefs = Part("preferences", "preferences", load_preferences(cfg)) if cfg.data.preferences is not None else None
+    corpus = Corpus(train, validation, suites, prefs)
     for part in corpus.parts:
         for path in part.loaded.files:
             corpus.files[display_path(path, base)] = path
@@ -83,8 +92,10 @@ def load_corpus(cfg) -> Corpus:
 
 
 def text_of(ex: Example) -> str:
-    """The whole content of a row (prompt and answer) as compared by the duplicate, leakage and PII checks."""
-    return ex.prompt_text if ex.completion is None else f"{ex.prompt_text}\n\n{ex.completion}"
+    """The whole content of a row (prompt and answer, both answers of a pair) as compared by the duplicate,
+    leakage and PII checks."""
+    text = ex.prompt_text if ex.completion is None else f"{ex.prompt_text}\n\n{ex.completion}"
+    return text if ex.rejected is None else f"{text}\n\n{ex.rejected}"
 
 
 def canonical(text: str) -> str:

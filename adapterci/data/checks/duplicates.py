@@ -1,4 +1,5 @@
-"""Exact duplicates (equal up to whitespace) and conflicting answers (one prompt, two different answers)."""
+"""Exact duplicates (equal up to whitespace) and conflicting answers (one prompt, two different answers; preference
+pairs may share a prompt: their contradictions are the `preferences` check's business)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def check_duplicates(corpus: Corpus, cfg) -> CheckResult:
             repeats += 1
             if corpus.is_new(dup.source) or corpus.is_new(first.source):
                 result.failures.append(Failure.at(dup.source, f"duplicate of {first.source}"))
-        answered = [ex for ex in examples if ex.completion is not None]
+        answered = [ex for ex in examples if ex.completion is not None and not ex.is_pair]
         for first, other in _repeats(answered, [canonical(ex.prompt_text) for ex in answered]):
             if canonical(first.completion) != canonical(other.completion):
                 conflicts += 1

@@ -86,6 +86,8 @@ def _expectations(part: Part, cfg) -> list[tuple[str, Any]]:
     lo, hi = max(1, c.min_chars), c.max_chars
     out: list[tuple[str, Any]] = []
     columns = ["prompt"] + (["completion"] if part.kind != "safety" else ["label"])
+    if any(ex.is_pair for ex in part.examples):
+        columns.append("rejected")
     for col in columns:
         out.append(("schema", gxe.ExpectColumnValuesToNotBeNull(column=col)))
         if col != "label":
@@ -113,6 +115,8 @@ def _frame(part: Part):
         data["label"] = [ex.meta.get("label") if isinstance(ex.meta.get("label"), str) else None for ex in exs]
     else:
         data["completion"] = [ex.completion for ex in exs]
+    if any(ex.is_pair for ex in exs):
+        data["rejected"] = [ex.rejected for ex in exs]
     return pd.DataFrame(data)
 
 

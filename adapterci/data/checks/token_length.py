@@ -1,5 +1,6 @@
 """Token length with the base model's tokenizer, rendered exactly as training renders a row:
-the prompt (`PromptFormat`) + the answer + eos, against `checks.max_tokens` (default `train.max_length`).
+the prompt (`PromptFormat`) + the answer + eos, against `checks.max_tokens` (default `train.max_length`); a
+preference pair counts as its longer side (prompt + chosen, prompt + rejected: TRL trains on both).
 
 A token covers at least one byte of text, so a row whose UTF-8 size plus the tokens the tokenizer adds
 (bos, a prefix space) fits the limit cannot exceed it and is not tokenized. That bound is used only for
@@ -24,24 +25,33 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
     result = CheckResult("token_length")
     rows = [ex for part in corpus.parts for ex in part.examples if corpus.is_new(ex.source)]
     examples = [ex for ex in rows if not over_max_chars(ex, cfg.checks.max_chars)]  # already failed `schema`
+    prompts = render_rows(render, examples)
     texts = [prompt + (ex.completion + tokenizer.eos_token if ex.completion is not None else "")
-             for prompt, ex in zip(render_rows(render, examples), examples)]
+             for prompt, ex in zip(prompts, examples)]
+    sides = list(range(len(examples)))  # texts[k] belongs to examples[sides[k]]
+    for i, (prompt, ex) in enumerate(zip(prompts, examples)):
+        if ex.rejected is not None:
+            texts.append(prompt + ex.rejected + tokenizer.eos_token)
+            sides.append(i)
     safe = _safe_bytes(tokenizer, limit)
     todo = [i for i, text in enumerate(texts) if len(text.encode("utf-8")) > safe]
-    longest = 0
+    longest, over = 0, {}
     for start in range(0, len(todo), BATCH):
         batch = todo[start:start + BATCH]
-        for i, ids in zip(batch, tokenizer([texts[i] for i in batch])["input_ids"]):
+        for k, ids in zip(batch, tokenizer([texts[k] for k in batch])["input_ids"]):
             longest = max(longest, len(ids))
             if len(ids) > limit:
-                result.failures.append(Failure.at(
-                    examples[i].source,
-                    f"{len(ids)} tokens, longer than `checks.max_tokens` ({limit}) with the base model's tokenizer"))
+                over[sides[k]] = max(over.get(sides[k], 0), len(ids))
+    for i, tokens in sorted(over.items()):
+        result.failures.append(Failure.at(
+            examples[i].source,
+            f"{tokens} tokens, longer than `checks.max_tokens` ({limit}) with the base model's tokenizer"))
     skipped = len(rows) - len(examples)
     result.summary = (f"longest tokenized row {longest} tokens (limit {limit}); "
-                      f"{len(examples) - len(todo)} of {len(rows)} rows short enough to skip"
+                      f"{len(examples) - len({sides[k] for k in todo})} of {len(rows)} rows short enough to skip"
                       + (f", {skipped} longer than `checks.max_chars` not tokenized" if skipped else ""))
-    result.details = {"max_tokens": limit, "longest_tokenized": longest, "rows": len(rows), "tokenized": len(todo),
+    result.details = {"max_tokens": limit, "longest_tokenized": longest, "rows": len(rows),
+                      "tokenized": len({sides[k] for k in todo}),
                       "over_max_chars": skipped}
     return result
 
@@ -49,7 +59,8 @@ def check_token_length(corpus: Corpus, cfg, tokenizer) -> CheckResult:
 def over_max_chars(ex, max_chars: int) -> bool:
     """Whether a row's prompt or answer is longer than `checks.max_chars`: the `schema` check fails it already,
     so it is neither rendered nor tokenized (a 27 MB file of such rows took minutes and gigabytes)."""
-    return len(ex.prompt_text) > max_chars or (ex.completion is not None and len(ex.completion) > max_chars)
+    return len(ex.prompt_text) > max_chars or any(a is not None and len(a) > max_chars
+                                                  for a in (ex.completion, ex.rejected))
 
 
 def fast_renderer(fmt) -> Callable[[Sequence[Message]], str]:
