@@ -315,7 +315,7 @@ def test_workflows_dispatch_promotes_and_rolls_back(ci, hub, adapters) -> None:
     assert release_by_hand(0) == "v0.1.0"
     unnamed = dispatch("promote")  # whatever the canary is when the approved job runs: refused
     assert unnamed.jobs == {"registry": "failure"}
-    assert "promote needs the canary version you analyzed" in unnamed.log + "".join(unnamed.summaries)
+    assert "promote needs the version input: promote the canary version you analyzed" in unnamed.log + "".join(unnamed.summaries)
     promoted = dispatch("promote", "v0.1.0")
     assert promoted.jobs == {"registry": "success"}, promoted.log[-4000:]
     assert promoted.outputs[("registry", "version")] == "v0.1.0"
