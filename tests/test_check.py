@@ -238,6 +238,33 @@ def test_check_leakage_of_a_short_eval_item(example_project: Path) -> None:
                                             "message": "contains eval item evalsets/safety.jsonl:41 whole (eval:safety)"}]
 
 
+def test_check_fails_a_pr_of_paraphrased_eval_items(example_project: Path) -> None:
+    """Issue 23: every eval item with a word inserted every 4 words passed as training rows (no 8-gram survives).
+    As a PR (`--base-ref`), those rows fail the leakage check as paraphrases, each naming its item; the
+    example's own rows stay clean."""
+    _git(example_project, "add", "-A")
+    _git(example_project, "commit", "-q", "-m", "base")
+    items = [(f"evalsets/{suite}.jsonl", n, json.loads(line))
+             for suite in ("sentiment", "safety")
+             for n, line in enumerate((example_project / "evalsets" / f"{suite}.jsonl").read_text().splitlines(), 1)]
+    spread = [" ".join(w + (" really" if i % 4 == 3 else "") for i, w in enumerate(item["prompt"].split(" ")))
+              for _, _, item in items]
+    first = append(example_project / "data" / "train.jsonl",
+                   *({"instruction": text, "input": "", "output": item.get("completion", "I can't help with that.")}
+                     for text, (_, _, item) in zip(spread, items)))
+    code, report = run_check(example_project, "--json", "--base-ref", "HEAD")
+    assert code == 1 and failed(report) == {"leakage"}, report
+    found = {f["line"]: f["message"] for f in failures(report, "leakage")}
+    for k, (path, n, item) in enumerate(items):
+        message = found.get(first + k, "")
+        if len(item["prompt"].split()) >= 6:  # shorter ones are the exact check's (a row holding them whole)
+            assert f"of eval item {path}:{n} (a paraphrase of it?)" in message, (item, message)
+    assert len(found) >= len(items) - 2 and all(line >= first for line in found)
+    record = json.loads((example_project / ".adapterci" / "run" / "check" / "check.json").read_text())
+    details = next(c for c in record["checks"] if c["name"] == "leakage")["details"]
+    assert details["paraphrases"] == len(found) and details["containment"] == 0.75
+
+
 def test_check_pii_and_secrets_are_reported_redacted(example_project: Path) -> None:
     token = "hf_" + "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
     line = append(example_project / "data" / "train.jsonl",

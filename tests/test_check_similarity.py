@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 
-from adapterci.data.checks.leakage import _leaks, _TrainingGrams
+from adapterci.data.checks.leakage import _leaks, _template, _TrainingGrams
 from adapterci.data.checks.near_duplicates import _bands, similar_pairs
-from adapterci.data.checks.ngrams import ngrams, run_hashes, words_of
+from adapterci.data.checks.ngrams import chars_of, ngrams, run_hashes, words_of
+from adapterci.data.checks.paraphrase import contained
 
 WORDS = ("hotel staff room view breakfast pool quiet noisy clean dirty friendly rude coffee pizza movie plot "
          "battery screen phone charger delivery package price value service waiter menu dessert app update").split()
@@ -62,8 +63,8 @@ def test_bands_cover_the_permutations() -> None:
 
 def _leak_pairs(train: list[str], items: list[str], n: int = 8, share: float = 0.05) -> list[tuple[int, int, int]]:
     words = words_of(train + items)
-    return _leaks(_TrainingGrams(words.subset(0, len(train))), words.subset(len(train), len(train) + len(items)),
-                  n, share)
+    item_words = words.subset(len(train), len(train) + len(items))
+    return _leaks(_TrainingGrams(words.subset(0, len(train))), item_words, _template(item_words, n, share), n, share)
 
 
 def test_leaks_ngram_overlap_and_short_items() -> None:
@@ -81,6 +82,50 @@ def test_leaks_skip_template_words_of_eval_items() -> None:
     assert _leak_pairs(train, items) == []
     train.append(f"I think: quiet pool. {instruction}")
     assert _leak_pairs(train, items) == [(100, 40, 2)]
+
+
+def test_chars_of_ignores_case_punctuation_and_spacing() -> None:
+    chars = chars_of(["The POOL, was  great!", "the pool was great", ""])
+    keys, rows, _ = ngrams(chars, 4)
+    assert chars.lengths.tolist() == [19, 18, 0]  # "the pool was great " and "the pool was great"
+    assert set(keys[rows == 0].tolist()) >= set(keys[rows == 1].tolist())
+
+
+def prose(n: int, seed: int, length: int) -> list[str]:
+    """`n` texts of `length` words from a vocabulary of 3,000 made-up words (few shared by chance)."""
+    rng = random.Random(seed)
+    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(3000)]
+    rng = random.Random(seed + 1)
+    return [" ".join(rng.choice(vocab) for _ in range(length)) for _ in range(n)]
+
+
+def paraphrases(text: str) -> dict[str, str]:
+    words = text.split()
+    swapped = words[:4] + [words[5], words[4]] + words[6:]
+    return {"insert every 4 words": " ".join(w + (" truly" if i % 4 == 3 else "") for i, w in enumerate(words)),
+            "swap two words": " ".join(swapped),
+            "case and punctuation": text.upper().replace(" ", ", ") + "!!",
+            "replace every 8th word": " ".join("truly" if i % 8 == 7 else w for i, w in enumerate(words))}
+
+
+def test_contained_finds_paraphrased_items_in_longer_rows() -> None:
+    items = prose(60, seed=7, length=12)
+    train = prose(300, seed=8, length=20)
+    assert contained(train, items, 0.75, 0.05) == []
+    for how, text in paraphrases(items[9]).items():
+        found = contained([*train, f"Answer this: {text}. Sure, here you go."], items, 0.75, 0.05)
+        assert [(r, i) for r, i, _ in found] == [(300, 9)], how
+        assert 0.75 <= found[0][2] <= 1
+    scattered = " ".join(f"{w} {filler}" for w, filler in zip(items[9].split(), prose(12, seed=10, length=4)))
+    assert contained([scattered], items, 0.75, 0.05) == []  # every word, but never near each other
+
+
+def test_contained_threshold_and_short_items() -> None:
+    items = [*prose(30, seed=9, length=12), "where is the zorblax tower"]
+    half = " ".join(items[4].split()[:8])  # 8 of 12 words
+    assert contained([half], items, 0.75, 0.05) == []
+    assert [(r, i) for r, i, _ in contained([half], items, 0.5, 0.05)] == [(0, 4)]
+    assert contained(["so where is the zorblax tower today"], items, 0.5, 0.05) == []  # short: the exact check's
 
 
 def test_fast_renderer_equals_prompt_format() -> None:

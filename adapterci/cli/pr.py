@@ -88,7 +88,9 @@ def materialize(config_path: str, head_repo: str, head_sha: str, base_sha: str, 
     """Take the PR's data files and allowed config keys into this (trusted) checkout; refuse anything else.
 
     Writes pr.json into the run directory (what was taken, refused, and the policy change). A refused PR gets a
-    report (and step summary) that says why, and exit 1.
+    report (and step summary) that says why, and exit 1. A head holding a path no checkout would write (a
+    component `..`, `.` or `.git`) or an adapterci.yaml over the YAML budget is refused with exit 2, before
+    anything is written.
 
     \b
     adapterci pr materialize --head-repo .adapterci/pr-head --head-sha SHA --base-sha SHA

@@ -59,6 +59,7 @@ class ChecksConfig(StrictModel):
     near_duplicate_threshold: float = Field(0.9, gt=0, le=1, description="Estimated Jaccard similarity (word shingles) at which two rows count as near duplicates.")
     leakage_ngram: int = Field(8, ge=3, le=100, description="A training row sharing a word n-gram of this length with an eval item (or containing a shorter item whole) leaks.")
     leakage_template_share: float = Field(0.05, gt=0, le=1, description="Word n-grams found in more than this share of a suite's items or of the training rows (and in at least 3) are template text, such as a shared instruction, and never count as leakage.")
+    leakage_containment: float = Field(0.75, ge=0.5, le=1, description="A training row holding at least this share of the character 4-grams of an eval item's non-template words, near each other in any order and among any other text, leaks: a paraphrased copy (words inserted, swapped or replaced, case and punctuation changed). Items of under about 6 words are left to `leakage_ngram`.")
     max_longer_chosen_share: float = Field(0.8, gt=0, le=1, description="Largest share of preference pairs whose chosen answer is the longer one (length bias: pairs that teach verbosity).")
     max_chosen_length_ratio: float = Field(1.5, gt=0, le=1_000, description="Largest mean length ratio chosen/rejected over the preference pairs.")
     pii: bool = Field(True, description="Look for emails, phone numbers, card numbers and API keys/tokens.")

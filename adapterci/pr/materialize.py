@@ -8,10 +8,14 @@ The allow-list (relative to the directory of adapterci.yaml):
                    branch's value is used and a PR's change is shown in the report's "Policy change" section
 A PR that changes any other path (code, workflows, the action, scripts, install files) or adds a symlink or a
 submodule is refused: none of it reaches the GPU runner. Files are read from git objects, never from the PR's
-work tree, so no file of the PR is executed, followed or trusted."""
+work tree, so no file of the PR is executed, followed or trusted. A path git itself would not check out (a
+component `..`, `.`, empty or naming `.git`, as hand-made tree objects can hold: `data/../.github/...`) is
+refused before anything is written (exit 2), and every file is written only where its resolved path stays in
+`data/`."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +41,12 @@ class Refused(AdapterCIError):
     """The pull request changes more than data. Exit 1."""
 
     exit_code = 1
+
+
+class UnsafePath(AdapterCIError):
+    """The pull request head holds a path no checkout would write (`..`, `.git`, ...): hand-made, hostile. Exit 2."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -72,6 +82,10 @@ def materialize(config: Path, head_repo: Path, head_sha: str, base_sha: str) -> 
     merge_base = git.run("merge-base", base_sha, head_sha).strip()
     entries = git.run("diff", "--name-status", "--no-renames", "-z", merge_base, head_sha).split("\0")
     changes = list(zip(entries[0::2], entries[1::2]))
+    if unsafe := [f"{path!r} ({why})" for _, path in changes if (why := unsafe_path(path))]:
+        raise UnsafePath(f"pull request head {head_sha[:12]} holds {len(unsafe)} path(s) that git would not check out "
+                         f"and that could write outside data/: {'; '.join(unsafe[:MAX_LISTED])}"
+                         f"{' ...' if len(unsafe) > MAX_LISTED else ''}. Nothing was written")
     data, config_changed = [], False
     for status, path in changes:
         result.changed.append(path)
@@ -96,10 +110,9 @@ def materialize(config: Path, head_repo: Path, head_sha: str, base_sha: str) -> 
                        for p in _data_patterns(merged.get("data")) if not _inside_data(p)]
     if result.refused:
         return result
-    for status, path in data:
-        dest = root / path
-        if dest.is_symlink():
-            raise Refused(f"{dest} is a symlink in the trusted checkout: refusing to write through it")
+    data_dir = config.parent / DATA_DIR
+    writes = [(status, path, _destination(data_dir, path[len(prefix) + len(DATA_DIR):])) for status, path in data]
+    for status, path, dest in writes:
         if status == "D":
             dest.unlink(missing_ok=True)
         else:
@@ -141,6 +154,33 @@ def policy_change(base: dict, head: dict, base_dir: Path, git: "_Git", prefix: s
     return {"changed": changed, "keys": keys, "suites": suites,
             "rules": {"old": (base.get("gate") or {}).get("rules") or [], "new": (head.get("gate") or {}).get("rules") or []},
             "base_model": {"old": base.get("base_model"), "new": head.get("base_model")}}
+
+
+_IGNORED_BY_HFS = frozenset(map(chr, [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]))
+
+
+def unsafe_path(path: str) -> str | None:
+    """Why git would refuse to check out `path` (a `/`-separated path from a tree), or None: a component that
+    is empty, `.` or `..`, or that names `.git` as a case-insensitive, NTFS (`git~1`, trailing dots or spaces,
+    `.git::$INDEX_ALLOCATION`) or HFS+ (ignorable code points) file system may read it."""
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            return f"has a component {part!r}"
+        folded = "".join(c for c in part if c not in _IGNORED_BY_HFS).lower()
+        if folded.rstrip(" .") in (".git", "git~1") or folded.startswith(".git:"):
+            return f"component {part!r} names .git"
+    return None
+
+
+def _destination(data_dir: Path, rel: str) -> Path:
+    """Where the data file `rel` (relative to `data_dir`) is written: UnsafePath unless its resolved path
+    (symlinks in the trusted checkout followed) stays inside `data_dir` and it is not itself a symlink."""
+    dest = data_dir / rel
+    real_dir = Path(os.path.realpath(data_dir))
+    if real_dir != data_dir or not Path(os.path.realpath(dest)).is_relative_to(real_dir) or dest.is_symlink():
+        raise UnsafePath(f"{dest} leads outside {data_dir} or is a symlink in the trusted checkout: refusing to "
+                         "write through it. Nothing was written")
+    return dest
 
 
 def _merge(base: dict, head: dict) -> dict:

@@ -1,5 +1,7 @@
 """Train/eval leakage: a training row (train or validation) that shares a word n-gram (`checks.leakage_ngram`)
-with an eval item's prompt, or contains a shorter item whole, lets the adapter see the test.
+with an eval item's prompt, or contains a shorter item whole, lets the adapter see the test; so does a row that
+holds `checks.leakage_containment` of the character n-grams of an item's non-template words (a paraphrase:
+words inserted, swapped or replaced, case and punctuation changed; see `paraphrase`).
 
 Template text never counts: words covered by n-grams found in more than `checks.leakage_template_share` of a
 suite's items (and in at least 3), such as a shared instruction, are masked out of the items; an item left
@@ -11,24 +13,28 @@ from __future__ import annotations
 import numpy as np
 
 from adapterci.data.checks.corpus import Corpus
-from adapterci.data.checks.ngrams import Words, ngrams, run_hashes
+from adapterci.data.checks.ngrams import Words, ngrams, run_hashes, tokens
+from adapterci.data.checks.paraphrase import CHAR_N, contained
 from adapterci.data.checks.result import CheckResult, Failure
 
 
 def check_leakage(corpus: Corpus, cfg) -> CheckResult:
-    n = cfg.checks.leakage_ngram
+    n, similar = cfg.checks.leakage_ngram, cfg.checks.leakage_containment
     result = CheckResult("leakage")
-    leaks = 0
+    leaks = near = 0
     for suite, t, e, m, length in _suite_leaks(corpus, cfg):
         row, item = corpus.training[t], suite.examples[e]
         leaks += 1
+        near += isinstance(m, float)
         if corpus.is_new(row.source) or corpus.is_new(item.source):
-            how = (f"shares a {n}-word sequence with eval item {item.source}" if m == n
+            how = (f"holds {m:.0%} of the character {CHAR_N}-grams of eval item {item.source} (a paraphrase of it?)"
+                   if isinstance(m, float) else f"shares a {n}-word sequence with eval item {item.source}" if m == n
                    else f"contains eval item {item.source} whole" if m == length
                    else f"contains the {m} non-template words of eval item {item.source}")
             result.failures.append(Failure.at(row.source, f"{how} ({suite.name})"))
-    result.summary = f"{leaks} training row/eval item overlap(s) ({n}-word sequences)"
-    result.details = {"leaks": leaks, "ngram": n}
+    result.summary = (f"{leaks} training row/eval item overlap(s) ({n}-word sequences; {near} paraphrase(s) holding "
+                      f">= {similar:.0%} of an item's character {CHAR_N}-grams)")
+    result.details = {"leaks": leaks, "ngram": n, "paraphrases": near, "containment": similar}
     return result
 
 
@@ -38,15 +44,36 @@ def leaked_rows(corpus: Corpus, cfg) -> set[int]:
 
 
 def _suite_leaks(corpus: Corpus, cfg):
-    """(suite part, training row, eval item, shared length, item length) of every overlap, suite by suite."""
+    """(suite part, training row, eval item, shared length or containment, item length) of every overlap, suite
+    by suite: the exact ones (an int, the shared word count), then the paraphrases the exact ones missed (a
+    float, the share of the item's character n-grams the row holds)."""
     n, share = cfg.checks.leakage_ngram, cfg.checks.leakage_template_share
     train = _TrainingGrams(corpus.words.subset(0, len(corpus.training)))
     start = len(corpus.training)
+    found, contents, owners = set(), [], []
     for suite in corpus.suites:
         items = corpus.words.subset(start, start + len(suite.examples))
         start += len(suite.examples)
-        for t, e, m in _leaks(train, items, n, share):
+        covered = _template(items, n, share)
+        for t, e, m in _leaks(train, items, covered, n, share):
+            found.add((suite.name, t, e))
             yield suite, t, e, m, int(items.lengths[e])
+        contents += _content(suite, items, covered)
+        owners += [(suite, e) for e in range(len(suite.examples))]
+    for t, i, held in contained(corpus.training_texts, contents, cfg.checks.leakage_containment, share):
+        suite, e = owners[i]
+        if (suite.name, t, e) not in found:
+            yield suite, t, e, held, len(contents[i].split())
+
+
+def _content(suite, items: Words, covered: np.ndarray) -> list[str]:
+    """Each item's prompt without its template words (those `covered` marks)."""
+    first, out = int(items.offsets[0]), []
+    for e, example in enumerate(suite.examples):
+        lo = int(items.offsets[e]) - first
+        out.append(" ".join(w for k, w in enumerate(tokens(example.prompt_text))
+                            if covered[lo + k + 1] == covered[lo + k]))
+    return out
 
 
 class _TrainingGrams:
@@ -62,11 +89,17 @@ class _TrainingGrams:
         return self._cache[m]
 
 
-def _leaks(train: _TrainingGrams, items: Words, n: int, share: float) -> list[tuple[int, int, int]]:
-    """(training row, eval item, length of the shared word sequence) triples."""
+def _template(items: Words, n: int, share: float) -> np.ndarray:
+    """Prefix sums over the items' words of "covered by a template n-gram" (see `_covered`)."""
+    keys, owner, starts = ngrams(items, n)
+    return _covered(keys, owner, starts, items, n, max(2, share * len(items.lengths)))
+
+
+def _leaks(train: _TrainingGrams, items: Words, covered: np.ndarray, n: int, share: float
+           ) -> list[tuple[int, int, int]]:
+    """(training row, eval item, length of the shared word sequence) triples; `covered` from `_template`."""
     limit = max(2, share * len(items.lengths))
     keys, owner, starts = ngrams(items, n)
-    covered = _covered(keys, owner, starts, items, n, limit)
     first = int(items.offsets[0])
     content = covered[starts - first + n] - covered[starts - first] == 0
     groups = [(n, *_rare(keys[content], owner[content], limit))]

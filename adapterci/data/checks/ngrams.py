@@ -1,4 +1,5 @@
-"""Word n-gram hashes of many texts at once, vectorised with numpy (shared by near-duplicate and leakage checks).
+"""Word (or character) n-gram hashes of many texts at once, vectorised with numpy (shared by near-duplicate and
+leakage checks).
 
 Texts are lower-cased and split into words (`\\w+`); each distinct word gets a well-mixed 64-bit id, and an
 n-gram is hashed from its ids as a polynomial (wrapping 64-bit arithmetic) with a
@@ -14,6 +15,7 @@ import numpy as np
 
 _SEP = "\x00"  # joins texts; matched as a token of its own to mark where each text ends
 _TOKEN = re.compile(r"\w+|\x00")
+_NON_WORD = re.compile(r"[^\w\x00]+")
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -60,22 +62,37 @@ def words_of(texts: Sequence[str]) -> Words:
     return Words(mix(ids + np.uint64(1)), offsets)
 
 
+def tokens(text: str) -> list[str]:
+    """The words of one text, as `words_of` splits it."""
+    return _TOKEN.findall(text.replace(_SEP, " ").lower())
+
+
+def chars_of(texts: Sequence[str]) -> Words:
+    """Every text as characters instead of words (lower-cased, each run of non-word characters one space), in
+    the same structure: `ngrams` of it are character n-grams, unchanged by case, punctuation and spacing."""
+    joined = _NON_WORD.sub(" ", _SEP.join(t.replace(_SEP, " ") for t in texts).lower())
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    is_sep = codes == 0
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(np.cumsum(is_sep)[~is_sep], minlength=len(texts)))[:len(texts)]
+    return Words(mix(codes[~is_sep].astype(np.uint64) + np.uint64(1)), offsets)
+
+
 def ngrams(words: Words, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hashes of every word n-gram, the index of the text each belongs to, and its first word's position
     in `words.ids` (texts shorter than n give none)."""
-    lengths = words.lengths
     first, total = int(words.offsets[0]), int(words.offsets[-1])
     if total - first < n:
         return np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.int64)
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    pos = np.arange(first, total) - words.offsets[row]
-    idx = np.flatnonzero(pos + n <= lengths[row])
-    starts = first + idx
-    h = np.zeros(len(starts), dtype=np.uint64)
+    ids, count = words.ids[first:total], total - first - n + 1
+    h = ids[:count].copy()
     with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * _MUL + words.ids[starts + k]
-    return mix(h), row[idx], starts
+        for k in range(1, n):  # slices, not gathers: every position at once, the invalid ones dropped after
+            h *= _MUL
+            h += ids[k:count + k]
+    row = np.repeat(np.arange(len(words.lengths)), words.lengths)[:count]
+    idx = np.flatnonzero(np.arange(count) + n <= words.offsets[1:][row] - first)  # inside its own text
+    return mix(h[idx]), row[idx], first + idx
 
 
 def run_hashes(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
