@@ -150,7 +150,7 @@ def test_results_items_file_outside_the_results_directory_is_refused(example_pro
     ({"suites": {"sentiment": {"kind": "task", "n": "many"}}}, "`suites.sentiment.n` is 'many', not a count of items"),
     ({"suites": {"sentiment": {"kind": "task", "n": True}}}, "`suites.sentiment.n` is True, not a count of items"),
     ({"suites": {"sentiment": {"kind": "task", "n": -3}}}, "`suites.sentiment.n` is -3, not a count of items"),
-    ({"suites": {"sentiment": {"kind": "poem", "n": 3}}}, "`suites.sentiment.kind` is 'poem', not `task` or `safety`"),
+    ({"suites": {"sentiment": {"kind": "poem", "n": 3}}}, "`suites.sentiment.kind` is 'poem', not `task`, `safety` or `preference`"),
     ({"suites": {"sentiment": {"kind": "task", "n": 3, "labels": "positive"}}}, "`suites.sentiment.labels` is 'positive', not a list of labels"),
     ({"suites": []}, "`suites` is missing or not an object"),
     ({"models": {"base": "x"}}, "every entry of `models` must be an object or null"),

@@ -120,11 +120,15 @@ def test_every_command_refuses_a_million_node_alias_bomb_in_the_config_in_time(e
     git(example_project, "commit", "-qm", "the bomb on the default branch")
     sha = git(example_project, "rev-parse", "HEAD")
     commands = config_commands()
-    assert {"check", "validate", "run", "train", "eval", "gate", "release", "canary", "materialize"} <= {
+    assert {"check", "validate", "run", "train", "eval", "gate", "release", "canary", "materialize", "harvest",
+            "ingest"} <= {
         c[-1] for c in commands}
     for command in commands:
         extra = ["--head-repo", str(example_project), "--head-sha", sha, "--base-sha", sha] \
             if command == ("pr", "materialize") else []
+        if command == ("ingest",):  # its reviewed queue must exist: the config is what fails
+            (tmp_path / "queue.jsonl").touch()
+            extra = [str(tmp_path / "queue.jsonl")]
         started = time.perf_counter()
         result = CliRunner().invoke(cli, [*command, "--config", str(config), *extra])
         seconds = time.perf_counter() - started
