@@ -3,6 +3,7 @@ example project in a temp dir."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -65,3 +66,11 @@ def copy_example_project(parent: Path) -> Path:
     subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     return dest
 
+
+def commit_then_append_row(project: Path, row: dict) -> None:
+    """Commit the project as it is (the merge base a `--base-ref HEAD` scope compares with), then add one training row."""
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
+    train = project / "data" / "train.jsonl"
+    train.write_text(train.read_text() + json.dumps(row) + "\n")

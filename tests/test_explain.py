@@ -5,10 +5,10 @@ against autograd). bench/attribution.py measures the gradient ranking on planted
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import commit_then_append_row
 
 from adapterci.cli import cli
 from adapterci.config import load_config
@@ -127,12 +127,8 @@ def test_explain_ranks_restaurant_rows_by_text_similarity(example_project: Path)
 
 
 def test_explain_base_ref_scopes_to_the_added_rows(example_project: Path) -> None:
-    git = ["git", "-C", str(example_project), "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
-    train = example_project / "data" / "train.jsonl"
     row = {"instruction": REVIEW.strip(), "input": "The bistro was lovely and the waiter kind.", "output": "negative"}
-    train.write_text(train.read_text() + json.dumps(row) + "\n")
+    commit_then_append_row(example_project, row)
     write_run(example_project, ITEMS[:1])
     result = invoke(example_project, "explain", "--method", "text", "--base-ref", "HEAD", "--json")
     assert result.exit_code == 0, result.output

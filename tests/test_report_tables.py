@@ -5,11 +5,11 @@ summary), every error of the candidate in a collapsed table, a loss-plot link th
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import commit_then_append_row
 
 from adapterci.cli import cli
 from adapterci.config import load_config
@@ -204,12 +204,8 @@ def test_explain_shows_each_row_prompt_and_answer_and_warns_when_unscoped(exampl
 
 
 def test_explain_scoped_by_base_ref_has_no_warning(example_project: Path) -> None:
-    git = ["git", "-C", str(example_project), "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
-    train = example_project / "data" / "train.jsonl"
     row = {"instruction": REVIEW.strip(), "input": "The bistro was lovely and the staff kind.", "output": "negative"}
-    train.write_text(train.read_text() + json.dumps(row) + "\n")
+    commit_then_append_row(example_project, row)
     explain_run(example_project)
     out = explain(example_project, "--base-ref", "HEAD")
     assert "Weak evidence" not in out

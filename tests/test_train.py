@@ -98,7 +98,8 @@ def test_train_writes_peft_adapter_provenance_and_plot(trained):
     assert meta["inputs_fingerprint"] == inputs_fingerprint(cfg)
     assert meta["backend"] == "trl" and meta["device"] == "cpu" and meta["world_size"] == 1
     assert len(meta["base_model"]["content_hash"]) == 64 and len(meta["data_fingerprint"]) == 64
-    assert meta["rows"] == {"train": 360, "valid": 60, "dropped": 0, "truncated": 0}
+    assert meta["rows"] == {"train": 360, "valid": 60, "dropped": 0, "truncated": 0, "pairs": 0,
+                            "valid_pairs": 0}  # an SFT run: no preference pairs
     history = meta["loss_history"]
     assert history["train"][-1][1] < history["train"][0][1] and len(history["valid"]) == int(cfg.train.epochs)
     assert meta["tokens_per_s"] > 0 and meta["peak_memory_bytes"] > 0 and meta["packages"]["trl"]
