@@ -492,9 +492,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _lfs_url(self, repo: Repo, oid: str, size: int) -> str:
         """A pre-signed storage URL for one object (no token needed, valid for this repo, oid and size only)."""
-        signature = hmac.new(self.emu.url_key, f"{repo.repo_type}/{repo.repo_id.lower()}/{oid}/{size}".encode(),
-                             hashlib.sha256).hexdigest()
+        signature = self._url_signature(repo.repo_type, repo.repo_id, oid, str(size))
         return f"{self.base}/{STORAGE}/{repo.repo_type}/{repo.repo_id}/{oid}?size={size}&sig={signature}"
+
+    def _url_signature(self, repo_type: str, repo_id: str, oid: str, size: str) -> str:
+        """What signs a storage URL (`_lfs_url`) and what a storage request is checked against (`_lfs_store`)."""
+        return hmac.new(self.emu.url_key, f"{repo_type}/{repo_id.lower()}/{oid}/{size}".encode(),
+                        hashlib.sha256).hexdigest()
 
     def _lfs_api(self, repo_type: str, repo_id: str, what: str) -> None:
         """`objects/batch` (upload only, basic transfer) and `objects/verify` of the git-lfs API."""
@@ -535,8 +539,7 @@ class _Handler(BaseHTTPRequestHandler):
         """The storage side of a signed upload URL: keep the body until `verify` checks it."""
         state = self.emu.state
         size = self.query.get("size", [""])[0]
-        expected = hmac.new(self.emu.url_key, f"{repo_type}/{repo_id.lower()}/{oid}/{size}".encode(),
-                            hashlib.sha256).hexdigest()
+        expected = self._url_signature(repo_type, repo_id, oid, size)
         if not hmac.compare_digest(expected, self.query.get("sig", [""])[0]):
             raise HubError(403, "Request signature does not match")
         data = self.body[:len(self.body) // 2] if self.truncate else self.body
